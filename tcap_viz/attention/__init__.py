@@ -1,0 +1,1 @@
+"""attention stage of the pipeline."""

@@ -1,0 +1,1 @@
+"""storage stage of the pipeline."""
