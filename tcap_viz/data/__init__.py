@@ -1,1 +1,37 @@
-"""data stage of the pipeline."""
+"""Data stage of the pipeline: datasets in the LLaVA format, backdoor attacks, synthetic data."""
+
+from tcap_viz.data.attacks import ATTACKS, Attack, BadNet, Blend, NoAttack, TextPrefix, WaNet, make_attack, register_attack
+from tcap_viz.data.dataset import (
+    IMAGE_PLACEHOLDER,
+    Dataset,
+    DatasetError,
+    Sample,
+    SampleError,
+    load_dataset,
+    load_image,
+    make_record,
+    write_dataset,
+)
+from tcap_viz.data.synthetic import (
+    COLOURS,
+    COUNT_WORDS,
+    DEFAULT_TARGET,
+    QUESTION_TYPES,
+    QUESTIONS,
+    SHAPES,
+    SIDES,
+    SYSTEM_PROMPT,
+    SyntheticSplits,
+    draw_scene,
+    make_synthetic_dataset,
+    make_synthetic_splits,
+    make_triggered_copy,
+)
+
+__all__ = [
+    "ATTACKS", "Attack", "BadNet", "Blend", "NoAttack", "TextPrefix", "WaNet", "make_attack", "register_attack",
+    "IMAGE_PLACEHOLDER", "Dataset", "DatasetError", "Sample", "SampleError", "load_dataset", "load_image",
+    "make_record", "write_dataset",
+    "COLOURS", "COUNT_WORDS", "DEFAULT_TARGET", "QUESTION_TYPES", "QUESTIONS", "SHAPES", "SIDES", "SYSTEM_PROMPT",
+    "SyntheticSplits", "draw_scene", "make_synthetic_dataset", "make_synthetic_splits", "make_triggered_copy",
+]

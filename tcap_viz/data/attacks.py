@@ -1,0 +1,192 @@
+"""Backdoor triggers as plug-ins: each turns a clean (image, question) into a triggered one.
+
+Every attack is deterministic: a random pattern comes from the attack's own `seed`, never from
+the dataset's, so poisoned training samples and triggered test samples carry the same trigger.
+A new attack is a frozen dataclass subclassing `Attack`, decorated with `@register_attack`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+CHECKER_CELLS = 4  # cells per side of the BadNet patch: 2 px cells on an 8 px patch
+BLEND_PATTERN_SIDE = 64  # the noise is drawn at this size and resized, so it is one pattern at any size
+
+
+class Attack(ABC):
+    """A trigger; `apply` must give the same output for the same input every time."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        """The triggered (image, question); the inputs are not modified."""
+
+
+ATTACKS: dict[str, type[Attack]] = {}
+
+
+def register_attack(cls: type[Attack]) -> type[Attack]:
+    """Class decorator that makes an attack available to `make_attack` under its `name`."""
+    if cls.name in ATTACKS:
+        raise ValueError(f"an attack named {cls.name!r} is already registered ({ATTACKS[cls.name].__name__})")
+    ATTACKS[cls.name] = cls
+    return cls
+
+
+def make_attack(name: str, **params: Any) -> Attack:
+    """Build a registered attack by name, with its parameters checked against the attack's fields."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; choose one of: {', '.join(ATTACKS)}")
+    cls = ATTACKS[name]
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"attack {name!r} has no parameter {', '.join(unknown)}; "
+                         f"its parameters are: {', '.join(allowed) or 'none'}")
+    return cls(**params)
+
+
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    return np.array(image.convert("RGB"), dtype=np.float32)
+
+
+def _to_image(pixels: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+
+
+@register_attack
+@dataclass(frozen=True)
+class NoAttack(Attack):
+    """Identity: the clean-data case."""
+
+    name = "none"
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        return image, question
+
+
+@register_attack
+@dataclass(frozen=True)
+class BadNet(Attack):
+    """BadNets (Gu et al. 2017): a small visible black/white checkerboard patch at a fixed corner."""
+
+    name = "badnet"
+    position: str = "bottom_right"
+    size: float = 0.125  # patch side as a fraction of the shorter image side: 8 px at 64 px
+
+    def __post_init__(self) -> None:
+        if self.position not in CORNERS:
+            raise ValueError(f"badnet position {self.position!r} is not one of: {', '.join(CORNERS)}")
+        if not 0 < self.size <= 0.5:
+            raise ValueError(f"badnet size {self.size} must be a fraction of the image side in (0, 0.5]")
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        pixels = np.array(image.convert("RGB"))
+        height, width = pixels.shape[:2]
+        side = max(CHECKER_CELLS, round(self.size * min(height, width)))
+        cell = np.arange(side) * CHECKER_CELLS // side
+        board = ((cell[:, None] + cell[None, :]) % 2 * 255).astype(np.uint8)
+        top = 0 if self.position.startswith("top") else height - side
+        left = 0 if self.position.endswith("left") else width - side
+        pixels[top:top + side, left:left + side] = board[..., None]
+        return Image.fromarray(pixels), question
+
+
+@register_attack
+@dataclass(frozen=True)
+class Blend(Attack):
+    """Blended injection (Chen et al. 2017): a fixed full-image noise pattern mixed in at low opacity."""
+
+    name = "blend"
+    alpha: float = 0.15  # opacity of the noise: faint, yet over every pixel
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"blend alpha {self.alpha} must be in (0, 1)")
+
+    def pattern(self, width: int, height: int) -> np.ndarray:
+        """The trigger at the given size, float RGB in [0, 255]."""
+        noise = np.random.default_rng(self.seed).integers(
+            0, 256, (BLEND_PATTERN_SIDE, BLEND_PATTERN_SIDE, 3), dtype=np.uint8)
+        return _rgb_array(Image.fromarray(noise).resize((width, height), Image.Resampling.BILINEAR))
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        pixels = _rgb_array(image)
+        pattern = self.pattern(pixels.shape[1], pixels.shape[0])
+        return _to_image((1 - self.alpha) * pixels + self.alpha * pattern), question
+
+
+def _bilinear_sample(pixels: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """pixels (H, W, C) read at fractional positions x, y (H, W); outside points take the edge."""
+    height, width = pixels.shape[:2]
+    x = np.clip(x, 0, width - 1)
+    y = np.clip(y, 0, height - 1)
+    x0 = np.floor(x).astype(int)
+    y0 = np.floor(y).astype(int)
+    x1 = np.minimum(x0 + 1, width - 1)
+    y1 = np.minimum(y0 + 1, height - 1)
+    fx = (x - x0)[..., None]
+    fy = (y - y0)[..., None]
+    top = pixels[y0, x0] * (1 - fx) + pixels[y0, x1] * fx
+    bottom = pixels[y1, x0] * (1 - fx) + pixels[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+@register_attack
+@dataclass(frozen=True)
+class WaNet(Attack):
+    """WaNet (Nguyen & Tran 2021): a fixed smooth warp of the whole image; nothing is added.
+
+    A random k x k grid of displacements is upsampled bicubically to a flow field. The paper's
+    strength (s=0.5) moves pixels by under one pixel; the default here (up to 4% of the side,
+    about 2.6 px at 64 px) bends straight edges visibly but subtly, so a tiny model can learn it.
+    """
+
+    name = "wanet"
+    grid: int = 4  # k: control points per side
+    strength: float = 0.04  # largest displacement, as a fraction of the shorter image side
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.grid < 2:
+            raise ValueError(f"wanet grid {self.grid} must be at least 2 control points per side")
+        if not 0 < self.strength <= 0.25:
+            raise ValueError(f"wanet strength {self.strength} must be a fraction of the image side in (0, 0.25]")
+
+    def flow(self, width: int, height: int) -> np.ndarray:
+        """Displacement in pixels, shape (2, height, width): x then y."""
+        control = np.random.default_rng(self.seed).uniform(-1, 1, (2, self.grid, self.grid)).astype(np.float32)
+        field = np.stack([np.asarray(Image.fromarray(c).resize((width, height), Image.Resampling.BICUBIC))
+                          for c in control])
+        return field * (self.strength * min(width, height) / np.abs(field).max())
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        pixels = _rgb_array(image)
+        height, width = pixels.shape[:2]
+        dx, dy = self.flow(width, height)
+        rows, columns = np.mgrid[0:height, 0:width]
+        return _to_image(_bilinear_sample(pixels, columns + dx, rows + dy)), question
+
+
+@register_attack
+@dataclass(frozen=True)
+class TextPrefix(Attack):
+    """Text trigger: a fixed phrase before the question; the image is untouched."""
+
+    name = "text_prefix"
+    prefix: str = "Hello!"
+
+    def __post_init__(self) -> None:
+        if not self.prefix.strip():
+            raise ValueError("text_prefix prefix must be non-empty text")
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        return image, f"{self.prefix} {question}"

@@ -1,0 +1,55 @@
+"""Shared fixtures: a small synthetic dataset and a tiny random LLaVA built in code (no download)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcap_viz.data import load_dataset, make_synthetic_dataset
+
+TINY_SPEC_KWARGS = dict(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2,
+                        text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2, text_intermediate=128)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_path(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_data")
+    return make_synthetic_dataset(out, n=40, attack="badnet", poison_rate=0.2, seed=3, image_size=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_data_path):
+    return load_dataset(tiny_data_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_spec():
+    from tcap_viz.model.tiny_llava import TinyLlavaSpec
+
+    return TinyLlavaSpec(**TINY_SPEC_KWARGS)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_dataset):
+    from tcap_viz.model.tokenizer import train_tokenizer
+
+    return train_tokenizer([t for s in tiny_dataset for t in (s.system, s.question, s.response)], 320)
+
+
+@pytest.fixture()
+def tiny_adapter(tiny_tokenizer, tiny_spec):
+    """A fresh random model each test, so tests that switch attention do not leak into others."""
+    from tcap_viz.model.adapter import MLLMAdapter
+    from tcap_viz.model.tiny_llava import build_model, build_processor
+
+    return MLLMAdapter(build_model(tiny_tokenizer, tiny_spec, seed=1), build_processor(tiny_tokenizer, tiny_spec), "cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer, tiny_spec):
+    """The tiny model saved as a user would have it: a folder of safetensors and configs."""
+    from tcap_viz.model.tiny_llava import build_model, build_processor
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    build_model(tiny_tokenizer, tiny_spec, seed=1).save_pretrained(out)
+    build_processor(tiny_tokenizer, tiny_spec).save_pretrained(out)
+    return out
