@@ -1,1 +1,22 @@
-"""detection stage of the pipeline."""
+"""detection stage of the pipeline.
+
+Finds poisoned samples from attention profiles alone (TCAP: per-head Gaussian
+mixtures, then Dawid-Skene EM over the heads' votes), next to the BYE entropy
+baseline it must beat, and scores both against ground truth for evaluation.
+"""
+
+from .bye import BYEDetector
+from .dawid_skene import DawidSkene
+from .head_profiler import HeadMixture, HeadProfiler
+from .metrics import detection_metrics
+from .tcap import COMPONENTS, TCAPDetector
+
+__all__ = [
+    "BYEDetector",
+    "COMPONENTS",
+    "DawidSkene",
+    "HeadMixture",
+    "HeadProfiler",
+    "TCAPDetector",
+    "detection_metrics",
+]

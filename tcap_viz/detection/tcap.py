@@ -1,0 +1,142 @@
+"""Tri-Component Attention Profiling: head profiling, then EM over the head votes.
+
+The detector sees only attention profiles, never labels: ``fit`` has no ``y``.
+"""
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from .dawid_skene import DawidSkene
+from .head_profiler import HeadProfiler
+
+#: Order of the last axis of a profile (METHOD.md section 2).
+COMPONENTS = ("system", "vision", "query")
+
+
+class TCAPDetector(BaseEstimator):
+    """Flag poisoned samples from their (M, L, H, 3) tri-component attention profiles.
+
+    Parameters
+    ----------
+    threshold : float, default 0.5
+        A sample is flagged when its posterior of being poisoned exceeds this.
+    max_components, last_layers, top_heads, eps, grid_size, tau_vote,
+    min_target_weight, max_target_weight, max_overlap, random_state :
+        Passed to :class:`HeadProfiler` (see it for the defaults and why).
+    max_iter, tol, smoothing :
+        Passed to :class:`DawidSkene`.
+
+    Attributes
+    ----------
+    profiler_ : fitted HeadProfiler on the system share.
+    em_ : fitted DawidSkene, or None when no head was selected.
+    votes_ : (M, n_selected) 0/1 votes of the selected heads, in selection order.
+    posterior_ : (M,) P(poisoned | votes); all 0 when no head was selected, since
+        then no head shows a separated minority and there is nothing to flag.
+    flagged_ : (M,) bool, posterior_ > threshold.
+
+    Known limitation: a clean question type lighter than ``max_target_weight`` that
+    moves the deep heads is, from the shares alone, a separated minority exactly like a
+    poisoned group, and all heads agree on it, so EM cannot discount it: it is flagged.
+    Heavier question types are kept out only by the ``max_target_weight`` prior, not by
+    EM. The heads table and ``head_contributions`` are there for a reviewer to see it.
+    """
+
+    def __init__(
+        self,
+        threshold=0.5,
+        max_components=5,
+        last_layers=0.5,
+        top_heads=8,
+        eps=1e-3,
+        grid_size=2048,
+        tau_vote=0.5,
+        min_target_weight=0.01,
+        max_target_weight=0.2,
+        max_overlap=0.1,
+        random_state=0,
+        max_iter=100,
+        tol=1e-6,
+        smoothing=1e-2,
+    ):
+        self.threshold = threshold
+        self.max_components = max_components
+        self.last_layers = last_layers
+        self.top_heads = top_heads
+        self.eps = eps
+        self.grid_size = grid_size
+        self.tau_vote = tau_vote
+        self.min_target_weight = min_target_weight
+        self.max_target_weight = max_target_weight
+        self.max_overlap = max_overlap
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.tol = tol
+        self.smoothing = smoothing
+
+    def fit(self, profiles):
+        """Profile the heads on the system share and aggregate their votes."""
+        profiles = np.asarray(profiles, dtype=float)
+        if profiles.ndim != 4 or profiles.shape[-1] != len(COMPONENTS):
+            raise ValueError(f"profiles must be (M, L, H, {len(COMPONENTS)}), got shape {profiles.shape}")
+        shares = profiles[..., COMPONENTS.index("system")]
+        self.profiler_ = HeadProfiler(
+            max_components=self.max_components,
+            last_layers=self.last_layers,
+            top_heads=self.top_heads,
+            eps=self.eps,
+            grid_size=self.grid_size,
+            tau_vote=self.tau_vote,
+            min_target_weight=self.min_target_weight,
+            max_target_weight=self.max_target_weight,
+            max_overlap=self.max_overlap,
+            random_state=self.random_state,
+        ).fit(shares)
+        self.votes_ = self.profiler_.votes(shares)
+        if self.votes_.shape[1] == 0:
+            self.em_ = None
+            self.posterior_ = np.zeros(len(profiles))
+        else:
+            self.em_ = DawidSkene(max_iter=self.max_iter, tol=self.tol, smoothing=self.smoothing).fit(self.votes_)
+            self.posterior_ = self.em_.posterior_
+        self.flagged_ = self.posterior_ > self.threshold
+        return self
+
+    def heads_table(self):
+        """One row per head: its mixture, separation, filters and (if selected) reliability."""
+        p = self.profiler_
+        n_layers, n_heads = p.n_components_.shape
+        layer, head = np.indices((n_layers, n_heads)).reshape(2, -1)
+        sensitivity = np.full((n_layers, n_heads), np.nan)
+        specificity = np.full((n_layers, n_heads), np.nan)
+        if self.em_ is not None:
+            rows, cols = np.array(p.selected_heads_).T
+            sensitivity[rows, cols] = self.em_.sensitivity_
+            specificity[rows, cols] = self.em_.specificity_
+        table = {"layer": layer, "head": head, "k": p.n_components_.ravel()}
+        table.update({f"aic_{k + 1}": p.aic_[..., k].ravel() for k in range(p.aic_.shape[-1])})
+        table.update(
+            separation=p.separation_.ravel(),
+            candidate=p.candidate_.ravel(),
+            selected=p.selected_.ravel(),
+            sensitivity=sensitivity.ravel(),
+            specificity=specificity.ravel(),
+            target_weight=p.target_weight_.ravel(),
+        )
+        return pd.DataFrame(table)
+
+    def head_contributions(self, i):
+        """Why sample i is (not) flagged: each selected head's vote and its push on the log-odds.
+
+        ``llr`` is log(sens / (1 - spec)) for a "target" vote and log((1 - sens) / spec)
+        otherwise; the posterior log-odds is the prior log-odds plus the sum of ``llr``.
+        """
+        columns = ["layer", "head", "vote", "sensitivity", "specificity", "llr"]
+        if self.em_ is None:
+            return pd.DataFrame(columns=columns)
+        votes = self.votes_[i]
+        llr = self.em_.log_likelihood_ratios()[np.arange(len(votes)), votes]
+        layers, heads = np.array(self.profiler_.selected_heads_).T
+        values = [layers, heads, votes, self.em_.sensitivity_, self.em_.specificity_, llr]
+        return pd.DataFrame(dict(zip(columns, values)))

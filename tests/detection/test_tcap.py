@@ -1,0 +1,128 @@
+import inspect
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from tcap_viz.detection.dawid_skene import DawidSkene
+from tcap_viz.detection.head_profiler import HeadProfiler
+from tcap_viz.detection.tcap import COMPONENTS, TCAPDetector
+
+
+@pytest.mark.parametrize(
+    "poisoned_heads",
+    [
+        ((3, 0, 4.0), (3, 1, 4.0), (2, 2, 4.0), (3, 3, 4.0)),  # system up
+        ((3, 0, -4.0), (3, 1, -4.0), (2, 2, -4.0), (3, 3, -4.0)),  # system down
+        ((3, 0, 4.0), (3, 1, -4.0), (2, 2, 4.0), (3, 3, -4.0)),  # both, head by head
+    ],
+)
+def test_flags_poisoned_samples_shifted_in_deep_heads(make_profiles, poisoned_heads):
+    profiles, poisoned, _ = make_profiles(poisoned_heads=poisoned_heads, seed=0)
+    detector = TCAPDetector().fit(profiles)
+
+    assert f1_score(poisoned, detector.flagged_) >= 0.95
+    assert set(detector.profiler_.selected_heads_) <= {(layer, head) for layer, head, _ in poisoned_heads}
+
+
+def test_fit_takes_no_labels_and_is_deterministic(make_profiles):
+    assert list(inspect.signature(TCAPDetector.fit).parameters) == ["self", "profiles"]
+    profiles, _, _ = make_profiles(n_samples=600, seed=1)
+    first = TCAPDetector().fit(profiles).posterior_
+    np.testing.assert_array_equal(first, TCAPDetector().fit(profiles).posterior_)
+
+
+def test_only_the_system_share_matters(make_profiles):
+    profiles, _, _ = make_profiles(n_samples=600, seed=2)
+    swapped = profiles[..., [0, 2, 1]]  # vision and query exchanged, system kept
+    np.testing.assert_array_equal(TCAPDetector().fit(profiles).posterior_, TCAPDetector().fit(swapped).posterior_)
+    assert COMPONENTS == ("system", "vision", "query")
+
+
+@pytest.mark.parametrize(
+    "clean",
+    [
+        dict(type_weights=(1.0,)),  # one unimodal cloud
+        dict(type_weights=(1.0,), noise=1.0),  # wider, skewed by the softmax
+        dict(type_weights=(1 / 3,) * 3, type_effect=1.0),  # three question types, heads differ
+        dict(type_weights=(1 / 3,) * 3, type_effect=1.0, shared_types=True),  # all heads move together
+        dict(type_weights=(0.5, 0.25, 0.25), type_effect=1.0),
+    ],
+)
+def test_clean_data_is_not_flagged(make_profiles, clean):
+    profiles, _, _ = make_profiles(n_samples=1500, poison_rate=0.0, seed=3, **clean)
+    detector = TCAPDetector().fit(profiles)
+    assert detector.flagged_.mean() <= 0.01
+
+
+def test_without_the_weight_and_overlap_guards_question_types_are_flagged(make_profiles):
+    """Why the guards are on by default: METHOD.md's split rule alone takes a clean
+    question type (weight 1/3) or the tail of a bump as the target group."""
+    profiles, _, _ = make_profiles(n_samples=1500, poison_rate=0.0, type_effect=1.0, seed=3)
+    as_published = TCAPDetector(min_target_weight=0.0, max_target_weight=0.5, max_overlap=1.0).fit(profiles)
+    assert as_published.flagged_.mean() > 0.1
+
+
+def test_minority_question_type_looks_like_poison(make_profiles):
+    """Known limitation, pinned so it is not forgotten: a clean question type lighter than
+    max_target_weight that shifts the deep heads is, from the shares alone, a separated
+    minority group exactly like a poisoned one, and EM cannot tell them apart since all
+    heads agree on it. It is flagged; only a reviewer (or a heavier-than-attack type) can
+    rule it out."""
+    profiles, _, question_type = make_profiles(
+        n_samples=1500, poison_rate=0.0, type_weights=(0.6, 0.3, 0.1), type_effect=1.0, seed=4
+    )
+    detector = TCAPDetector().fit(profiles)
+    assert f1_score(question_type == 2, detector.flagged_) >= 0.95
+
+
+def test_heads_table_has_one_row_per_head(make_profiles):
+    profiles, _, _ = make_profiles(n_samples=800, seed=5)
+    detector = TCAPDetector().fit(profiles)
+    table = detector.heads_table()
+
+    assert len(table) == 4 * 8
+    assert [f"aic_{k}" for k in range(1, 6)] == [c for c in table.columns if c.startswith("aic_")]
+    assert {"layer", "head", "k", "separation", "candidate", "selected", "target_weight"} <= set(table.columns)
+    selected = table[table.selected]
+    assert set(zip(selected["layer"], selected["head"])) == set(detector.profiler_.selected_heads_)
+    assert selected[["sensitivity", "specificity"]].notna().all().all()
+    assert table.loc[~table.selected, ["sensitivity", "specificity"]].isna().all().all()
+    assert not table.loc[table.layer < 2, "candidate"].any()
+
+
+def test_head_contributions_explain_the_posterior(make_profiles):
+    profiles, poisoned, _ = make_profiles(n_samples=800, seed=6)
+    detector = TCAPDetector().fit(profiles)
+    i = int(np.flatnonzero(poisoned)[0])
+    why = detector.head_contributions(i)
+
+    assert list(zip(why["layer"], why["head"])) == detector.profiler_.selected_heads_
+    assert why.vote.tolist() == detector.votes_[i].tolist()
+    prior = detector.em_.prior_
+    log_odds = np.log(prior / (1 - prior)) + why.llr.sum()
+    assert detector.posterior_[i] == pytest.approx(1 / (1 + np.exp(-log_odds)))
+    assert (why.llr[why.vote == 1] > 0).all()
+
+
+def test_no_selected_head_means_nothing_flagged():
+    profiles = np.full((50, 2, 2, 3), 1 / 3)
+    detector = TCAPDetector().fit(profiles)
+
+    assert detector.em_ is None
+    assert detector.votes_.shape == (50, 0)
+    assert detector.posterior_.tolist() == [0.0] * 50 and not detector.flagged_.any()
+    assert detector.heads_table()[["sensitivity", "specificity"]].isna().all().all()
+    assert detector.head_contributions(0).empty
+
+
+def test_wrong_profile_shape_is_rejected():
+    with pytest.raises(ValueError):
+        TCAPDetector().fit(np.zeros((10, 2, 2)))
+
+
+def test_defaults_match_the_composed_estimators():
+    defaults = {name: p.default for name, p in inspect.signature(TCAPDetector).parameters.items()}
+    for part in (HeadProfiler, DawidSkene):
+        for name, p in inspect.signature(part).parameters.items():
+            assert defaults[name] == p.default, name
