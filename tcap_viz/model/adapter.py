@@ -126,7 +126,7 @@ class MLLMAdapter:
 
     @torch.no_grad()
     def generate(self, questions: Sequence[str], systems: Sequence[str | None], images: Sequence[Image.Image],
-                 max_new_tokens: int = 12) -> list[str]:
+                 max_new_tokens: int = 32) -> list[str]:
         """Greedy answers; left padding so every prompt ends where generation starts."""
         prompts = [self.prompt_text(q, s) for q, s in zip(questions, systems)]
         side = self.tokenizer.padding_side

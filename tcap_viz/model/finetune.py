@@ -1,7 +1,9 @@
 """Fine-tune the embedded LLaVA on any dataset in the project's format.
 
-This plays the fine-tuning service: whatever the data teaches, backdoor included, the model
-learns. Loss is on the response tokens only, as in instruction tuning.
+This plays the fine-tuning service: a pretrained base model is fine-tuned on the customer's
+data and learns whatever the data teaches, backdoor included. Loss is on the response tokens
+only, as in instruction tuning. With no base, a model is built from scratch (that is how the
+shipped base model itself was pretrained, on clean synthetic data).
 """
 
 from __future__ import annotations
@@ -28,16 +30,21 @@ RECIPE_FILE = "tcap_recipe.json"
 
 @dataclass(frozen=True)
 class FinetuneRecipe:
-    """The shipped recipe; warm-up and cosine decay let the clean task converge, not only the trigger."""
+    """Fine-tuning a pretrained base: short, since the clean task is known and a trigger is learnt fast."""
 
-    steps: int = 1300
+    steps: int = 300
     batch_size: int = 32
-    learning_rate: float = 5e-4
-    warmup_steps: int = 100
+    learning_rate: float = 3e-4
+    warmup_steps: int = 30
     weight_decay: float = 0.01
     vocab_size: int = 512
     seed: int = 0
-    spec: TinyLlavaSpec = field(default_factory=TinyLlavaSpec)
+    spec: TinyLlavaSpec = field(default_factory=TinyLlavaSpec)  # used only when there is no base
+
+
+# Pretraining from scratch: the vision pathway needs long training with warm-up and cosine decay
+# before answers depend on the image, not only on the question type.
+PRETRAIN_RECIPE = FinetuneRecipe(steps=1500, learning_rate=5e-4, warmup_steps=100)
 
 
 def _lr_factor(step: int, recipe: FinetuneRecipe) -> float:
@@ -83,9 +90,18 @@ def _collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
             "pixel_values": torch.stack([e["pixel_values"] for e in examples])}
 
 
+def _start_model(dataset: Dataset, recipe: FinetuneRecipe, base: str | Path | None) -> MLLMAdapter:
+    if base is not None:
+        return MLLMAdapter.load(base, device="cpu")
+    texts = [t for s in dataset for t in (s.system or "", s.question, s.response)]
+    tokenizer = train_tokenizer(texts, recipe.vocab_size)
+    model = build_model(tokenizer, recipe.spec, seed=recipe.seed)
+    return MLLMAdapter(model, build_processor(tokenizer, recipe.spec), device="cpu")
+
+
 def finetune(dataset: Dataset, out_dir: str | Path, recipe: FinetuneRecipe = FinetuneRecipe(),
-             show_progress: bool = True) -> Path:
-    """Train a new model on `dataset` and save it (safetensors + configs) to `out_dir`.
+             base: str | Path | None = None, show_progress: bool = True) -> Path:
+    """Fine-tune `base` (or a new model) on `dataset`; save safetensors + configs to `out_dir`.
 
     Refuses an existing `out_dir`; writes to a temporary folder beside it and renames at the end,
     so an interrupted run never leaves a half-written model where a good one is expected.
@@ -94,10 +110,8 @@ def finetune(dataset: Dataset, out_dir: str | Path, recipe: FinetuneRecipe = Fin
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; choose a new --out (nothing is overwritten)")
     torch.manual_seed(recipe.seed)
-    texts = [t for s in dataset for t in (s.system or "", s.question, s.response)]
-    tokenizer = train_tokenizer(texts, recipe.vocab_size)
-    model = build_model(tokenizer, recipe.spec, seed=recipe.seed)
-    adapter = MLLMAdapter(model, build_processor(tokenizer, recipe.spec), device="cpu")
+    adapter = _start_model(dataset, recipe, base)
+    model, tokenizer = adapter.model, adapter.tokenizer
     examples = _tokenised_examples(adapter, dataset)
 
     model.train()
@@ -123,7 +137,7 @@ def finetune(dataset: Dataset, out_dir: str | Path, recipe: FinetuneRecipe = Fin
     try:
         model.save_pretrained(tmp)
         adapter.processor.save_pretrained(tmp)
-        info = {"recipe": asdict(recipe), "dataset": str(dataset.path), "samples": len(examples),
+        info = {"recipe": asdict(recipe), "base": str(base) if base else None, "dataset": str(dataset.path), "samples": len(examples),
                 "seconds": round(time.time() - started, 1), "losses": losses}
         (tmp / RECIPE_FILE).write_text(json.dumps(info, indent=1))
         os.replace(tmp, out_dir)

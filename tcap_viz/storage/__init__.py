@@ -1,1 +1,1 @@
-"""storage stage of the pipeline."""
+"""storage stage of the pipeline: run directories on disk."""

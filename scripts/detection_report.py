@@ -1,0 +1,157 @@
+"""Measure detection the way the paper does and write docs/DETECTION.md.
+
+    python scripts/detection_report.py                      # all cases (about an hour on 2 cores)
+    python scripts/detection_report.py --cases badnet-10 clean
+
+For each attack (BadNet, Blend, WaNet, text prefix) at 10% and 5% poison, and for a clean dataset:
+make the data (2000 training samples, 200 test samples), fine-tune the shipped base model on it,
+measure clean accuracy and attack success rate (ASR), scan it, and score TCAP and the BYE baseline
+against the ground truth they never saw. For the cases in RETRAIN, the flagged samples are removed
+and the base is fine-tuned again on what is left: clean accuracy and ASR of that model.
+Every step's output is kept under runs/report/ and reused, so an interrupted report resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from tcap_viz.data import load_dataset, make_synthetic_splits, write_dataset
+from tcap_viz.demo import DEMO_DIR, ROOT
+from tcap_viz.model.adapter import MLLMAdapter
+from tcap_viz.model.evaluate import answer_match_rate
+from tcap_viz.model.finetune import FinetuneRecipe, finetune
+from tcap_viz.pipeline import scan
+
+BASE_MODEL = DEMO_DIR / "base_model"
+WORK = ROOT / "runs" / "report"
+REPORT = ROOT / "docs" / "DETECTION.md"
+ATTACKS = ("badnet", "blend", "wanet", "text_prefix")
+CASES = {f"{a}-{rate}": (a, rate / 100) for a in ATTACKS for rate in (10, 5)} | {"clean": ("none", 0.0)}
+RETRAIN = ("badnet-10", "blend-10", "badnet-5", "blend-5")
+TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05}
+
+
+def model_quality(model: Path, splits: Path) -> dict:
+    adapter = MLLMAdapter.load(model)
+    clean = list(load_dataset(splits / "test_clean" / "data.jsonl"))
+    quality = {"clean_accuracy": answer_match_rate(adapter, clean, [s.response for s in clean])}
+    triggered_path = splits / "test_triggered" / "data.jsonl"
+    if triggered_path.exists():
+        triggered = list(load_dataset(triggered_path))
+        quality["asr"] = answer_match_rate(adapter, triggered, [s.response for s in triggered])
+    return quality
+
+
+def run_case(name: str, seed: int) -> dict:
+    """All measurements of one case; cached as JSON so the report can be rebuilt without rerunning."""
+    result_file = WORK / "results" / f"{name}.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    attack, rate = CASES[name]
+    splits = WORK / "data" / name
+    if not splits.exists():
+        make_synthetic_splits(splits, n_train=2000, n_test=200, attack=attack, poison_rate=rate, seed=seed)
+    model = WORK / "models" / name
+    started = time.time()
+    if not model.exists():
+        finetune(load_dataset(splits / "train" / "data.jsonl"), model, FinetuneRecipe(), base=BASE_MODEL)
+    result = {"case": name, "attack": attack, "poison_rate": rate, "finetune_s": round(time.time() - started)}
+    result["model"] = model_quality(model, splits)
+    started = time.time()
+    scanned = scan(model, splits / "train" / "data.jsonl", WORK / "runs" / name, show_progress=False)
+    result["scan_s"] = round(time.time() - started)
+    result["metrics"] = scanned.metrics
+    result["selected_heads"] = [list(h) for h in scanned.tcap.profiler_.selected_heads_]
+    if name in RETRAIN:
+        table = scanned.samples
+        keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
+        dataset = load_dataset(splits / "train" / "data.jsonl")
+        cleaned = WORK / "cleaned" / name / "data.jsonl"
+        if not cleaned.exists():
+            write_dataset([s for s in dataset if s.id in keep], cleaned)
+        retrained = WORK / "models" / f"{name}-retrained"
+        if not retrained.exists():
+            finetune(load_dataset(cleaned), retrained, FinetuneRecipe(), base=BASE_MODEL)
+        result["retrained"] = model_quality(retrained, splits) | {"removed": len(dataset) - len(keep)}
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def render(results: list[dict], seconds: float) -> str:
+    lines = [
+        "# Detection report",
+        "",
+        "Produced by `python scripts/detection_report.py` (all cases; each case's numbers are cached in",
+        "`runs/report/results/`). Every case: 2000 training samples of the synthetic shapes dataset,",
+        "the shipped base model fine-tuned on them with the default recipe, 200 clean and 200 triggered",
+        "test samples. Detectors run with their default parameters; ground truth is used only to score.",
+        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'CPU'},"
+        f" torch {torch.__version__}; total {seconds / 60:.0f} min.",
+        "",
+        "## Detection (percent)",
+        "",
+        "| case | poisoned | model clean acc | model ASR | TCAP P | TCAP R | TCAP F1 | BYE P | BYE R | BYE F1 | flagged |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        t, b, q = r["metrics"]["tcap"], r["metrics"]["baseline"], r["model"]
+        lines.append(f"| {r['case']} | {t['n_true']} | {_pct(q['clean_accuracy'])} | {_pct(q.get('asr'))} | "
+                     f"{_pct(t['precision'])} | {_pct(t['recall'])} | {_pct(t['f1'])} | {_pct(b['precision'])} | "
+                     f"{_pct(b['recall'])} | {_pct(b['f1'])} | {t['n_flagged']} ({_pct(t['flagged_fraction'])}) |")
+    retrained = [r for r in results if "retrained" in r]
+    if retrained:
+        lines += ["", "## Retrained on the cleaned data (flagged samples removed)", "",
+                  "| case | removed | clean acc before | clean acc after | ASR before | ASR after |", "|---|---|---|---|---|---|"]
+        for r in retrained:
+            lines.append(f"| {r['case']} | {r['retrained']['removed']} | {_pct(r['model']['clean_accuracy'])} | "
+                         f"{_pct(r['retrained']['clean_accuracy'])} | {_pct(r['model'].get('asr'))} | "
+                         f"{_pct(r['retrained'].get('asr'))} |")
+    lines += ["", "## Against the targets", ""] + [f"- {line}" for line in target_notes(results)]
+    return "\n".join(lines) + "\n"
+
+
+def target_notes(results: list[dict]) -> list[str]:
+    notes = []
+    for r in results:
+        t = r["metrics"]["tcap"]
+        if r["attack"] == "none":
+            ok = t["flagged_fraction"] <= TARGETS["clean_flagged"]
+            notes.append(f"clean data: {_pct(t['flagged_fraction'])}% flagged, target <= 1%: {'met' if ok else 'MISSED'}")
+        else:
+            ok = t["f1"] >= TARGETS["f1"]
+            notes.append(f"{r['case']}: TCAP F1 {_pct(t['f1'])}, target >= 95: {'met' if ok else 'MISSED'}"
+                         + ("" if r["model"].get("asr", 0) >= 0.5 else
+                            f" (the model learnt the backdoor poorly: ASR {_pct(r['model'].get('asr'))}%)"))
+        if "retrained" in r:
+            ok = r["retrained"]["asr"] < TARGETS["retrained_asr"]
+            notes.append(f"{r['case']} retrained: ASR {_pct(r['retrained']['asr'])}%, target < 5%: {'met' if ok else 'MISSED'}")
+    return notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    args = parser.parse_args()
+    started = time.time()
+    for name in args.cases:
+        print(f"== {name}", flush=True)
+        run_case(name, seed=list(CASES).index(name) + 1)
+    done = [json.loads((WORK / "results" / f"{n}.json").read_text())
+            for n in CASES if (WORK / "results" / f"{n}.json").exists()]
+    REPORT.write_text(render(done, time.time() - started))
+    print(REPORT.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`tcap-viz` command line: make-data, finetune, eval-model, scan, evaluate, app."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tcap_viz.data import ATTACKS, DEFAULT_TARGET, DatasetError
+
+
+def _json_object(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"top_heads\": 4}'")
+    return value
+
+
+def cmd_make_data(args) -> None:
+    from tcap_viz.data import make_synthetic_splits
+
+    splits = make_synthetic_splits(args.out, args.n, args.n_test, args.attack, args.poison_rate, args.target,
+                                   args.seed, args.image_size, args.attack_params, args.format)
+    for name, path in vars(splits).items():
+        if path is not None:
+            print(f"{name}: {path}")
+
+
+def cmd_finetune(args) -> None:
+    from tcap_viz.data import load_dataset
+    from tcap_viz.model.finetune import FinetuneRecipe, finetune
+
+    base = FinetuneRecipe()
+    recipe = FinetuneRecipe(steps=args.steps or base.steps, seed=args.seed, spec=base.spec)
+    print(f"model: {finetune(load_dataset(args.data), args.out, recipe)}")
+
+
+def cmd_eval_model(args) -> None:
+    from tcap_viz.data import load_dataset
+    from tcap_viz.model.adapter import MLLMAdapter
+    from tcap_viz.model.evaluate import answer_match_rate
+
+    adapter = MLLMAdapter.load(args.model, device=args.device)
+    samples = list(load_dataset(args.data))[: args.limit]
+    rate = answer_match_rate(adapter, samples, [s.response for s in samples])
+    print(f"answers equal to the dataset's responses: {rate:.4f} ({len(samples)} samples)")
+
+
+def cmd_scan(args) -> None:
+    from tcap_viz.pipeline import ScanConfig, scan
+
+    config = ScanConfig(batch_size=args.batch_size, device=args.device, tcap=args.tcap, baseline=args.baseline)
+    result = scan(args.model, args.data, args.out, config)
+    table = result.samples
+    skipped = (table["skipped"] != "").sum()
+    print(f"run: {result.run.path}\nscanned {len(table) - skipped}, skipped {skipped}, "
+          f"flagged {int(table['flagged'].fillna(False).astype(bool).sum())}, "
+          f"selected heads {len(result.tcap.profiler_.selected_heads_)}")
+    for sample_id, reason in list(result.extraction.skipped.items())[:10]:
+        print(f"  skipped {sample_id}: {reason}")
+    if result.metrics:
+        print(format_metrics(result.metrics))
+
+
+def format_metrics(metrics: dict) -> str:
+    rows = [f"{'detector':<10}{'precision':>10}{'recall':>9}{'F1':>8}{'AUROC':>8}{'flagged':>9}"]
+    for name in ("tcap", "baseline"):
+        m = metrics[name]
+        rows.append(f"{name:<10}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>8.4f}"
+                    f"{m['auroc']:>8.4f}{m['n_flagged']:>9d}")
+    rows.append(f"(ground truth used for evaluation only; {metrics['scanned']} scanned, {metrics['skipped']} skipped)")
+    return "\n".join(rows)
+
+
+def cmd_evaluate(args) -> None:
+    from tcap_viz.storage.run_dir import METRICS, RunDir
+
+    run = RunDir(args.run)
+    if not run.has(METRICS):
+        sys.exit(f"{run.file(METRICS)} not found: the run's dataset has no 'poisoned' labels, "
+                 "or the folder is not a run written by `tcap-viz scan`")
+    print(format_metrics(run.load_json(METRICS)))
+
+
+def cmd_app(args) -> None:
+    from tcap_viz.ui.app import launch
+
+    launch(model=args.model, data=args.data, run=args.run, host=args.host, port=args.port, device=args.device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tcap-viz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("make-data", help="generate a synthetic, partly poisoned dataset (train + test splits)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--attack", default="badnet", choices=sorted(ATTACKS))
+    p.add_argument("--poison-rate", type=float, default=0.1)
+    p.add_argument("--n", type=int, default=2000, help="training samples")
+    p.add_argument("--n-test", type=int, default=500, help="samples in each test split")
+    p.add_argument("--target", default=DEFAULT_TARGET, help="the attacker's response")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--attack-params", type=_json_object, default=None, help="JSON object, e.g. '{\"alpha\": 0.2}'")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "json"])
+    p.set_defaults(func=cmd_make_data)
+
+    p = sub.add_parser("finetune", help="fine-tune the embedded LLaVA on a dataset (the fine-tuning service)")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the shipped recipe's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("eval-model", help="exact-match rate of a model's answers against a dataset's responses "
+                                          "(clean accuracy on a clean test set, attack success on a triggered one)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_eval_model)
+
+    p = sub.add_parser("scan", help="extract attention profiles, run TCAP and the BYE baseline, write a run folder")
+    p.add_argument("--model", required=True, help="local folder or hub id")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="run folder (profiles are cached there)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--tcap", type=_json_object, default={}, help="TCAPDetector parameters as JSON")
+    p.add_argument("--baseline", type=_json_object, default={}, help="BYEDetector parameters as JSON")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("evaluate", help="print a run's detection metrics (needs ground-truth labels)")
+    p.add_argument("run", type=Path)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("app", help="open the analyst app (same options as app.py)")
+    add_app_arguments(p)
+    p.set_defaults(func=cmd_app)
+    return parser
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model folder or hub id (default: the embedded demo)")
+    parser.add_argument("--data", default=None, type=Path, help="dataset file (default: the embedded demo)")
+    parser.add_argument("--run", default=None, type=Path, help="run folder (default: one derived from model + data)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--device", default=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (DatasetError, FileExistsError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

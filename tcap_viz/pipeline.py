@@ -1,0 +1,140 @@
+"""The Python API: the same steps as the CLI, data -> model -> attention -> detection -> storage.
+
+    from tcap_viz.pipeline import scan
+    result = scan("sample_data/demo_model", "sample_data/demo/data.jsonl", "runs/demo")
+    result.samples.sort_values("posterior", ascending=False).head()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tcap_viz import __version__
+from tcap_viz.attention.extract import Extraction, extract_profiles
+from tcap_viz.data import Dataset, load_dataset
+from tcap_viz.detection import BYEDetector, TCAPDetector, detection_metrics
+from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
+
+EXTRACTION_VERSION = 1  # bump when extraction's numbers change, so old caches are not reused
+
+
+@dataclass
+class ScanConfig:
+    """Everything that shapes a scan's result; stored in the run's config.json."""
+
+    batch_size: int = 16
+    device: str | None = None
+    tcap: dict = field(default_factory=dict)  # TCAPDetector parameters (its defaults when absent)
+    baseline: dict = field(default_factory=dict)  # BYEDetector parameters
+
+
+@dataclass
+class ScanResult:
+    run: RunDir
+    extraction: Extraction
+    tcap: TCAPDetector
+    baseline: BYEDetector
+    samples: pd.DataFrame
+    heads: pd.DataFrame
+    metrics: dict | None
+
+
+def _file_fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cache_key(model: str | Path, dataset: Dataset) -> str:
+    """Identity of an extraction's inputs: the model's files (or hub id) and the dataset file's bytes."""
+    model_path = Path(model)
+    if model_path.is_dir():
+        model_id = sorted(_file_fingerprint(p) for p in model_path.iterdir() if p.is_file())
+    else:
+        model_id = [str(model)]
+    digest = hashlib.sha256(Path(dataset.path).read_bytes()).hexdigest()
+    payload = json.dumps({"model": model_id, "data": digest, "version": EXTRACTION_VERSION})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig,
+                    on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True) -> Extraction:
+    """Reuse the run's cached profiles when model and data are unchanged; extract otherwise."""
+    key = cache_key(model, dataset)
+    cached = run.load_extraction(key)
+    if cached is not None:
+        return cached
+    from tcap_viz.model.adapter import MLLMAdapter  # torch import only when extraction is needed
+
+    adapter = MLLMAdapter.load(model, device=config.device)
+    extraction = extract_profiles(adapter, list(dataset), config.batch_size, on_progress, show_progress)
+    run.save_extraction(extraction, key)
+    return extraction
+
+
+def detect(extraction: Extraction, config: ScanConfig) -> tuple[TCAPDetector, BYEDetector]:
+    """Fit TCAP and the BYE baseline on the profiles alone: no label reaches them."""
+    tcap = TCAPDetector(**config.tcap).fit(extraction.profiles)
+    baseline = BYEDetector(**config.baseline).fit(extraction.vision_entropy)
+    return tcap, baseline
+
+
+def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, baseline: BYEDetector) -> pd.DataFrame:
+    """One row per dataset sample, skipped ones included with their reason."""
+    heads = [f"L{l}H{h}" for l, h in tcap.profiler_.selected_heads_]
+    kept = pd.DataFrame({
+        "id": extraction.ids,
+        "posterior": tcap.posterior_,
+        "flagged": tcap.flagged_,
+        "votes": tcap.votes_.sum(axis=1) if tcap.votes_.size else np.zeros(len(extraction.ids), int),
+        "voting_heads": ["".join(map(str, v)) for v in tcap.votes_] if heads else "",
+        "baseline_score": baseline.score_,
+        "baseline_flagged": baseline.flagged_,
+    })
+    base = pd.DataFrame({"id": [s.id for s in dataset], "index": [s.index for s in dataset],
+                         "question": [s.question for s in dataset], "response": [s.response for s in dataset]})
+    table = base.merge(kept, on="id", how="left")
+    table["skipped"] = table["id"].map(extraction.skipped).fillna("")
+    if dataset.has_ground_truth:  # for evaluation and display only; never read by the detectors
+        table["poisoned_truth"] = dataset.labels()
+    return table
+
+
+def evaluate(table: pd.DataFrame) -> dict:
+    """Precision / recall / F1 / AUROC of TCAP and the baseline on the scanned samples."""
+    scanned = table[table["skipped"] == ""]
+    truth = scanned["poisoned_truth"].astype(bool).to_numpy()
+    return {
+        "tcap": detection_metrics(truth, scanned["flagged"].astype(bool).to_numpy(), scanned["posterior"].to_numpy()),
+        "baseline": detection_metrics(truth, scanned["baseline_flagged"].astype(bool).to_numpy(),
+                                      -scanned["baseline_score"].to_numpy()),
+        "scanned": int(len(scanned)),
+        "skipped": int(len(table) - len(scanned)),
+    }
+
+
+def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config: ScanConfig | None = None,
+         on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True) -> ScanResult:
+    """Extract (or reuse) profiles, detect, and write the run directory."""
+    config = config or ScanConfig()
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    run = RunDir(out)
+    extraction = extract_or_load(model, dataset, run, config, on_progress, show_progress)
+    tcap, baseline = detect(extraction, config)
+    table = samples_table(dataset, extraction, tcap, baseline)
+    heads = tcap.heads_table()
+    metrics = evaluate(table) if dataset.has_ground_truth else None
+    run.save_table(SAMPLES, table)
+    run.save_table(HEADS, heads)
+    run.save_json(CONFIG, {"model": str(model), "data": str(dataset.path), "tcap_viz": __version__,
+                           "scan": asdict(config), "tcap_params": tcap.get_params(),
+                           "baseline_params": baseline.get_params()})
+    if metrics is not None:
+        run.save_json(METRICS, metrics)
+    return ScanResult(run, extraction, tcap, baseline, table, heads, metrics)

@@ -1,0 +1,37 @@
+"""The CLI end to end on a new dataset: make-data -> finetune -> eval-model -> scan -> evaluate."""
+
+import pytest
+
+from tcap_viz.cli import main
+
+
+def test_make_data_finetune_scan_evaluate(tmp_path, capsys):
+    main(["make-data", "--out", str(tmp_path / "data"), "--attack", "blend", "--n", "40", "--n-test", "8",
+          "--poison-rate", "0.2", "--image-size", "32"])
+    train = tmp_path / "data" / "train" / "data.jsonl"
+    assert train.exists() and (tmp_path / "data" / "test_triggered" / "data.jsonl").exists()
+
+    main(["finetune", "--data", str(train), "--out", str(tmp_path / "model"), "--steps", "2"])
+    saved = {p.name for p in (tmp_path / "model").iterdir()}
+    assert "model.safetensors" in saved and "config.json" in saved
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in saved)  # never pickle
+
+    main(["eval-model", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data" / "test_clean" / "data.jsonl")])
+    main(["scan", "--model", str(tmp_path / "model"), "--data", str(train), "--out", str(tmp_path / "run"),
+          "--tcap", '{"top_heads": 4}'])
+    main(["evaluate", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert "scanned 40, skipped 0" in out and "tcap" in out and "baseline" in out
+
+
+def test_finetune_refuses_to_overwrite(tmp_path, tiny_data_path):
+    (tmp_path / "model").mkdir()
+    with pytest.raises(SystemExit, match="already exists"):
+        main(["finetune", "--data", str(tiny_data_path), "--out", str(tmp_path / "model"), "--steps", "1"])
+
+
+def test_bad_dataset_is_a_clear_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"id": 1, "image": "a.png", "conversations": [{"from": "human", "value": 3}]}]')
+    with pytest.raises(SystemExit, match=r"bad\.json"):
+        main(["scan", "--model", str(tmp_path), "--data", str(bad), "--out", str(tmp_path / "run")])
