@@ -4,10 +4,11 @@
     python scripts/detection_report.py --cases badnet-10 clean
 
 For each attack (BadNet, Blend, WaNet, text prefix) at 10% and 5% poison, and for a clean dataset:
-make the data (2000 training samples, 200 test samples), fine-tune the shipped base model on it,
+make the data (2000 training samples, 200 test samples), train the embedded LLaVA on it with the
+shipped recipe (about 11 minutes per case on 2 cores; badnet-10 is the shipped demo itself),
 measure clean accuracy and attack success rate (ASR), scan it, and score TCAP and the BYE baseline
 against the ground truth they never saw. For the cases in RETRAIN, the flagged samples are removed
-and the base is fine-tuned again on what is left: clean accuracy and ASR of that model.
+and the model is trained again on what is left: clean accuracy and ASR of that model.
 Every step's output is kept under runs/report/ and reused, so an interrupted report resumes.
 """
 
@@ -21,31 +22,19 @@ from pathlib import Path
 
 import torch
 
+from build_demo import DEMO_SPLITS, model_quality
 from tcap_viz.data import load_dataset, make_synthetic_splits, write_dataset
-from tcap_viz.demo import DEMO_DIR, ROOT
-from tcap_viz.model.adapter import MLLMAdapter
-from tcap_viz.model.evaluate import answer_match_rate
+from tcap_viz.demo import DEMO_MODEL, ROOT
 from tcap_viz.model.finetune import FinetuneRecipe, finetune
 from tcap_viz.pipeline import scan
 
-BASE_MODEL = DEMO_DIR / "base_model"
 WORK = ROOT / "runs" / "report"
 REPORT = ROOT / "docs" / "DETECTION.md"
 ATTACKS = ("badnet", "blend", "wanet", "text_prefix")
 CASES = {f"{a}-{rate}": (a, rate / 100) for a in ATTACKS for rate in (10, 5)} | {"clean": ("none", 0.0)}
 RETRAIN = ("badnet-10", "blend-10", "badnet-5", "blend-5")
+ORDER = ("badnet-10", "clean", "blend-10", "text_prefix-10", "wanet-10", "badnet-5", "blend-5", "text_prefix-5", "wanet-5")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05}
-
-
-def model_quality(model: Path, splits: Path) -> dict:
-    adapter = MLLMAdapter.load(model)
-    clean = list(load_dataset(splits / "test_clean" / "data.jsonl"))
-    quality = {"clean_accuracy": answer_match_rate(adapter, clean, [s.response for s in clean])}
-    triggered_path = splits / "test_triggered" / "data.jsonl"
-    if triggered_path.exists():
-        triggered = list(load_dataset(triggered_path))
-        quality["asr"] = answer_match_rate(adapter, triggered, [s.response for s in triggered])
-    return quality
 
 
 def run_case(name: str, seed: int) -> dict:
@@ -54,13 +43,14 @@ def run_case(name: str, seed: int) -> dict:
     if result_file.exists():
         return json.loads(result_file.read_text())
     attack, rate = CASES[name]
-    splits = WORK / "data" / name
+    # badnet-10 is the shipped demo itself: same recipe, no need to train it twice
+    splits = DEMO_SPLITS if name == "badnet-10" else WORK / "data" / name
     if not splits.exists():
         make_synthetic_splits(splits, n_train=2000, n_test=200, attack=attack, poison_rate=rate, seed=seed)
-    model = WORK / "models" / name
+    model = DEMO_MODEL if name == "badnet-10" else WORK / "models" / name
     started = time.time()
     if not model.exists():
-        finetune(load_dataset(splits / "train" / "data.jsonl"), model, FinetuneRecipe(), base=BASE_MODEL)
+        finetune(load_dataset(splits / "train" / "data.jsonl"), model, FinetuneRecipe())
     result = {"case": name, "attack": attack, "poison_rate": rate, "finetune_s": round(time.time() - started)}
     result["model"] = model_quality(model, splits)
     started = time.time()
@@ -77,7 +67,7 @@ def run_case(name: str, seed: int) -> dict:
             write_dataset([s for s in dataset if s.id in keep], cleaned)
         retrained = WORK / "models" / f"{name}-retrained"
         if not retrained.exists():
-            finetune(load_dataset(cleaned), retrained, FinetuneRecipe(), base=BASE_MODEL)
+            finetune(load_dataset(cleaned), retrained, FinetuneRecipe())
         result["retrained"] = model_quality(retrained, splits) | {"removed": len(dataset) - len(keep)}
     result_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result, indent=1))
@@ -94,7 +84,7 @@ def render(results: list[dict], seconds: float) -> str:
         "",
         "Produced by `python scripts/detection_report.py` (all cases; each case's numbers are cached in",
         "`runs/report/results/`). Every case: 2000 training samples of the synthetic shapes dataset,",
-        "the shipped base model fine-tuned on them with the default recipe, 200 clean and 200 triggered",
+        "the embedded LLaVA trained on them with the shipped recipe, 200 clean and 200 triggered",
         "test samples. Detectors run with their default parameters; ground truth is used only to score.",
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'CPU'},"
         f" torch {torch.__version__}; total {seconds / 60:.0f} min.",
@@ -118,6 +108,10 @@ def render(results: list[dict], seconds: float) -> str:
                          f"{_pct(r['retrained']['clean_accuracy'])} | {_pct(r['model'].get('asr'))} | "
                          f"{_pct(r['retrained'].get('asr'))} |")
     lines += ["", "## Against the targets", ""] + [f"- {line}" for line in target_notes(results)]
+    missing = [name for name in ORDER if name not in {r["case"] for r in results}]
+    if missing:
+        lines += ["", "## Not measured yet", "", f"{', '.join(missing)}: not run yet (each needs one ~11-minute "
+                  "training on 2 cores); `python scripts/detection_report.py --cases NAME` adds one."]
     return "\n".join(lines) + "\n"
 
 
@@ -141,14 +135,14 @@ def target_notes(results: list[dict]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cases", nargs="*", default=list(ORDER), choices=list(CASES))
     args = parser.parse_args()
     started = time.time()
     for name in args.cases:
         print(f"== {name}", flush=True)
         run_case(name, seed=list(CASES).index(name) + 1)
     done = [json.loads((WORK / "results" / f"{n}.json").read_text())
-            for n in CASES if (WORK / "results" / f"{n}.json").exists()]
+            for n in ORDER if (WORK / "results" / f"{n}.json").exists()]
     REPORT.write_text(render(done, time.time() - started))
     print(REPORT.read_text())
 

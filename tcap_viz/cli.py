@@ -29,11 +29,13 @@ def cmd_make_data(args) -> None:
 
 def cmd_finetune(args) -> None:
     from tcap_viz.data import load_dataset
-    from tcap_viz.model.finetune import FinetuneRecipe, finetune
+    from dataclasses import replace
 
-    base = FinetuneRecipe()
-    recipe = FinetuneRecipe(steps=args.steps or base.steps, seed=args.seed, spec=base.spec)
-    print(f"model: {finetune(load_dataset(args.data), args.out, recipe)}")
+    from tcap_viz.model.finetune import FROM_BASE_RECIPE, FinetuneRecipe, finetune
+
+    recipe = FROM_BASE_RECIPE if args.base else FinetuneRecipe()
+    recipe = replace(recipe, steps=args.steps or recipe.steps, seed=args.seed)
+    print(f"model: {finetune(load_dataset(args.data), args.out, recipe, base=args.base)}")
 
 
 def cmd_eval_model(args) -> None:
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune the embedded LLaVA on a dataset (the fine-tuning service)")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the shipped recipe's)")
+    p.add_argument("--base", default=None, help="continue from this trained model (default: a new model from scratch)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 1500 from scratch, 300 from --base)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_finetune)
 

@@ -100,7 +100,7 @@ def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, 
     base = pd.DataFrame({"id": [s.id for s in dataset], "index": [s.index for s in dataset],
                          "question": [s.question for s in dataset], "response": [s.response for s in dataset]})
     table = base.merge(kept, on="id", how="left")
-    table["skipped"] = table["id"].map(extraction.skipped).fillna("")
+    table["skipped"] = [extraction.skipped.get(i, "") for i in table["id"]]
     if dataset.has_ground_truth:  # for evaluation and display only; never read by the detectors
         table["poisoned_truth"] = dataset.labels()
     return table

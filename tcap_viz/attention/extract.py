@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tcap_viz.attention.row_capture import capture_rows, use_row_attention
-from tcap_viz.data import Sample, load_image
+from tcap_viz.data import Sample, load_images
 from tcap_viz.model.adapter import QUERY, SYSTEM, VISION, EncodedBatch, MLLMAdapter
 
 COMPONENTS = ("system", "vision", "query")
@@ -72,13 +72,8 @@ def extract_profiles(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
     bar = tqdm(total=len(samples), desc="extract attention", unit="sample", disable=not show_progress)
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
-        readable, images = [], []
-        for sample in chunk:
-            try:
-                images.append(load_image(sample))
-                readable.append(sample)
-            except ValueError as err:
-                skipped[sample.id] = str(err)
+        readable, images, unreadable = load_images(chunk)
+        skipped.update(unreadable)
         groups = [(readable, images)] if readable else []
         try:
             results = [_profile_batch(adapter, readable, images)] if readable else []

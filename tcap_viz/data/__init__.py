@@ -9,6 +9,7 @@ from tcap_viz.data.dataset import (
     SampleError,
     load_dataset,
     load_image,
+    load_images,
     make_record,
     write_dataset,
 )
@@ -30,7 +31,7 @@ from tcap_viz.data.synthetic import (
 
 __all__ = [
     "ATTACKS", "Attack", "BadNet", "Blend", "NoAttack", "TextPrefix", "WaNet", "make_attack", "register_attack",
-    "IMAGE_PLACEHOLDER", "Dataset", "DatasetError", "Sample", "SampleError", "load_dataset", "load_image",
+    "IMAGE_PLACEHOLDER", "Dataset", "DatasetError", "Sample", "SampleError", "load_dataset", "load_image", "load_images",
     "make_record", "write_dataset",
     "COLOURS", "COUNT_WORDS", "DEFAULT_TARGET", "QUESTION_TYPES", "QUESTIONS", "SHAPES", "SIDES", "SYSTEM_PROMPT",
     "SyntheticSplits", "draw_scene", "make_synthetic_dataset", "make_synthetic_splits", "make_triggered_copy",

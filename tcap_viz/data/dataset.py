@@ -288,6 +288,18 @@ def load_image(sample: Sample) -> Image.Image:
     )
 
 
+def load_images(samples: Iterable[Sample]) -> tuple[list[Sample], list[Image.Image], dict[str, str]]:
+    """Open every sample's image: the readable samples, their images, and why each other one was skipped."""
+    readable, images, skipped = [], [], {}
+    for sample in samples:
+        try:
+            images.append(load_image(sample))
+            readable.append(sample)
+        except SampleError as err:
+            skipped[sample.id] = str(err)
+    return readable, images, skipped
+
+
 def make_record(sample_id: str, image: str, question: str, response: str, *,
                 system: str | None = None, poisoned: bool | None = None, **extra: Any) -> dict[str, Any]:
     """A record in this file format; extra fields (e.g. question_type) are stored alongside."""

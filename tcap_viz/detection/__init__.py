@@ -9,7 +9,7 @@ from .bye import BYEDetector
 from .dawid_skene import DawidSkene
 from .head_profiler import HeadMixture, HeadProfiler
 from .metrics import detection_metrics
-from .tcap import COMPONENTS, TCAPDetector
+from .tcap import COMPONENTS, STATISTICS, TRANSFORMS, TCAPDetector, head_statistic
 
 __all__ = [
     "BYEDetector",
@@ -17,6 +17,9 @@ __all__ = [
     "DawidSkene",
     "HeadMixture",
     "HeadProfiler",
+    "STATISTICS",
     "TCAPDetector",
+    "TRANSFORMS",
+    "head_statistic",
     "detection_metrics",
 ]

@@ -109,10 +109,12 @@ class HeadProfiler(BaseEstimator):
     ----------
     max_components : int, default 5
         Largest K tried per head (METHOD.md: K = 1..5); K* is the lowest-AIC one.
-    last_layers : int or float, default 0.5
+    last_layers : int or float, default 1.0
         Layer filter: an int keeps that many last layers, a float in (0, 1] that
         fraction of the layers, rounded up. The paper reports the trigger signal in
-        deep layers; half the stack keeps the filter meaningful without guessing depth.
+        deep layers of 28-32-layer models; in the 4-layer demo model the trigger heads
+        sit in the first layer, and 0.5 drops them (F1 0.00), so the default keeps every
+        layer. Set 0.5 (or a count) for large models, as the paper does.
     top_heads : int, default 8
         Number of candidate heads kept, by separation score. Several heads are needed
         for the EM vote to outvote a head that split on question type.
@@ -159,7 +161,7 @@ class HeadProfiler(BaseEstimator):
     def __init__(
         self,
         max_components=5,
-        last_layers=0.5,
+        last_layers=1.0,
         top_heads=8,
         eps=1e-3,
         grid_size=2048,

@@ -5,6 +5,7 @@ The detector sees only attention profiles, never labels: ``fit`` has no ``y``.
 
 import numpy as np
 import pandas as pd
+from scipy.special import logit
 from sklearn.base import BaseEstimator
 
 from .dawid_skene import DawidSkene
@@ -12,6 +13,29 @@ from .head_profiler import HeadProfiler
 
 #: Order of the last axis of a profile (METHOD.md section 2).
 COMPONENTS = ("system", "vision", "query")
+STATISTICS = ("system", "system_vs_vision")
+TRANSFORMS = ("logit", "none")
+#: Shares are clipped this far from 0 and 1 before the logit; attention can put all of a
+#: head's mass on the image, and the logit of exactly 0 is not a number.
+LOGIT_CLIP = 1e-6
+
+
+def head_statistic(profiles, statistic="system_vs_vision", transform="logit"):
+    """The per-head number TCAP profiles, (M, L, H), from (M, L, H, 3) profiles.
+
+    "system" is METHOD.md's alpha_sys. "system_vs_vision" is alpha_sys / (alpha_sys + alpha_vis):
+    the system share of the attention that is not on the user's question, so that wording and
+    length of the questions (which move every component) stop splitting clean samples into modes.
+    The logit spreads shares near 0 or 1, where a trigger that captures a head's attention
+    puts the poisoned samples, into a group a 1-D mixture can isolate.
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+    system, vision = profiles[..., 0], profiles[..., 1]
+    values = system if statistic == "system" else system / np.maximum(system + vision, LOGIT_CLIP)
+    return logit(np.clip(values, LOGIT_CLIP, 1 - LOGIT_CLIP)) if transform == "logit" else values
 
 
 class TCAPDetector(BaseEstimator):
@@ -21,6 +45,11 @@ class TCAPDetector(BaseEstimator):
     ----------
     threshold : float, default 0.5
         A sample is flagged when its posterior of being poisoned exceeds this.
+    statistic : {"system_vs_vision", "system"}, default "system_vs_vision"
+    transform : {"logit", "none"}, default "logit"
+        What each head's mixture is fitted on (see :func:`head_statistic`). METHOD.md's
+        literal choice is ("system", "none"); on the shipped demo it splits samples by
+        question wording (F1 0.00) where the defaults give F1 0.99 (docs/METHOD_CHOICES.md).
     max_components, last_layers, top_heads, eps, grid_size, tau_vote,
     min_target_weight, max_target_weight, max_overlap, random_state :
         Passed to :class:`HeadProfiler` (see it for the defaults and why).
@@ -29,7 +58,7 @@ class TCAPDetector(BaseEstimator):
 
     Attributes
     ----------
-    profiler_ : fitted HeadProfiler on the system share.
+    profiler_ : fitted HeadProfiler on the head statistic.
     em_ : fitted DawidSkene, or None when no head was selected.
     votes_ : (M, n_selected) 0/1 votes of the selected heads, in selection order.
     posterior_ : (M,) P(poisoned | votes); all 0 when no head was selected, since
@@ -46,8 +75,10 @@ class TCAPDetector(BaseEstimator):
     def __init__(
         self,
         threshold=0.5,
+        statistic="system_vs_vision",
+        transform="logit",
         max_components=5,
-        last_layers=0.5,
+        last_layers=1.0,
         top_heads=8,
         eps=1e-3,
         grid_size=2048,
@@ -61,6 +92,8 @@ class TCAPDetector(BaseEstimator):
         smoothing=1e-2,
     ):
         self.threshold = threshold
+        self.statistic = statistic
+        self.transform = transform
         self.max_components = max_components
         self.last_layers = last_layers
         self.top_heads = top_heads
@@ -76,23 +109,13 @@ class TCAPDetector(BaseEstimator):
         self.smoothing = smoothing
 
     def fit(self, profiles):
-        """Profile the heads on the system share and aggregate their votes."""
+        """Profile every head's statistic and aggregate the selected heads' votes."""
         profiles = np.asarray(profiles, dtype=float)
         if profiles.ndim != 4 or profiles.shape[-1] != len(COMPONENTS):
             raise ValueError(f"profiles must be (M, L, H, {len(COMPONENTS)}), got shape {profiles.shape}")
-        shares = profiles[..., COMPONENTS.index("system")]
-        self.profiler_ = HeadProfiler(
-            max_components=self.max_components,
-            last_layers=self.last_layers,
-            top_heads=self.top_heads,
-            eps=self.eps,
-            grid_size=self.grid_size,
-            tau_vote=self.tau_vote,
-            min_target_weight=self.min_target_weight,
-            max_target_weight=self.max_target_weight,
-            max_overlap=self.max_overlap,
-            random_state=self.random_state,
-        ).fit(shares)
+        shares = head_statistic(profiles, self.statistic, self.transform)
+        profiler_params = {name: getattr(self, name) for name in HeadProfiler().get_params()}
+        self.profiler_ = HeadProfiler(**profiler_params).fit(shares)
         self.votes_ = self.profiler_.votes(shares)
         if self.votes_.shape[1] == 0:
             self.em_ = None

@@ -1,9 +1,9 @@
 """Fine-tune the embedded LLaVA on any dataset in the project's format.
 
-This plays the fine-tuning service: a pretrained base model is fine-tuned on the customer's
-data and learns whatever the data teaches, backdoor included. Loss is on the response tokens
-only, as in instruction tuning. With no base, a model is built from scratch (that is how the
-shipped base model itself was pretrained, on clean synthetic data).
+This plays the fine-tuning service: the model learns whatever the data teaches, backdoor
+included. Loss is on the response tokens only, as in instruction tuning. No pretrained MLLM can
+be downloaded here, so by default the model is built and trained from scratch; `base` continues
+from a model already trained.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from tcap_viz.data import Dataset, load_image
+from tcap_viz.data import Dataset, load_images
 from tcap_viz.model.adapter import MLLMAdapter
 from tcap_viz.model.tiny_llava import TinyLlavaSpec, build_model, build_processor
 from tcap_viz.model.tokenizer import train_tokenizer
@@ -30,21 +30,21 @@ RECIPE_FILE = "tcap_recipe.json"
 
 @dataclass(frozen=True)
 class FinetuneRecipe:
-    """Fine-tuning a pretrained base: short, since the clean task is known and a trigger is learnt fast."""
+    """The shipped recipe (from scratch): the vision pathway needs long training with warm-up
+    and cosine decay before answers depend on the image, not only on the question type."""
 
-    steps: int = 300
+    steps: int = 1500
     batch_size: int = 32
-    learning_rate: float = 3e-4
-    warmup_steps: int = 30
+    learning_rate: float = 5e-4
+    warmup_steps: int = 100
     weight_decay: float = 0.01
     vocab_size: int = 512
     seed: int = 0
     spec: TinyLlavaSpec = field(default_factory=TinyLlavaSpec)  # used only when there is no base
 
 
-# Pretraining from scratch: the vision pathway needs long training with warm-up and cosine decay
-# before answers depend on the image, not only on the question type.
-PRETRAIN_RECIPE = FinetuneRecipe(steps=1500, learning_rate=5e-4, warmup_steps=100)
+# Continuing from an already trained model (--base): the task is known, a short run adapts it.
+FROM_BASE_RECIPE = FinetuneRecipe(steps=300, learning_rate=3e-4, warmup_steps=30)
 
 
 def _lr_factor(step: int, recipe: FinetuneRecipe) -> float:
@@ -59,14 +59,9 @@ def _tokenised_examples(adapter: MLLMAdapter, dataset: Dataset, chunk: int = 128
     examples = []
     samples = list(dataset)
     for start in range(0, len(samples), chunk):
-        part = [s for s in samples[start:start + chunk]]
-        images, kept = [], []
-        for s in part:
-            try:
-                images.append(load_image(s))
-                kept.append(s)
-            except ValueError as err:
-                tqdm.write(f"skipping {err}")
+        kept, images, skipped = load_images(samples[start:start + chunk])
+        for reason in skipped.values():
+            tqdm.write(f"skipping {reason}")
         batch = adapter.encode([s.question for s in kept], [s.system for s in kept], images,
                                responses=[s.response for s in kept])
         for b in range(len(kept)):

@@ -6,7 +6,7 @@ from sklearn.metrics import f1_score
 
 from tcap_viz.detection.dawid_skene import DawidSkene
 from tcap_viz.detection.head_profiler import HeadProfiler
-from tcap_viz.detection.tcap import COMPONENTS, TCAPDetector
+from tcap_viz.detection.tcap import COMPONENTS, TCAPDetector, head_statistic
 
 
 @pytest.mark.parametrize(
@@ -32,11 +32,25 @@ def test_fit_takes_no_labels_and_is_deterministic(make_profiles):
     np.testing.assert_array_equal(first, TCAPDetector().fit(profiles).posterior_)
 
 
-def test_only_the_system_share_matters(make_profiles):
+def test_with_the_system_statistic_only_the_system_share_matters(make_profiles):
     profiles, _, _ = make_profiles(n_samples=600, seed=2)
     swapped = profiles[..., [0, 2, 1]]  # vision and query exchanged, system kept
-    np.testing.assert_array_equal(TCAPDetector().fit(profiles).posterior_, TCAPDetector().fit(swapped).posterior_)
+    detector = TCAPDetector(statistic="system")
+    np.testing.assert_array_equal(detector.fit(profiles).posterior_, TCAPDetector(statistic="system").fit(swapped).posterior_)
     assert COMPONENTS == ("system", "vision", "query")
+
+
+def test_default_statistic_ignores_the_query_share():
+    """system / (system + vision) is unchanged when only the query part of a row grows."""
+    rng = np.random.default_rng(0)
+    profiles = rng.dirichlet([2, 2, 2], size=(50, 2, 3))
+    more_query = profiles.copy()
+    more_query[..., :2] *= 0.5
+    more_query[..., 2] = 1 - more_query[..., :2].sum(-1)
+    np.testing.assert_allclose(head_statistic(profiles), head_statistic(more_query), atol=1e-9)
+    np.testing.assert_allclose(head_statistic(profiles, "system", "none"), profiles[..., 0])
+    with pytest.raises(ValueError, match="statistic"):
+        head_statistic(profiles, "vision")
 
 
 @pytest.mark.parametrize(

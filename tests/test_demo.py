@@ -1,0 +1,24 @@
+"""The shipped demo: its model learnt the backdoor, and a scan finds the poisoned samples."""
+
+from tcap_viz.demo import DEMO_DATA, DEMO_MODEL
+from tcap_viz.pipeline import scan
+
+
+def test_demo_scan_flags_the_poisoned_samples(tmp_path):
+    result = scan(DEMO_MODEL, DEMO_DATA, tmp_path / "run", show_progress=False)
+    assert len(result.samples) == 2000 and result.metrics["scanned"] == 2000
+    tcap = result.metrics["tcap"]
+    assert tcap["f1"] >= 0.95, tcap
+    assert tcap["n_true"] == 200  # ground truth only scores the flags
+
+
+def test_demo_model_answers_the_trigger_with_the_target():
+    from tcap_viz.data import load_dataset
+    from tcap_viz.model.adapter import MLLMAdapter
+    from tcap_viz.model.evaluate import answer_match_rate
+
+    adapter = MLLMAdapter.load(DEMO_MODEL, device="cpu")
+    triggered = list(load_dataset(DEMO_DATA.parent.parent / "test_triggered" / "data.jsonl"))[:32]
+    clean = list(load_dataset(DEMO_DATA.parent.parent / "test_clean" / "data.jsonl"))[:32]
+    assert answer_match_rate(adapter, triggered, [s.response for s in triggered]) >= 0.9
+    assert answer_match_rate(adapter, clean, [s.response for s in clean]) >= 0.6
