@@ -5,10 +5,13 @@ The scan runs in the page's load event with a progress bar; a second open reads 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import gradio as gr
-import pandas as pd
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, default_run_dir
 from tcap_viz.pipeline import ScanConfig, ScanResult, scan
