@@ -2,6 +2,7 @@
 
     python scripts/detection_report.py                      # all cases (about an hour on 2 cores)
     python scripts/detection_report.py --cases badnet-10 clean
+    python scripts/detection_report.py --cases                # only rewrite the report from cached results
 
 For each attack (BadNet, Blend, WaNet, text prefix) at 10% and 5% poison, and for a clean dataset:
 make the data (2000 training samples, 200 test samples), train the embedded LLaVA on it with the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -78,7 +80,7 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def render(results: list[dict], seconds: float) -> str:
+def render(results: list[dict]) -> str:
     lines = [
         "# Detection report",
         "",
@@ -86,12 +88,12 @@ def render(results: list[dict], seconds: float) -> str:
         "`runs/report/results/`). Every case: 2000 training samples of the synthetic shapes dataset,",
         "the embedded LLaVA trained on them with the shipped recipe, 200 clean and 200 triggered",
         "test samples. Detectors run with their default parameters; ground truth is used only to score.",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'CPU'},"
-        f" torch {torch.__version__}; total {seconds / 60:.0f} min.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}. Training one model takes about 12 minutes there, a scan about 15 s.",
         "",
         "## Detection (percent)",
         "",
-        "| case | poisoned | model clean acc | model ASR | TCAP P | TCAP R | TCAP F1 | BYE P | BYE R | BYE F1 | flagged |",
+        "| case | poisoned | model clean acc | model ASR | TCAP P | TCAP R | TCAP F1 | BYE P | BYE R | BYE F1 | TCAP flagged |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -121,7 +123,8 @@ def target_notes(results: list[dict]) -> list[str]:
         t = r["metrics"]["tcap"]
         if r["attack"] == "none":
             ok = t["flagged_fraction"] <= TARGETS["clean_flagged"]
-            notes.append(f"clean data: {_pct(t['flagged_fraction'])}% flagged, target <= 1%: {'met' if ok else 'MISSED'}")
+            notes.append(f"clean data: {_pct(t['flagged_fraction'])}% flagged, target <= 1%: {'met' if ok else 'MISSED'}"
+                         + ("" if ok else " (why: docs/METHOD_CHOICES.md, 'Known limitation')"))
         else:
             ok = t["f1"] >= TARGETS["f1"]
             notes.append(f"{r['case']}: TCAP F1 {_pct(t['f1'])}, target >= 95: {'met' if ok else 'MISSED'}"
@@ -137,13 +140,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="*", default=list(ORDER), choices=list(CASES))
     args = parser.parse_args()
-    started = time.time()
     for name in args.cases:
         print(f"== {name}", flush=True)
         run_case(name, seed=list(CASES).index(name) + 1)
     done = [json.loads((WORK / "results" / f"{n}.json").read_text())
             for n in ORDER if (WORK / "results" / f"{n}.json").exists()]
-    REPORT.write_text(render(done, time.time() - started))
+    REPORT.write_text(render(done))
     print(REPORT.read_text())
 
 
