@@ -8,8 +8,9 @@ For each attack (BadNet, Blend, WaNet, text prefix) at 10% and 5% poison, and fo
 make the data (2000 training samples, 200 test samples), train the embedded LLaVA on it with the
 shipped recipe (about 11 minutes per case on 2 cores; badnet-10 is the shipped demo itself),
 measure clean accuracy and attack success rate (ASR), scan it, and score TCAP and the BYE baseline
-against the ground truth they never saw. For the cases in RETRAIN, the flagged samples are removed
-and the model is trained again on what is left: clean accuracy and ASR of that model.
+against the ground truth they never saw. For the cases in RETRAIN whose model learnt the backdoor
+(ASR >= 50%), the flagged samples are removed and the model is trained again on what is left:
+clean accuracy and ASR of that model.
 Every step's output is kept under runs/report/ and reused, so an interrupted report resumes.
 """
 
@@ -60,7 +61,7 @@ def run_case(name: str, seed: int) -> dict:
     result["scan_s"] = round(time.time() - started)
     result["metrics"] = scanned.metrics
     result["selected_heads"] = [list(h) for h in scanned.tcap.profiler_.selected_heads_]
-    if name in RETRAIN:
+    if name in RETRAIN and result["model"].get("asr", 0) >= 0.5:  # no backdoor learnt: nothing to remove
         table = scanned.samples
         keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
         dataset = load_dataset(splits / "train" / "data.jsonl")
