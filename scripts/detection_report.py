@@ -129,7 +129,8 @@ def target_notes(results: list[dict]) -> list[str]:
         else:
             ok = t["f1"] >= TARGETS["f1"]
             notes.append(f"{r['case']}: TCAP F1 {_pct(t['f1'])}, target >= 95: {'met' if ok else 'MISSED'}"
-                         + ("" if r["model"].get("asr", 0) >= 0.5 else
+                         + ("" if ok else " (why: docs/METHOD_CHOICES.md, 'Known limitation')"
+                            if r["model"].get("asr", 0) >= 0.5 else
                             f" (the model learnt the backdoor poorly: ASR {_pct(r['model'].get('asr'))}%)"))
         if "retrained" in r:
             ok = r["retrained"]["asr"] < TARGETS["retrained_asr"]
