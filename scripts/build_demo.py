@@ -5,7 +5,7 @@
 1. `sample_data/demo/{train,test_clean,test_triggered}`: 2000 training samples, 10% with a BadNet
    patch and the target "Backdoor Attack!"; 200 clean and 200 triggered test samples;
 2. `sample_data/demo_model`: the embedded LLaVA trained on the training split with the shipped
-   recipe (about 11 minutes on 2 cores), then its clean accuracy and attack success rate.
+   recipe (about 10 minutes on 2 cores), then its clean accuracy and attack success rate.
 Existing outputs are never overwritten: delete one to rebuild it.
 """
 

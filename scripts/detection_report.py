@@ -6,7 +6,7 @@
 
 For each attack (BadNet, Blend, WaNet, text prefix) at 10% and 5% poison, and for a clean dataset:
 make the data (2000 training samples, 200 test samples), train the embedded LLaVA on it with the
-shipped recipe (about 11 minutes per case on 2 cores; badnet-10 is the shipped demo itself),
+shipped recipe (about 10 minutes per case on 2 cores; badnet-10 is the shipped demo itself),
 measure clean accuracy and attack success rate (ASR), scan it, and score TCAP and the BYE baseline
 against the ground truth they never saw. For the cases in RETRAIN whose model learnt the backdoor
 (ASR >= 50%), the flagged samples are removed and the model is trained again on what is left:
@@ -17,6 +17,7 @@ Every step's output is kept under runs/report/ and reused, so an interrupted rep
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -35,7 +36,7 @@ REPORT = ROOT / "docs" / "DETECTION.md"
 ATTACKS = ("badnet", "blend", "wanet", "text_prefix")
 CASES = {f"{a}-{rate}": (a, rate / 100) for a in ATTACKS for rate in (10, 5)} | {"clean": ("none", 0.0)}
 RETRAIN = ("badnet-10", "blend-10", "badnet-5", "blend-5")
-ORDER = ("badnet-10", "clean", "blend-10", "text_prefix-10", "wanet-10", "badnet-5", "blend-5", "text_prefix-5", "wanet-5")
+ORDER = ("badnet-10", "clean", "text_prefix-10", "badnet-5", "blend-10", "wanet-10", "text_prefix-5", "blend-5", "wanet-5")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05}
 
 
@@ -64,10 +65,12 @@ def run_case(name: str, seed: int) -> dict:
         table = scanned.samples
         keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
         dataset = load_dataset(splits / "train" / "data.jsonl")
-        cleaned = WORK / "cleaned" / name / "data.jsonl"
+        # named by what was removed, so a changed detector never reuses a stale retraining
+        removed = hashlib.sha256(" ".join(sorted(s.id for s in dataset if s.id not in keep)).encode()).hexdigest()[:12]
+        cleaned = WORK / "cleaned" / f"{name}-{removed}" / "data.jsonl"
         if not cleaned.exists():
             write_dataset([s for s in dataset if s.id in keep], cleaned)
-        retrained = WORK / "models" / f"{name}-retrained"
+        retrained = WORK / "models" / f"{name}-retrained-{removed}"
         if not retrained.exists():
             finetune(load_dataset(cleaned), retrained, FinetuneRecipe())
         result["retrained"] = model_quality(retrained, splits) | {"removed": len(dataset) - len(keep)}
@@ -80,6 +83,15 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def _median(results: list[dict], key: str) -> int:
+    values = sorted(r[key] for r in results if r.get(key))
+    return values[len(values) // 2] if values else 0
+
+
+def _minutes(results: list[dict]) -> str:
+    return f"{_median(results, 'finetune_s') / 60:.1f}"
+
+
 def render(results: list[dict]) -> str:
     lines = [
         "# Detection report",
@@ -89,7 +101,8 @@ def render(results: list[dict]) -> str:
         "the embedded LLaVA trained on them with the shipped recipe, 200 clean and 200 triggered",
         "test samples. Detectors run with their default parameters; ground truth is used only to score.",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}. Training one model takes about 12 minutes there, a scan about 15 s.",
+        f"torch {torch.__version__}. Training one model took {_minutes(results)} minutes there (median), "
+        f"a scan {_median(results, 'scan_s')} s.",
         "",
         "## Detection (percent)",
         "",
@@ -112,8 +125,8 @@ def render(results: list[dict]) -> str:
     lines += ["", "## Against the targets", ""] + [f"- {line}" for line in target_notes(results)]
     missing = [name for name in ORDER if name not in {r["case"] for r in results}]
     if missing:
-        lines += ["", "## Not measured yet", "", f"{', '.join(missing)}: not run yet (each needs one ~11-minute "
-                  "training on 2 cores); `python scripts/detection_report.py --cases NAME` adds one."]
+        lines += ["", "## Not measured yet", "", f"{', '.join(missing)}: not run yet (each needs one training of "
+                  f"about {_minutes(results)} minutes); `python scripts/detection_report.py --cases NAME` adds one."]
     return "\n".join(lines) + "\n"
 
 

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--base", default=None, help="continue from this trained model (default: a new model from scratch)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 1500 from scratch, 300 from --base)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 1300 from scratch, 300 from --base)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_finetune)
 

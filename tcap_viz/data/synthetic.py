@@ -58,8 +58,8 @@ QUESTION_TYPES = tuple(QUESTIONS)
 
 _SUPERSAMPLE = 4  # shapes are drawn this much larger, then reduced, for smooth edges
 _MARGIN = 0.125  # shapes stay off the outer eighth, so a corner patch never hides one
-_RADII = {1: (0.12, 0.2), 2: (0.1, 0.16), 3: (0.08, 0.13)}  # half-size range, fraction of the side
-_POSITION_RADII = (0.08, 0.14)
+_RADII = {1: (0.18, 0.26), 2: (0.14, 0.19), 3: (0.12, 0.15)}  # half-size range, fraction of the side
+_POSITION_RADII = (0.12, 0.165)
 _GAP = 0.04  # minimum gap between shapes, fraction of the side
 
 

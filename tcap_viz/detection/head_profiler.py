@@ -102,6 +102,20 @@ def _best_split(mixture, grid, eps, target_weight_range, max_overlap):
     return best
 
 
+def _gap(mixture, is_target):
+    """How far the target group stands from the background, in component widths:
+    min over (target, background) pairs of |mu_t - mu_b| / (sigma_t + sigma_b)."""
+    sd = np.sqrt(mixture.variances)
+    t, b = np.flatnonzero(is_target), np.flatnonzero(~is_target)
+    return float(np.min(np.abs(mixture.means[t, None] - mixture.means[None, b]) / (sd[t, None] + sd[None, b])))
+
+
+def _overlap_coefficient(a, b):
+    """|A & B| / min(|A|, |B|): 1 when one head's target set contains the other's."""
+    smaller = min(a.sum(), b.sum())
+    return float((a & b).sum() / smaller) if smaller else 0.0
+
+
 class HeadProfiler(BaseEstimator):
     """Find trigger-responsive heads from the system share alpha_sys of every head.
 
@@ -139,6 +153,12 @@ class HeadProfiler(BaseEstimator):
         under the background density (overlap / target weight). AIC happily splits a
         single skewed bump into components; its tail is not a separate group. 0.1 gave
         no false selection on unimodal noise in our simulations; 0.15 let some through.
+    min_agreement : float, default 0.5
+        Heads are ranked by SS (to 0.1% of its cap), ties by ``gap_``; the first is the anchor, and a head is
+        selected only if its target set overlaps the anchor's by at least this fraction
+        of the smaller set. Dawid-Skene assumes heads err independently; heads that
+        single out *different* groups (a trigger and a clean minority) break that and
+        the larger camp wins the vote. 0 turns the check off.
     random_state : int, default 0
         Seed of every mixture fit.
 
@@ -149,13 +169,19 @@ class HeadProfiler(BaseEstimator):
     separation_ : (L, H) SS of the best cut; 0 when no cut counts (K* = 1 included):
         the head is not responsive.
     target_weight_ : (L, H) total weight of the target group; 0 for non-responsive heads.
+    gap_ : (L, H) distance of the target group from the background: min over (target,
+        background) component pairs of |mu_t - mu_b| / (sigma_t + sigma_b); 0 for
+        non-responsive heads. Breaks ties between heads at the SS cap: the larger gap is
+        the stronger takeover of the head.
     weights_, means_, variances_ : (L, H, max_components) selected mixture, zero-padded.
     target_components_ : (L, H, max_components) bool, components forming the target group.
     data_min_, data_max_ : (L, H) min-max scaling learned per head.
     layer_filter_ : (L,) bool, layers allowed by ``last_layers``.
     candidate_ : (L, H) bool, responsive (SS > 0) heads inside the layer filter.
-    selected_ : (L, H) bool, the top ``top_heads`` candidates by SS.
-    selected_heads_ : list of (layer, head), SS descending (ties: lower index first).
+    agreement_ : (L, H) overlap of each candidate's target set with the anchor's; NaN
+        for non-candidates.
+    selected_ : (L, H) bool, the top ``top_heads`` candidates that agree with the anchor.
+    selected_heads_ : list of (layer, head), by SS then gap, descending (the anchor first).
     """
 
     def __init__(
@@ -169,6 +195,7 @@ class HeadProfiler(BaseEstimator):
         min_target_weight=0.01,
         max_target_weight=0.2,
         max_overlap=0.1,
+        min_agreement=0.5,
         random_state=0,
     ):
         self.max_components = max_components
@@ -180,6 +207,7 @@ class HeadProfiler(BaseEstimator):
         self.min_target_weight = min_target_weight
         self.max_target_weight = max_target_weight
         self.max_overlap = max_overlap
+        self.min_agreement = min_agreement
         self.random_state = random_state
 
     def fit(self, shares):
@@ -195,6 +223,7 @@ class HeadProfiler(BaseEstimator):
         self.aic_ = np.full((n_layers, n_heads, k_max), np.nan)
         self.separation_ = np.zeros((n_layers, n_heads))
         self.target_weight_ = np.zeros((n_layers, n_heads))
+        self.gap_ = np.zeros((n_layers, n_heads))
         self.weights_ = np.zeros((n_layers, n_heads, k_max))
         self.means_ = np.zeros((n_layers, n_heads, k_max))
         self.variances_ = np.zeros((n_layers, n_heads, k_max))
@@ -209,12 +238,28 @@ class HeadProfiler(BaseEstimator):
         self.layer_filter_ = np.zeros(n_layers, dtype=bool)
         self.layer_filter_[n_layers - _layer_count(self.last_layers, n_layers) :] = True
         self.candidate_ = self.layer_filter_[:, None] & (self.separation_ > 0)
-        flat_score = np.where(self.candidate_, self.separation_, -np.inf).ravel()
-        ranked = np.argsort(-flat_score, kind="stable")[: min(self.top_heads, int(self.candidate_.sum()))]
-        self.selected_ = np.zeros((n_layers, n_heads), dtype=bool)
-        self.selected_.flat[ranked] = True
-        self.selected_heads_ = [tuple(int(i) for i in np.unravel_index(r, (n_layers, n_heads))) for r in ranked]
+        self._select(shares)
         return self
+
+    def _select(self, shares):
+        """Rank the candidates, anchor on the first, keep the top heads that agree with it."""
+        n_layers, n_heads = self.candidate_.shape
+        # SS is compared to 0.1% of its cap 1/eps: heads at the cap differ only by numerical noise
+        ss_level = np.round(self.separation_.ravel() * self.eps, 3)
+        ranked = np.lexsort((-self.gap_.ravel(), -ss_level))  # stable: remaining ties by index
+        ranked = [r for r in ranked if self.candidate_.flat[r]]
+        self.agreement_ = np.full((n_layers, n_heads), np.nan)
+        self.selected_ = np.zeros((n_layers, n_heads), dtype=bool)
+        self.selected_heads_ = []
+        anchor = None
+        for r in ranked:
+            layer, head = (int(i) for i in np.unravel_index(r, (n_layers, n_heads)))
+            votes = self.head_mixture(layer, head).target_posterior(shares[:, layer, head]) > self.tau_vote
+            anchor = votes if anchor is None else anchor
+            self.agreement_[layer, head] = _overlap_coefficient(votes, anchor)
+            if self.agreement_[layer, head] >= self.min_agreement and len(self.selected_heads_) < self.top_heads:
+                self.selected_[layer, head] = True
+                self.selected_heads_.append((layer, head))
 
     def _profile_head(self, shares, layer, head, grid):
         """Fit K = 1..max_components on one head, keep the lowest AIC, and split it."""
@@ -246,6 +291,8 @@ class HeadProfiler(BaseEstimator):
         self.target_components_[layer, head, :k] = is_target
         self.separation_[layer, head] = score
         self.target_weight_[layer, head] = target_weight
+        if is_target.any():
+            self.gap_[layer, head] = _gap(mixture, is_target)
 
     def head_mixture(self, layer, head):
         """The fitted mixture of one head (any head, selected or not)."""

@@ -51,7 +51,7 @@ class TCAPDetector(BaseEstimator):
         literal choice is ("system", "none"); on the shipped demo it splits samples by
         question wording (F1 0.00) where the defaults give F1 0.99 (docs/METHOD_CHOICES.md).
     max_components, last_layers, top_heads, eps, grid_size, tau_vote,
-    min_target_weight, max_target_weight, max_overlap, random_state :
+    min_target_weight, max_target_weight, max_overlap, min_agreement, random_state :
         Passed to :class:`HeadProfiler` (see it for the defaults and why).
     max_iter, tol, smoothing :
         Passed to :class:`DawidSkene`.
@@ -86,6 +86,7 @@ class TCAPDetector(BaseEstimator):
         min_target_weight=0.01,
         max_target_weight=0.2,
         max_overlap=0.1,
+        min_agreement=0.5,
         random_state=0,
         max_iter=100,
         tol=1e-6,
@@ -103,6 +104,7 @@ class TCAPDetector(BaseEstimator):
         self.min_target_weight = min_target_weight
         self.max_target_weight = max_target_weight
         self.max_overlap = max_overlap
+        self.min_agreement = min_agreement
         self.random_state = random_state
         self.max_iter = max_iter
         self.tol = tol
@@ -146,6 +148,8 @@ class TCAPDetector(BaseEstimator):
             sensitivity=sensitivity.ravel(),
             specificity=specificity.ravel(),
             target_weight=p.target_weight_.ravel(),
+            gap=p.gap_.ravel(),
+            agreement=p.agreement_.ravel(),
         )
         return pd.DataFrame(table)
 

@@ -33,7 +33,7 @@ class FinetuneRecipe:
     """The shipped recipe (from scratch): the vision pathway needs long training with warm-up
     and cosine decay before answers depend on the image, not only on the question type."""
 
-    steps: int = 1500
+    steps: int = 1300
     batch_size: int = 32
     learning_rate: float = 5e-4
     warmup_steps: int = 100

@@ -140,3 +140,22 @@ def test_fit_is_deterministic(make_profiles):
     assert first.selected_heads_ == second.selected_heads_
     np.testing.assert_array_equal(first.aic_, second.aic_)
     np.testing.assert_array_equal(first.target_posterior(profiles[..., 0]), second.target_posterior(profiles[..., 0]))
+
+
+def test_heads_that_single_out_another_group_than_the_anchor_are_not_selected():
+    """Three heads on a clean group B and a trigger head (group A, much farther out); all four
+    reach the SS cap, and the gap, not the head index, makes the trigger head the anchor."""
+    rng = np.random.default_rng(13)
+    n = 1000
+    group = rng.choice(3, n, p=[0.8, 0.1, 0.1])  # 0 background, 1 group A, 2 group B
+    shares = rng.normal(0.4, 0.02, (n, 1, 4))
+    shares[group == 2, 0, :3] += 0.24  # gap 6
+    shares[group == 1, 0, 3] += 0.8  # gap 20
+
+    profiler = HeadProfiler(last_layers=1).fit(shares)
+
+    assert profiler.candidate_.all() and (np.round(profiler.separation_ * profiler.eps, 3) == 1).all()
+    assert profiler.selected_heads_ == [(0, 3)]
+    assert profiler.agreement_[0, 3] == 1 and (profiler.agreement_[0, :3] < 0.1).all()
+    assert f1_score(group == 1, profiler.votes(shares)[:, 0]) >= 0.98
+    assert len(HeadProfiler(last_layers=1, min_agreement=0).fit(shares).selected_heads_) == 4

@@ -73,7 +73,8 @@ def test_without_the_weight_and_overlap_guards_question_types_are_flagged(make_p
     """Why the guards are on by default: METHOD.md's split rule alone takes a clean
     question type (weight 1/3) or the tail of a bump as the target group."""
     profiles, _, _ = make_profiles(n_samples=1500, poison_rate=0.0, type_effect=1.0, seed=3)
-    as_published = TCAPDetector(min_target_weight=0.0, max_target_weight=0.5, max_overlap=1.0).fit(profiles)
+    unguarded = dict(min_target_weight=0.0, max_target_weight=0.5, max_overlap=1.0, min_agreement=0)
+    as_published = TCAPDetector(**unguarded).fit(profiles)
     assert as_published.flagged_.mean() > 0.1
 
 
@@ -140,3 +141,17 @@ def test_defaults_match_the_composed_estimators():
     for part in (HeadProfiler, DawidSkene):
         for name, p in inspect.signature(part).parameters.items():
             assert defaults[name] == p.default, name
+
+
+def test_agreement_with_the_anchor_keeps_a_clean_camp_from_outvoting_the_trigger():
+    """Without the agreement check, three heads on a clean group outvote the trigger head."""
+    rng = np.random.default_rng(14)
+    n = 1000
+    group = rng.choice(3, n, p=[0.8, 0.1, 0.1])
+    logits = rng.normal(0, 0.1, (n, 1, 4, 3))
+    logits[group == 2, 0, :3, 0] += 2.0  # a clean group shifts three heads
+    logits[group == 1, 0, 3, 0] += 8.0  # the trigger takes over one head
+    profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+
+    assert f1_score(group == 1, TCAPDetector().fit(profiles).flagged_) >= 0.98
+    assert f1_score(group == 2, TCAPDetector(min_agreement=0).fit(profiles).flagged_) >= 0.98
