@@ -88,7 +88,11 @@ def cmd_evaluate(args) -> None:
 def cmd_app(args) -> None:
     from tcap_viz.ui.app import launch
 
-    launch(model=args.model, data=args.data, run=args.run, host=args.host, port=args.port, device=args.device)
+    try:
+        launch(model=args.model, data=args.data, run=args.run, host=args.host, port=args.port, device=args.device,
+               auth=args.auth)
+    except ValueError as err:  # a malformed --auth
+        sys.exit(f"error: {err}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +154,9 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default=None, type=Path, help="run folder (default: one derived from model + data)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--auth", default=None, help="USER:PASS, or a file of USER:PASS lines; the login name "
+                                                     "becomes the reviewer name of decisions")
 
 
 def main(argv: list[str] | None = None) -> None:

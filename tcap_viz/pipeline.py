@@ -38,6 +38,7 @@ class ScanConfig:
 @dataclass
 class ScanResult:
     run: RunDir
+    dataset: Dataset
     extraction: Extraction
     tcap: TCAPDetector
     baseline: BYEDetector
@@ -137,4 +138,4 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
                            "baseline_params": baseline.get_params()})
     if metrics is not None:
         run.save_json(METRICS, metrics)
-    return ScanResult(run, extraction, tcap, baseline, table, heads, metrics)
+    return ScanResult(run, dataset, extraction, tcap, baseline, table, heads, metrics)

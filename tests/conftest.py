@@ -53,3 +53,24 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer, tiny_spec):
     build_model(tiny_tokenizer, tiny_spec, seed=1).save_pretrained(out)
     build_processor(tiny_tokenizer, tiny_spec).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_copy(tmp_path_factory):
+    """The shipped demo dataset copied, so tests that export never write into sample_data/."""
+    import shutil
+
+    from tcap_viz.demo import DEMO_DATA
+
+    folder = tmp_path_factory.mktemp("demo") / "train"
+    shutil.copytree(DEMO_DATA.parent, folder)
+    return folder / DEMO_DATA.name
+
+
+@pytest.fixture(scope="session")
+def demo_scan(demo_copy, tmp_path_factory):
+    """The demo model scanned over the demo dataset once per test session."""
+    from tcap_viz.demo import DEMO_MODEL
+    from tcap_viz.pipeline import scan
+
+    return scan(DEMO_MODEL, demo_copy, tmp_path_factory.mktemp("demo_run") / "run", show_progress=False)

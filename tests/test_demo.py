@@ -1,11 +1,10 @@
 """The shipped demo: its model learnt the backdoor, and a scan finds the poisoned samples."""
 
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL
-from tcap_viz.pipeline import scan
 
 
-def test_demo_scan_flags_the_poisoned_samples(tmp_path):
-    result = scan(DEMO_MODEL, DEMO_DATA, tmp_path / "run", show_progress=False)
+def test_demo_scan_flags_the_poisoned_samples(demo_scan):
+    result = demo_scan
     assert len(result.samples) == 2000 and result.metrics["scanned"] == 2000
     tcap = result.metrics["tcap"]
     assert tcap["f1"] >= 0.95, tcap

@@ -1,6 +1,9 @@
-"""The analyst app. For now one page: the scan's summary, its most suspicious samples and its heads.
+"""The analyst app (Gradio): overview, samples, sample detail, heads, map and triage of one run.
 
-The scan runs in the page's load event with a progress bar; a second open reads the cached run.
+Every view reads a `ReviewSession`; the one thing they share is the chosen sample (the id box
+in the decision bar): choosing a sample in the table, the queue or the map opens it everywhere.
+Decisions go to the run's append-only SQLite log, so a refresh, a restart or a second reviewer
+loses nothing. Public API names (for gradio_client) are listed in the README.
 """
 
 from __future__ import annotations
@@ -12,52 +15,385 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls 
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
+import plotly  # noqa: E402
 
-from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, default_run_dir
-from tcap_viz.pipeline import ScanConfig, ScanResult, scan
+from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, ROOT, default_run_dir  # noqa: E402
+from tcap_viz.pipeline import ScanConfig  # noqa: E402
+from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, ReviewSession,  # noqa: E402
+                                     SampleQuery)
+from tcap_viz.storage.export import RULES  # noqa: E402
+from tcap_viz.ui import figures  # noqa: E402
+from tcap_viz.ui.render import TOKEN_CSS, heatmap_overlay, token_html  # noqa: E402
 
-SAMPLE_COLUMNS = ["id", "posterior", "flagged", "votes", "question", "response", "skipped"]
+ASSETS = ROOT / "assets"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+TABLE_COLUMNS = ["id", "posterior", "flagged", "decision", "votes", "question", "response", "baseline_score", "skipped"]
+QUEUE_COLUMNS = ["id", "posterior", "votes", "decision", "reviewer", "question", "response"]
+MEAN_OF_SELECTED = "mean of the selected heads"
+DETAIL_TAB, SAMPLES_TAB = "sample", "samples"
+PRIVATE = {"api_visibility": "private"}  # wiring between views, not part of the public API
 
 
-def summary_markdown(result: ScanResult, model, data) -> str:
-    table = result.samples
-    skipped = int((table["skipped"] != "").sum())
-    flagged = int(table["flagged"].fillna(False).astype(bool).sum())
-    heads = ", ".join(f"L{l}H{h}" for l, h in result.tcap.profiler_.selected_heads_) or "none"
-    lines = [f"**Model** `{model}`  \n**Dataset** `{data}` ({len(table)} samples)  \n**Run** `{result.run.path}`",
-             f"Scanned {len(table) - skipped}, skipped {skipped}, **flagged {flagged}** (posterior > "
-             f"{result.tcap.threshold}). Selected heads: {heads}."]
-    if result.metrics:
-        m, b = result.metrics["tcap"], result.metrics["baseline"]
-        lines.append("Against ground-truth labels the detector never saw: "
-                     f"TCAP precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}; "
-                     f"BYE baseline F1 {b['f1']:.3f}.")
+def _head_label(layer: int, head: int) -> str:
+    return f"L{layer}H{head}"
+
+
+def _parse_head(label: str) -> tuple[int, int]:
+    layer, head = label[1:].split("H")
+    return int(layer), int(head)
+
+
+def _reviewer(typed: str, request: gr.Request | None) -> str:
+    """The login name when the app has one, else the name typed in the decision bar."""
+    name = getattr(request, "username", None) if request is not None else None
+    return name or (typed or "").strip()
+
+
+# -- text blocks ---------------------------------------------------------------------------------
+def summary_markdown(session: ReviewSession, threshold: float) -> str:
+    result, counts = session.result, session.counts(threshold)
+    heads = ", ".join(_head_label(l, h) for l, h in session.selected_heads()) or "none"
+    lines = [f"**Model** `{session.model}`  \n**Dataset** `{session.data}` ({counts['samples']} samples)  \n"
+             f"**Run** `{result.run.path}`",
+             f"Scanned {counts['samples'] - counts['skipped']}, skipped {counts['skipped']}, "
+             f"**flagged {counts['flagged']}** (posterior > {threshold:.2f}). Selected heads: {heads}.",
+             "Review of the flagged samples: "
+             + ", ".join(f"{name} {counts[name]}" for name in ("poison", "clean", "unsure", "pending"))
+             + (f"; {counts['decided outside the flagged set']} decided outside the flagged set"
+                if counts["decided outside the flagged set"] else "") + "."]
+    skipped = result.samples[result.samples["skipped"] != ""]
+    if len(skipped):
+        lines.append("Skipped samples (first 5): " + "; ".join(f"`{i}`: {r}" for i, r in skipped[["id", "skipped"]]
+                                                               .head(5).values))
     return "\n\n".join(lines)
 
 
-def build_app(model, data, run, device=None) -> gr.Blocks:
+def metrics_markdown(metrics: dict | None) -> str:
+    if metrics is None:
+        return "The dataset has no `poisoned` labels, so there is no evaluation: the flags are the detector's alone."
+    rows = ["**Evaluation against ground-truth labels the detectors never saw** (labels are read only here).", "",
+            "| detector | precision | recall | F1 | AUROC | flagged |", "|---|---|---|---|---|---|"]
+    for name in ("tcap", "baseline"):
+        m = metrics[name]
+        rows.append(f"| {'TCAP' if name == 'tcap' else 'BYE baseline'} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                    f"{m['f1']:.3f} | {m['auroc']:.3f} | {m['n_flagged']} |")
+    return "\n".join(rows)
+
+
+def sample_markdown(detail) -> str:
+    row = detail.row
+    posterior = "n/a (skipped)" if pd.isna(row["posterior"]) else f"{row['posterior']:.4f}"
+    lines = [f"### Sample `{detail.sample.id}`",
+             f"**Posterior** {posterior} · **flagged** {bool(row['flagged'])} · **decision** {row['decision']}"
+             + (f" by {row['reviewer']}" if row["reviewer"] else ""),
+             f"**System** {detail.sample.system or '(none)'}", f"**Question** {detail.sample.question}",
+             f"**Response** {detail.sample.response}"]
+    if "poisoned_truth" in row:
+        lines.append(f"<span class='tcap-muted'>Ground truth (evaluation only): "
+                     f"{'poisoned' if row['poisoned_truth'] else 'clean'}</span>")
+    if detail.error:
+        lines.append(f"**Cannot show attention:** {detail.error}")
+    return "\n\n".join(lines)
+
+
+def why_markdown(contributions: pd.DataFrame) -> str:
+    if contributions.empty:
+        return "No head was selected, so no head voted: nothing is flagged in this run."
+    top = contributions.sort_values("llr", ascending=False)
+    voting = top[top["vote"] == 1]
+    if voting.empty:
+        return "No selected head put this sample in its trigger-responsive group."
+    names = ", ".join(f"{_head_label(r.layer, r.head)} (+{r.llr:.1f})" for r in voting.itertuples())
+    return (f"**Why flagged:** {len(voting)} of {len(top)} selected heads put this sample in their separated "
+            f"minority group; each vote adds its log-likelihood ratio to the log-odds: {names}.")
+
+
+# -- the app -------------------------------------------------------------------------------------
+def build_app(session: ReviewSession) -> gr.Blocks:
+    """The Blocks of the app for one session; `launch` serves it."""
+    gr.set_static_paths([PLOTLY_JS])
+
+    def page(q: SampleQuery, threshold: float):
+        rows, total = session.query(q, threshold)
+        first = q.page * q.page_size
+        label = f"samples {first + 1 if total else 0}-{first + len(rows)} of {total}" + (
+            f" (map selection of {len(q.ids)})" if q.ids is not None else "")
+        return gr.Dataframe(value=rows[TABLE_COLUMNS].round(4), label=label)
+
+    def make_query(lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids):
+        return SampleQuery(min_posterior=lo, max_posterior=hi, flag=flag, decision=decision, split=split, text=text,
+                           ids=frozenset(map_ids) if map_ids else None, sort_by=sort_by, descending=descending,
+                           page=max(int(page_no) - 1, 0))
+
+    def overview(threshold):
+        metrics = session.metrics(threshold)
+        hist = figures.posterior_histogram(session.table(threshold)["posterior"].to_numpy(), threshold)
+        pr = cm_tcap = cm_base = None
+        if metrics is not None:
+            pr = figures.pr_curves(metrics["truth"], {"TCAP posterior": metrics["tcap_score"],
+                                                      "BYE (low entropy)": metrics["baseline_score"]})
+            cm_tcap = figures.confusion_matrix(metrics["tcap"], "TCAP")
+            cm_base = figures.confusion_matrix(metrics["baseline"], "BYE baseline")
+        return summary_markdown(session, threshold), hist, metrics_markdown(metrics), pr, cm_tcap, cm_base
+
     def open_run(progress=gr.Progress()):
         progress(0, desc="loading the run (scanning if it is not cached)")
-        result = scan(model, data, run, ScanConfig(device=device), show_progress=False,
-                      on_progress=lambda done, total: progress(done / total, desc="extracting attention"))
-        samples = result.samples.sort_values("posterior", ascending=False)[SAMPLE_COLUMNS].head(100)
-        heads = result.heads.sort_values("separation", ascending=False)
-        return summary_markdown(result, model, data), samples, heads
+        session.open(on_progress=lambda done, total: progress(done / total, desc="extracting attention"))
+        threshold = session.default_threshold
+        heads = [MEAN_OF_SELECTED] + [_head_label(l, h) for l, h in sorted(
+            {(l, h) for l, h in zip(session.result.heads["layer"], session.result.heads["head"])})]
+        head_choices = [(f"{_head_label(r.layer, r.head)}{' (selected)' if r.selected else ''}  SS {r.separation:.1f}",
+                         _head_label(r.layer, r.head)) for r in session.result.heads.sort_values("separation", ascending=False).itertuples()]
+        splits = ["all", *session.splits()]
+        return (gr.Slider(value=threshold), *overview(threshold), page(SampleQuery(), threshold),
+                gr.Dropdown(choices=heads, value=MEAN_OF_SELECTED), gr.Dropdown(choices=head_choices, value=head_choices[0][1]),
+                gr.Dropdown(choices=splits, value="all"), queue_view(threshold))
+
+    def detail(sample_id, head_choice, threshold):
+        sample_id = (sample_id or "").strip()
+        if not sample_id:
+            return "Choose a sample in the samples table, the triage queue or the map.", None, "", None, "", None
+        try:
+            d = session.detail(sample_id, threshold)
+        except KeyError as err:
+            raise gr.Error(str(err).strip("'\"")) from None
+        if d.attention is None:
+            return sample_markdown(d), None, "", None, why_markdown(d.contributions), d.contributions
+        heads = session.selected_heads() if head_choice == MEAN_OF_SELECTED else [_parse_head(head_choice)]
+        if not heads:  # nothing selected: show the mean of every head of the last layer
+            heads = [(d.attention.rows.shape[0] - 1, h) for h in range(d.attention.rows.shape[1])]
+        row = d.attention.row(heads)
+        image = heatmap_overlay(d.image, d.attention.vision_map(row))
+        return (sample_markdown(d), image, token_html(d.attention, row), figures.layer_shares(d.attention.shares()),
+                why_markdown(d.contributions), d.contributions.round(4))
+
+    def head_view(choice, overlay_truth):
+        layer, head = _parse_head(choice)
+        view = session.head_view(layer, head)
+        info = view.info
+        truth = view.truth if overlay_truth else None
+        sens = "" if pd.isna(info["sensitivity"]) else (f", EM sensitivity {info['sensitivity']:.3f}, "
+                                                         f"specificity {info['specificity']:.3f}")
+        text = (f"**{_head_label(layer, head)}**: K* = {info['k']}, separation score {info['separation']:.1f}, "
+                f"target weight {info['target_weight']:.3f}, gap {info['gap']:.2f}, "
+                f"{'selected' if info['selected'] else 'not selected'}{sens}.")
+        aic = [info[f"aic_{k}"] for k in range(1, 100) if f"aic_{k}" in info]
+        return (figures.heads_grid(session.result.heads, (layer, head)),
+                figures.head_mixture(view.values, view.mixture, truth, f"{_head_label(layer, head)}: statistic and mixture"),
+                figures.aic_by_k(aic, int(info["k"])), text)
+
+    def queue_view(threshold):
+        queue = session.queue(threshold)
+        decided = int((queue["decision"] != "pending").sum())
+        label = f"triage queue: {decided} of {len(queue)} flagged samples decided"
+        return gr.Dataframe(value=queue[QUEUE_COLUMNS].round(4), label=label)
+
+    def decide(decision):
+        def handler(sample_id, typed_reviewer, note, threshold, request: gr.Request):
+            reviewer = _reviewer(typed_reviewer, request)
+            if not (sample_id or "").strip():
+                raise gr.Error("choose a sample first")
+            try:
+                session.decide(sample_id.strip(), decision, reviewer, note or "")
+            except (KeyError, ValueError) as err:
+                raise gr.Error(str(err).strip("'\"")) from None
+            return f"`{sample_id}` marked **{decision}** by {reviewer}.", "", queue_view(threshold)
+        return handler
+
+    def undo(typed_reviewer, threshold, request: gr.Request):
+        reviewer = _reviewer(typed_reviewer, request)
+        sample_id = session.undo(reviewer)
+        status = f"undid {reviewer}'s decision on `{sample_id}`." if sample_id else f"{reviewer} has nothing to undo."
+        return status, queue_view(threshold)
+
+    def next_pending(threshold):
+        pending = session.queue(threshold, pending_only=True)
+        if pending.empty:
+            gr.Info("every flagged sample has a decision")
+            return gr.skip(), gr.skip()
+        return pending.iloc[0]["id"], gr.Tabs(selected=DETAIL_TAB)
+
+    def export(rule, threshold):
+        result = session.export(rule, threshold)
+        return (f"Wrote `{result.data_path}` ({result.kept} samples kept, {result.removed} removed) and its manifest "
+                f"`{result.manifest_path}`. The original file is untouched."), str(result.data_path)
+
+    def show_map(colour_by, progress=gr.Progress()):
+        progress(0, desc="computing the map (first time only)")
+        points = session.sample_map(on_progress=lambda text: progress(0.1, desc=text))
+        return gr.HTML(value="", figure=figures.sample_map_figure(points, colour_by))
+
+    def map_event(value):
+        kind, _, payload = (value or "").partition(":")
+        if kind == "click" and payload:
+            return gr.skip(), payload, gr.Tabs(selected=DETAIL_TAB)
+        if kind == "select":
+            ids = [i for i in payload.split(",") if i]
+            return (ids or None), gr.skip(), gr.Tabs(selected=SAMPLES_TAB)
+        return gr.skip(), gr.skip(), gr.skip()
 
     with gr.Blocks(title="tcap-viz") as app:
-        gr.Markdown("# tcap-viz: backdoor-poison scan (TCAP)")
-        summary = gr.Markdown("Loading the run…")
-        with gr.Tab("Most suspicious samples"):
-            samples = gr.Dataframe(pd.DataFrame(columns=SAMPLE_COLUMNS), interactive=False)
-        with gr.Tab("Heads"):
-            heads = gr.Dataframe(interactive=False)
-        app.load(open_run, outputs=[summary, samples, heads], api_name="open_run")
+        gr.Markdown("# tcap-viz: find backdoor-poisoned samples (TCAP)")
+        map_ids = gr.State(None)
+        with gr.Row(elem_id="tcap-decision-bar", equal_height=True):
+            sample_id = gr.Textbox(label="Sample id", scale=2, elem_id="tcap-sample-id")
+            reviewer = gr.Textbox(label="Reviewer (your login when the app has one)", scale=2)
+            note = gr.Textbox(label="Note", scale=3)
+            poison = gr.Button("Poison (p)", variant="stop", elem_id="tcap-poison", scale=1)
+            clean = gr.Button("Clean (c)", variant="primary", elem_id="tcap-clean", scale=1)
+            unsure = gr.Button("Unsure (u)", elem_id="tcap-unsure", scale=1)
+            undo_button = gr.Button("Undo (z)", elem_id="tcap-undo", scale=1)
+            next_button = gr.Button("Next pending (n)", elem_id="tcap-next", scale=1)
+        status = gr.Markdown("")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Overview", id="overview"):
+                summary = gr.Markdown("Loading the run…")
+                threshold = gr.Slider(0, 1, value=0.5, step=0.01, label="Flag threshold on the EM posterior "
+                                      "(re-flags live; the scan used 0.5)")
+                hist = gr.Plot(label="posterior histogram")
+                metrics_text = gr.Markdown()
+                with gr.Row():
+                    pr = gr.Plot(label="precision-recall")
+                    cm_tcap = gr.Plot(label="TCAP confusion")
+                    cm_base = gr.Plot(label="baseline confusion")
+            with gr.Tab("Samples", id=SAMPLES_TAB):
+                with gr.Row():
+                    lo = gr.Number(0.0, label="posterior from", minimum=0, maximum=1, step=0.05)
+                    hi = gr.Number(1.0, label="to", minimum=0, maximum=1, step=0.05)
+                    flag = gr.Dropdown(list(FLAG_FILTERS), value="all", label="flag")
+                    decision = gr.Dropdown(list(DECISION_FILTERS), value="all", label="decision")
+                    split = gr.Dropdown(["all"], value="all", label="split (record field)")
+                    text = gr.Textbox(label="search id / question / response")
+                with gr.Row():
+                    sort_by = gr.Dropdown(list(SORTABLE), value="posterior", label="sort by")
+                    descending = gr.Checkbox(True, label="descending")
+                    page_no = gr.Number(1, label="page", minimum=1, precision=0)
+                    clear_map = gr.Button("Clear the map selection")
+                samples = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), interactive=False, max_height=560,
+                                       label="samples", elem_id="tcap-samples")
+                gr.Markdown("Click a row to open the sample.", elem_classes="tcap-muted")
+            with gr.Tab("Sample", id=DETAIL_TAB):
+                head_choice = gr.Dropdown([MEAN_OF_SELECTED], value=MEAN_OF_SELECTED, label="attention of")
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        heatmap = gr.Image(label="image attention (answer row over the image tokens)",
+                                           elem_id="tcap-heatmap", interactive=False, type="pil")
+                    with gr.Column(scale=2):
+                        sample_text = gr.Markdown()
+                        why = gr.Markdown()
+                tokens = gr.HTML(label="prompt tokens shaded by attention", css_template=TOKEN_CSS)
+                with gr.Row():
+                    shares_plot = gr.Plot(label="shares by layer")
+                    contributions = gr.Dataframe(label="selected heads' votes (llr: push on the log-odds)",
+                                                 interactive=False)
+            with gr.Tab("Heads", id="heads"):
+                with gr.Row():
+                    head_pick = gr.Dropdown([], label="head (by separation score)")
+                    overlay = gr.Checkbox(False, label="overlay ground-truth classes (evaluation only)")
+                head_text = gr.Markdown()
+                with gr.Row():
+                    grid = gr.Plot(label="layer x head")
+                    mixture = gr.Plot(label="mixture")
+                aic = gr.Plot(label="AIC")
+            with gr.Tab("Map", id="map"):
+                with gr.Row():
+                    colour_by = gr.Radio(["posterior", "decision", "flag", "ground truth"], value="posterior",
+                                         label="colour by")
+                    map_button = gr.Button("Show the map", variant="primary")
+                sample_map = gr.HTML(value="", html_template="<div class='tcap-map' style='height:540px'></div>",
+                                     js_on_load=(ASSETS / "sample_map.js").read_text(encoding="utf-8"),
+                                     head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>', figure=None)
+            with gr.Tab("Triage", id="triage"):
+                queue = gr.Dataframe(pd.DataFrame(columns=QUEUE_COLUMNS), interactive=False, max_height=480,
+                                     label="triage queue", elem_id="tcap-queue")
+                gr.Markdown("Click a row to open it; decide with the bar above or the keys p / c / u, "
+                            "z undoes your last decision, n opens the next pending sample.", elem_classes="tcap-muted")
+                with gr.Row():
+                    rule = gr.Radio(list(RULES), value=RULES[0], label="export removes",
+                                    info="confirmed poisons only, or also every flagged sample not rejected")
+                    export_button = gr.Button("Export the cleaned dataset", variant="primary")
+                export_text = gr.Markdown()
+                export_path = gr.Textbox(label="cleaned dataset", interactive=False)
+
+        query_inputs = [lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids]
+        overview_outputs = [summary, hist, metrics_text, pr, cm_tcap, cm_base]
+        detail_outputs = [sample_text, heatmap, tokens, shares_plot, why, contributions]
+
+        def refresh_samples(threshold_value, *values):
+            return page(make_query(*values), threshold_value)
+
+        app.load(open_run, outputs=[threshold, *overview_outputs, samples, head_choice, head_pick, split, queue],
+                 api_name="open_run")
+        threshold.release(overview, threshold, overview_outputs, api_name="overview").then(
+            refresh_samples, [threshold, *query_inputs], samples, **PRIVATE).then(queue_view, threshold, queue, **PRIVATE)
+        for control in (lo, hi, flag, decision, split, sort_by, descending, page_no):
+            control.change(refresh_samples, [threshold, *query_inputs], samples, **PRIVATE)
+        text.submit(refresh_samples, [threshold, *query_inputs], samples, api_name="samples")
+        clear_map.click(lambda: None, outputs=map_ids, **PRIVATE)  # its change event refreshes the table
+        map_ids.change(refresh_samples, [threshold, *query_inputs], samples, **PRIVATE)
+
+        def open_row(event: gr.SelectData):
+            return event.row_value[0], gr.Tabs(selected=DETAIL_TAB)
+
+        samples.select(open_row, None, [sample_id, tabs], **PRIVATE)
+        queue.select(open_row, None, [sample_id, tabs], **PRIVATE)
+        sample_id.change(detail, [sample_id, head_choice, threshold], detail_outputs, api_name="sample_detail")
+        head_choice.change(detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE)
+
+        for button, name in ((poison, "poison"), (clean, "clean"), (unsure, "unsure")):
+            button.click(decide(name), [sample_id, reviewer, note, threshold], [status, note, queue],
+                         api_name=f"decide_{name}").then(
+                detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE)
+        undo_button.click(undo, [reviewer, threshold], [status, queue], api_name="undo").then(
+            detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE)
+        next_button.click(next_pending, threshold, [sample_id, tabs], api_name="next_pending")
+        export_button.click(export, [rule, threshold], [export_text, export_path], api_name="export",
+                            concurrency_limit=1)
+
+        head_pick.change(head_view, [head_pick, overlay], [grid, mixture, aic, head_text], api_name="head")
+        overlay.change(head_view, [head_pick, overlay], [grid, mixture, aic, head_text], **PRIVATE)
+        map_button.click(show_map, colour_by, sample_map, api_name="map", concurrency_limit=1,
+                         concurrency_id="heavy")
+        colour_by.change(show_map, colour_by, sample_map, **PRIVATE, concurrency_limit=1, concurrency_id="heavy")
+        sample_map.change(map_event, sample_map, [map_ids, sample_id, tabs], **PRIVATE)
     return app
 
 
-def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, device=None, **launch_kwargs) -> None:
+def theme() -> gr.Theme:
+    """The default look with the system's fonts: the stock theme fetches its font from Google."""
+    return gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "SFMono-Regular", "monospace"])
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """`USER:PASS`, or a file with one `USER:PASS` per line (blank lines and # comments ignored)."""
+    if not value:
+        return None
+    path = Path(value)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            where = f"{path}, line {number}" if path.is_file() else "--auth"
+            raise ValueError(f"{where}: expected USER:PASS")
+        pairs.append((user, password))
+    if not pairs:
+        raise ValueError(f"{path}: no USER:PASS line found")
+    return pairs
+
+
+def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, device=None, auth=None,
+           **launch_kwargs):
+    """Serve the app; with no model and data, the embedded demo."""
     model = str(model or DEMO_MODEL)
     data = Path(data or DEMO_DATA)
     run = Path(run or default_run_dir(model, data))
-    build_app(model, data, run, device).queue(default_concurrency_limit=1).launch(
-        server_name=host, server_port=port, **launch_kwargs)
+    session = ReviewSession(model, data, run, ScanConfig(device=device))
+    app = build_app(session).queue(default_concurrency_limit=4)
+    return app.launch(server_name=host, server_port=port, auth=parse_auth(auth), theme=theme(),
+                      css=(ASSETS / "app.css").read_text(encoding="utf-8"),
+                      js=(ASSETS / "shortcuts.js").read_text(encoding="utf-8"), **launch_kwargs)

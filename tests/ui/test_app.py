@@ -1,19 +1,70 @@
-"""The app starts on a model and dataset and loads the run through its public endpoint."""
+"""The app through its public API (gradio_client): open, detail, decide, undo, export, restart."""
 
-import gradio as gr
+import shutil
+
+import pytest
 from gradio_client import Client
 
-from tcap_viz.ui.app import build_app
+from tcap_viz.review.session import ReviewSession
+from tcap_viz.ui.app import build_app, parse_auth
 
 
-def test_app_opens_a_run_through_its_api(tiny_model_dir, tiny_data_path, tmp_path):
-    app = build_app(str(tiny_model_dir), tiny_data_path, tmp_path / "run")
-    assert isinstance(app, gr.Blocks)
-    app.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+@pytest.fixture()
+def data_copy(tiny_data_path, tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(tiny_data_path.parent, folder)
+    return folder / tiny_data_path.name
+
+
+def _serve(model, data, run):
+    app = build_app(ReviewSession(model, data, run)).queue()
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    return app, Client(app.local_url, verbose=False)
+
+
+def test_review_round_trip_survives_a_restart(tiny_model_dir, data_copy, tmp_path):
+    run = tmp_path / "run"
+    app, client = _serve(tiny_model_dir, data_copy, run)
     try:
-        summary, samples, heads = Client(app.local_url, verbose=False).predict(api_name="/open_run")
-        assert "40 samples" in summary and "flagged" in summary
-        assert len(samples["data"]) == 40
-        assert (tmp_path / "run" / "profiles.npz").exists()
+        opened = client.predict(api_name="/open_run")
+        assert "40 samples" in opened[1] and "flagged" in opened[1]
+        assert (run / "profiles.npz").exists()
+        text, image, tokens, *_ = client.predict("00001", "mean of the selected heads", 0.0, api_name="/sample_detail")
+        assert "Sample `00001`" in text and image and "tcap-part" in tokens
+        assert "poison" in client.predict("00001", "ana", "corner patch", 0.0, api_name="/decide_poison")[0]
+        client.predict("00002", "ana", "", 0.0, api_name="/decide_clean")
+        assert "00002" in client.predict("ana", 0.0, api_name="/undo")[0]
+        message, path = client.predict("confirmed", 0.0, api_name="/export")
+        assert "1 removed" in message and path.startswith(str(data_copy.parent))
     finally:
         app.close()
+    app, client = _serve(tiny_model_dir, data_copy, run)  # a restart: same run folder, same decision log
+    try:
+        client.predict(api_name="/open_run")
+        text = client.predict("00001", "mean of the selected heads", 0.0, api_name="/sample_detail")[0]
+        assert "decision** poison by ana" in text
+        text = client.predict("00002", "mean of the selected heads", 0.0, api_name="/sample_detail")[0]
+        assert "decision** pending" in text
+    finally:
+        app.close()
+
+
+def test_a_decision_needs_a_reviewer(tiny_model_dir, data_copy, tmp_path):
+    app, client = _serve(tiny_model_dir, data_copy, tmp_path / "run")
+    try:
+        client.predict(api_name="/open_run")
+        with pytest.raises(Exception, match="reviewer"):
+            client.predict("00001", "", "", 0.5, api_name="/decide_poison")
+    finally:
+        app.close()
+
+
+def test_auth_accepts_a_pair_or_a_file(tmp_path):
+    assert parse_auth("ana:secret") == [("ana", "secret")]
+    users = tmp_path / "users.txt"
+    users.write_text("# reviewers\nana:one\n\nbo:two:with-colon\n")
+    assert parse_auth(str(users)) == [("ana", "one"), ("bo", "two:with-colon")]
+    users.write_text("ana\n")
+    with pytest.raises(ValueError, match="line 1"):
+        parse_auth(str(users))
+    assert parse_auth(None) is None

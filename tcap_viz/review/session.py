@@ -1,0 +1,254 @@
+"""One analyst's view of one run: what the app shows, as plain Python (no gradio).
+
+The app's views call only this class, so every view can be tested, scripted and
+benchmarked without a browser:
+
+    from tcap_viz.review.session import ReviewSession
+    session = ReviewSession("sample_data/demo_model", "sample_data/demo/train/data.jsonl", "runs/demo").open()
+    session.decide(session.queue().iloc[0]["id"], "poison", reviewer="ana")
+    session.export()
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tcap_viz.attention.explain import SampleAttention, explain_sample
+from tcap_viz.data import Sample, load_image
+from tcap_viz.detection import detection_metrics
+from tcap_viz.detection.head_profiler import HeadMixture
+from tcap_viz.detection.tcap import head_statistic
+from tcap_viz.pipeline import ScanConfig, ScanResult, scan
+from tcap_viz.review.sample_map import sample_map
+from tcap_viz.storage.decisions import DECISIONS, PENDING, DecisionLog
+from tcap_viz.storage.export import ExportResult, export_cleaned, removal_reasons
+
+DECISIONS_FILE = "decisions.sqlite"
+FLAG_FILTERS = ("all", "flagged", "not flagged")
+DECISION_FILTERS = ("all", PENDING, *DECISIONS)
+SORTABLE = ("posterior", "id", "votes", "baseline_score", "decision")
+
+
+@dataclass
+class SampleQuery:
+    """A filter, sort and page of the samples table (applied on the server)."""
+
+    min_posterior: float = 0.0
+    max_posterior: float = 1.0
+    flag: str = "all"
+    decision: str = "all"
+    split: str = "all"
+    text: str = ""
+    ids: frozenset[str] | None = None  # e.g. a selection on the map
+    sort_by: str = "posterior"
+    descending: bool = True
+    page: int = 0
+    page_size: int = 50
+
+
+@dataclass
+class SampleDetail:
+    """Everything the detail view draws for one sample."""
+
+    sample: Sample
+    row: pd.Series  # the sample's line of `table()`
+    image: object  # PIL image
+    attention: SampleAttention | None  # None when the sample was skipped
+    contributions: pd.DataFrame  # selected heads' votes and log-likelihood ratios
+    error: str = ""
+
+
+@dataclass
+class HeadView:
+    """One head's mixture fit over the samples, for the heads view."""
+
+    layer: int
+    head: int
+    values: np.ndarray  # the head statistic, min-max normalised as the mixture saw it
+    mixture: HeadMixture
+    info: pd.Series  # the head's line of the heads table
+    truth: np.ndarray | None  # ground truth of the scanned samples, for display only
+
+
+class ReviewSession:
+    """A run (scanned on first open, cached after), its decisions and its exports."""
+
+    def __init__(self, model: str | Path, data: str | Path, run: str | Path, config: ScanConfig | None = None,
+                 decisions: str | Path | None = None):
+        self.model, self.data, self.run_path = str(model), Path(data), Path(run)
+        self.config = config or ScanConfig()
+        self.log = DecisionLog(decisions or self.run_path / DECISIONS_FILE)
+        self.run_name = str(self.run_path.resolve())
+        self._lock = threading.Lock()
+        self._result: ScanResult | None = None
+        self._adapter = None
+
+    # -- opening ---------------------------------------------------------------------------------
+    def open(self, on_progress: Callable[[int, int], None] | None = None) -> "ReviewSession":
+        """Scan (or read the cached scan); safe to call from several requests at once."""
+        with self._lock:
+            if self._result is None:
+                self._result = scan(self.model, self.data, self.run_path, self.config,
+                                    on_progress=on_progress, show_progress=False)
+        return self
+
+    @property
+    def result(self) -> ScanResult:
+        if self._result is None:
+            raise RuntimeError("the run is not open yet; call open() (the app does it on page load)")
+        return self._result
+
+    @property
+    def dataset(self):
+        return self.result.dataset
+
+    @property
+    def default_threshold(self) -> float:
+        return float(self.result.tcap.threshold)
+
+    @cached_property
+    def _row_of(self) -> dict[str, int]:
+        return {sample_id: i for i, sample_id in enumerate(self.result.extraction.ids)}
+
+    # -- tables ----------------------------------------------------------------------------------
+    def table(self, threshold: float | None = None) -> pd.DataFrame:
+        """The samples table with the live flag and each sample's standing decision."""
+        table = self.result.samples.copy()
+        threshold = self.default_threshold if threshold is None else threshold
+        table["flagged"] = (table["posterior"] > threshold) & (table["skipped"] == "")
+        current = self.log.current(self.run_name).set_index("sample_id")
+        table["decision"] = table["id"].map(current["decision"]).fillna(PENDING)
+        table["reviewer"] = table["id"].map(current["reviewer"]).fillna("")
+        table["split"] = [str(s.record.get("split", "")) for s in self.dataset]
+        return table
+
+    def splits(self) -> list[str]:
+        return sorted({str(s.record["split"]) for s in self.dataset if "split" in s.record})
+
+    def query(self, q: SampleQuery, threshold: float | None = None) -> tuple[pd.DataFrame, int]:
+        """One page of the filtered, sorted table and the number of matching rows."""
+        table = self.table(threshold)
+        posterior = table["posterior"].fillna(0.0)
+        keep = (posterior >= q.min_posterior) & (posterior <= q.max_posterior)
+        if q.flag != "all":
+            keep &= table["flagged"] == (q.flag == "flagged")
+        if q.decision != "all":
+            keep &= table["decision"] == q.decision
+        if q.split != "all":
+            keep &= table["split"] == q.split
+        if q.text.strip():
+            text = q.text.strip()
+            keep &= (table["id"].str.contains(text, case=False, regex=False)
+                     | table["question"].str.contains(text, case=False, regex=False)
+                     | table["response"].str.contains(text, case=False, regex=False))
+        if q.ids is not None:
+            keep &= table["id"].isin(q.ids)
+        if q.sort_by not in SORTABLE:
+            raise ValueError(f"sort_by must be one of {SORTABLE}, got {q.sort_by!r}")
+        matched = table[keep].sort_values(q.sort_by, ascending=not q.descending, kind="stable", na_position="last")
+        start = max(q.page, 0) * q.page_size
+        return matched.iloc[start:start + q.page_size], int(len(matched))
+
+    def counts(self, threshold: float | None = None) -> dict[str, int]:
+        """Flagged, and how the review of the flagged samples stands."""
+        table = self.table(threshold)
+        flagged = table[table["flagged"]]
+        counts = {"samples": len(table), "skipped": int((table["skipped"] != "").sum()), "flagged": len(flagged)}
+        counts.update({d: int((flagged["decision"] == d).sum()) for d in (*DECISIONS, PENDING)})
+        counts["decided outside the flagged set"] = int(((table["decision"] != PENDING) & ~table["flagged"]).sum())
+        return counts
+
+    def metrics(self, threshold: float | None = None) -> dict | None:
+        """TCAP at the live threshold and the baseline, against labels the detectors never saw."""
+        if not self.dataset.has_ground_truth:
+            return None
+        scanned = self.table(threshold).query("skipped == ''")
+        truth = scanned["poisoned_truth"].astype(bool).to_numpy()
+        return {
+            "tcap": detection_metrics(truth, scanned["flagged"].to_numpy(), scanned["posterior"].to_numpy()),
+            "baseline": detection_metrics(truth, scanned["baseline_flagged"].astype(bool).to_numpy(),
+                                          -scanned["baseline_score"].to_numpy()),
+            "truth": truth,
+            "tcap_score": scanned["posterior"].to_numpy(),
+            "baseline_score": -scanned["baseline_score"].to_numpy(),
+        }
+
+    # -- triage ----------------------------------------------------------------------------------
+    def queue(self, threshold: float | None = None, pending_only: bool = False) -> pd.DataFrame:
+        """Flagged samples, most suspicious first."""
+        table = self.table(threshold)
+        queue = table[table["flagged"]].sort_values("posterior", ascending=False, kind="stable")
+        return queue[queue["decision"] == PENDING] if pending_only else queue
+
+    def decide(self, sample_id: str, decision: str, reviewer: str, note: str = "") -> int:
+        self.dataset.by_id(sample_id)  # an unknown id is an error, not a silent row
+        return self.log.record(self.run_name, sample_id, decision, reviewer, note)
+
+    def undo(self, reviewer: str) -> str | None:
+        """Take back the reviewer's latest standing decision; returns its sample id."""
+        event = self.log.undo(self.run_name, reviewer)
+        if event is None:
+            return None
+        history = self.log.history(self.run_name)
+        return str(history.loc[history["event"] == event, "sample_id"].iloc[0])
+
+    def export(self, rule: str = "confirmed", threshold: float | None = None, out: str | Path | None = None) -> ExportResult:
+        """The dataset without the removed samples, beside the original, with a manifest."""
+        threshold = self.default_threshold if threshold is None else threshold
+        remove = removal_reasons(self.table(threshold), rule)
+        manifest = {"run": self.run_name, "model": self.model, "rule": rule, "threshold": threshold,
+                    "decisions": self.log.current(self.run_name).to_dict("records")}
+        return export_cleaned(self.dataset, remove, manifest, out)
+
+    # -- detail, heads, map ----------------------------------------------------------------------
+    @property
+    def adapter(self):
+        """The model, loaded on first use (the detail view needs full rows, the scan kept shares)."""
+        if self._adapter is None:
+            from tcap_viz.model.adapter import MLLMAdapter
+
+            with self._lock:
+                if self._adapter is None:
+                    self._adapter = MLLMAdapter.load(self.model, device=self.config.device)
+        return self._adapter
+
+    def detail(self, sample_id: str, threshold: float | None = None) -> SampleDetail:
+        sample = self.dataset.by_id(sample_id)
+        table = self.table(threshold)
+        row = table[table["id"] == sample_id].iloc[0]
+        if sample_id not in self._row_of:
+            return SampleDetail(sample, row, None, None, pd.DataFrame(), error=f"skipped: {row['skipped']}")
+        try:
+            image = load_image(sample)
+            attention = explain_sample(self.adapter, sample)
+        except Exception as err:  # noqa: BLE001 - show why, keep the app alive
+            return SampleDetail(sample, row, None, None, pd.DataFrame(), error=f"{type(err).__name__}: {err}")
+        contributions = self.result.tcap.head_contributions(self._row_of[sample_id])
+        return SampleDetail(sample, row, image, attention, contributions)
+
+    def selected_heads(self) -> list[tuple[int, int]]:
+        return [(int(l), int(h)) for l, h in self.result.tcap.profiler_.selected_heads_]
+
+    def head_view(self, layer: int, head: int) -> HeadView:
+        tcap = self.result.tcap
+        profiles = self.result.extraction.profiles[:, layer, head].astype(float)  # as fit saw them
+        values = head_statistic(profiles, tcap.statistic, tcap.transform)
+        mixture = tcap.profiler_.head_mixture(layer, head)
+        heads = self.result.heads
+        info = heads[(heads["layer"] == layer) & (heads["head"] == head)].iloc[0]
+        truth = None
+        if self.dataset.has_ground_truth:
+            truth = np.array([self.dataset.by_id(i).poisoned for i in self.result.extraction.ids], dtype=bool)
+        return HeadView(layer, head, mixture.normalise(values), mixture, info, truth)
+
+    def sample_map(self, on_progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+        """2-D UMAP of the selected heads' profiles (cached in the run folder) joined to the table."""
+        coords = sample_map(self.result.run, self.result.extraction, self.selected_heads(), on_progress)
+        return coords.merge(self.table(), on="id", how="left")

@@ -1,0 +1,91 @@
+"""Pictures of one sample's attention: the image with its patch attention laid over it, and the
+prompt token by token, shaded by attention, with its system / image / query parts boxed.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PIL import Image
+
+from tcap_viz.attention.explain import SampleAttention
+from tcap_viz.model.adapter import QUERY, SYSTEM, VISION
+
+#: Component id -> (label, RGB used for shading and the part's frame).
+PARTS = {SYSTEM: ("system", (31, 119, 180)), VISION: ("image", (44, 160, 44)), QUERY: ("query", (255, 127, 14))}
+DISPLAY_SIZE = 384
+
+
+def _inferno_like(x: np.ndarray) -> np.ndarray:
+    """Black -> red -> yellow -> white ramp for values in [0, 1], (..., 3) uint8."""
+    stops = np.array([[0, 0, 4], [120, 28, 109], [237, 105, 37], [252, 255, 164]], dtype=float)
+    pos = np.clip(x, 0, 1) * (len(stops) - 1)
+    low = np.floor(pos).astype(int).clip(0, len(stops) - 2)
+    frac = (pos - low)[..., None]
+    return (stops[low] * (1 - frac) + stops[low + 1] * frac).astype(np.uint8)
+
+
+def heatmap_overlay(image: Image.Image, grid: np.ndarray, alpha: float = 0.75, size: int = DISPLAY_SIZE) -> Image.Image:
+    """The image enlarged to `size`, with the patch-grid attention (scaled to its max) laid on top:
+    the more attention a patch gets, the more opaque and brighter its colour."""
+    base = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.NEAREST), dtype=float)
+    peak = float(grid.max())
+    scaled = (grid / peak if peak > 0 else grid).astype(np.float32)
+    weight = np.asarray(Image.fromarray(scaled).resize((size, size), Image.Resampling.BILINEAR))[..., None]
+    heat = _inferno_like(weight[..., 0]).astype(float)
+    opacity = alpha * np.sqrt(np.clip(weight, 0, 1))
+    return Image.fromarray((base * (1 - opacity) + heat * opacity).astype(np.uint8))
+
+
+def _token_text(token: str) -> str:
+    text = html.escape(token).replace("\n", "↵")
+    return text if text.strip() else text.replace(" ", "␣") or "∅"
+
+
+def token_html(attention: SampleAttention, row: np.ndarray) -> str:
+    """The prompt as shaded tokens, grouped into framed system / image / query runs.
+
+    Image tokens are many and carry no text, so each run of them is shown as one block
+    with its total attention; the heatmap shows how it spreads over the image.
+    """
+    peak = float(row[attention.components != VISION].max(initial=0)) or 1.0
+    parts, current, run = [], None, []
+
+    def close():
+        if current is None:
+            return
+        label, (r, g, b) = PARTS.get(current, ("other", (120, 120, 120)))
+        parts.append(f'<div class="tcap-part" style="border-color: rgb({r},{g},{b})">'
+                     f'<span class="tcap-part-label" style="background: rgb({r},{g},{b})">{label}</span>{"".join(run)}</div>')
+
+    i = 0
+    while i < len(attention.tokens):
+        comp = int(attention.components[i])
+        if comp != current:
+            close()
+            current, run = comp, []
+        if comp == VISION:
+            j = i
+            while j < len(attention.tokens) and attention.components[j] == VISION:
+                j += 1
+            run.append(f'<span class="tcap-token tcap-image">{j - i} image tokens: {row[i:j].sum():.1%} of the row</span>')
+            i = j
+            continue
+        r, g, b = PARTS[comp][1]
+        weight = min(float(row[i]) / peak, 1.0)
+        run.append(f'<span class="tcap-token" title="{row[i]:.4f}" style="background: rgba({r},{g},{b},{weight:.2f})">'
+                   f"{_token_text(attention.tokens[i])}</span>")
+        i += 1
+    close()
+    return '<div class="tcap-prompt">' + "".join(parts) + "</div>"
+
+
+TOKEN_CSS = """
+.tcap-prompt { display: flex; flex-direction: column; gap: 6px; font-family: ui-monospace, monospace; font-size: 13px; }
+.tcap-part { border: 2px solid; border-radius: 6px; padding: 14px 6px 6px; position: relative; line-height: 1.9; }
+.tcap-part-label { position: absolute; top: -1px; left: 6px; color: white; font-size: 11px; padding: 0 6px;
+                   border-radius: 0 0 4px 4px; }
+.tcap-token { padding: 1px 2px; margin: 0 1px; border-radius: 3px; white-space: pre; }
+.tcap-image { background: rgba(44,160,44,0.15); font-style: italic; }
+"""

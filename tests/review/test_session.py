@@ -1,0 +1,89 @@
+"""The review session: live threshold, server-side filtering, decisions, detail and export."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tcap_viz.review.session import ReviewSession, SampleQuery
+
+
+def test_threshold_reflags_live_and_counts_follow(session):
+    posterior = session.table()["posterior"]
+    for threshold in (0.0, 0.5, 0.99):
+        table = session.table(threshold)
+        assert table["flagged"].sum() == (posterior > threshold).sum()
+        assert session.counts(threshold)["flagged"] == (posterior > threshold).sum()
+        assert session.counts(threshold)["pending"] == (posterior > threshold).sum()
+
+
+def test_query_filters_sorts_and_pages_on_the_server(session):
+    table = session.table(0.0)
+    page, total = session.query(SampleQuery(page_size=7, sort_by="posterior", descending=True), 0.0)
+    assert total == len(table) and len(page) == 7
+    assert page["posterior"].is_monotonic_decreasing
+    second, _ = session.query(SampleQuery(page_size=7, page=1), 0.0)
+    assert set(second["id"]).isdisjoint(page["id"])
+    word = table["question"].iloc[0].split()[0]
+    matched, n = session.query(SampleQuery(text=word.upper(), page_size=1000), 0.0)
+    assert n == table["question"].str.contains(word, case=False).sum() and len(matched) == n
+    ids = frozenset(table["id"].iloc[:3])
+    assert set(session.query(SampleQuery(ids=ids), 0.0)[0]["id"]) == ids
+    flagged, n_flagged = session.query(SampleQuery(flag="flagged", page_size=1000), 0.0)
+    assert flagged["flagged"].all() and n_flagged == table["flagged"].sum()
+    with pytest.raises(ValueError, match="sort_by"):
+        session.query(SampleQuery(sort_by="question"))
+
+
+def test_decisions_undo_and_a_restart_lose_nothing(session, tiny_model_dir, tiny_data_path, scanned_run):
+    a, b = session.table()["id"].iloc[:2]
+    session.decide(a, "poison", "ana", "patch in the corner")
+    session.decide(b, "clean", "ana")
+    session.decide(b, "unsure", "bo")
+    assert session.undo("ana") == b  # ana's latest standing decision
+    reopened = ReviewSession(tiny_model_dir, tiny_data_path, scanned_run, decisions=session.log.path).open()
+    table = reopened.table().set_index("id")
+    assert table.loc[a, "decision"] == "poison" and table.loc[b, "decision"] == "unsure"
+    assert table.loc[b, "reviewer"] == "bo"
+    filtered, n = reopened.query(SampleQuery(decision="poison"))
+    assert list(filtered["id"]) == [a] and n == 1
+    with pytest.raises(KeyError):
+        session.decide("no-such-id", "poison", "ana")
+
+
+def test_queue_is_the_flagged_samples_most_suspicious_first(session):
+    queue = session.queue(0.0)
+    assert queue["flagged"].all() and queue["posterior"].is_monotonic_decreasing
+    first = queue["id"].iloc[0]
+    session.decide(first, "clean", "ana")
+    assert first not in set(session.queue(0.0, pending_only=True)["id"])
+
+
+def test_detail_shows_the_attention_and_why(session):
+    sample_id = session.table()["id"].iloc[0]
+    detail = session.detail(sample_id)
+    assert detail.error == "" and detail.image is not None
+    np.testing.assert_allclose(detail.attention.rows.sum(-1), 1.0, atol=1e-5)
+    assert len(detail.contributions) == len(session.selected_heads())
+    with pytest.raises(KeyError):
+        session.detail("no-such-id")
+
+
+def test_head_view_holds_the_fitted_mixture(session):
+    heads = session.result.heads
+    layer, head = heads.sort_values("separation").iloc[-1][["layer", "head"]].astype(int)
+    view = session.head_view(layer, head)
+    assert len(view.values) == len(session.result.extraction.ids)
+    assert view.values.min() == pytest.approx(0) and view.values.max() == pytest.approx(1)
+    assert view.mixture.weights.sum() == pytest.approx(1)
+    assert view.truth is not None and view.truth.dtype == bool
+
+
+def test_export_removes_confirmed_poisons_and_records_who_decided(session, tmp_path):
+    a = session.table()["id"].iloc[0]
+    session.decide(a, "poison", "ana")
+    result = session.export("confirmed", out=tmp_path / "clean.jsonl")
+    assert result.removed == 1
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["rule"] == "confirmed" and manifest["removed"] == [{"id": a, "reason": "confirmed poison"}]
+    assert manifest["decisions"][0]["reviewer"] == "ana"

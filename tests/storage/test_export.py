@@ -1,0 +1,58 @@
+"""Exports keep the original's format, sit beside it, never overwrite, and say what they removed."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from tcap_viz.data import load_dataset
+from tcap_viz.storage.export import export_cleaned, removal_reasons
+
+
+@pytest.fixture()
+def dataset_copy(tiny_data_path, tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(tiny_data_path.parent, folder)
+    return load_dataset(folder / tiny_data_path.name)
+
+
+def test_cleaned_file_is_the_original_minus_the_removed_records(dataset_copy):
+    original_bytes = dataset_copy.path.read_bytes()
+    remove = {dataset_copy[0].id: "confirmed poison", dataset_copy[3].id: "flagged, decision pending"}
+    result = export_cleaned(dataset_copy, remove, {"run": "r1", "threshold": 0.5})
+    assert result.data_path.parent == dataset_copy.path.parent and result.data_path.suffix == dataset_copy.path.suffix
+    assert dataset_copy.path.read_bytes() == original_bytes
+    cleaned = load_dataset(result.data_path)  # its images resolve from the same folder
+    assert [s.id for s in cleaned] == [s.id for s in dataset_copy if s.id not in remove]
+    assert [s.record for s in cleaned] == [s.record for s in dataset_copy if s.id not in remove]
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["run"] == "r1" and manifest["kept"] == len(dataset_copy) - 2
+    assert {r["id"]: r["reason"] for r in manifest["removed"]} == remove
+    assert result.kept == len(dataset_copy) - 2 and result.removed == 2
+
+
+def test_an_export_never_overwrites(dataset_copy, tmp_path):
+    out = tmp_path / "clean.jsonl"
+    export_cleaned(dataset_copy, {}, {}, out)
+    before = out.read_bytes()
+    with pytest.raises(FileExistsError):
+        export_cleaned(dataset_copy, {dataset_copy[0].id: "x"}, {}, out)
+    assert out.read_bytes() == before
+    with pytest.raises(FileExistsError, match="original"):
+        export_cleaned(dataset_copy, {}, {}, dataset_copy.path)
+
+
+def test_unknown_ids_are_refused(dataset_copy):
+    with pytest.raises(KeyError, match="nope"):
+        export_cleaned(dataset_copy, {"nope": "x"}, {})
+
+
+def test_rules_decide_what_is_removed():
+    table = pd.DataFrame({"id": ["a", "b", "c", "d", "e"],
+                          "flagged": [True, True, True, False, True],
+                          "decision": ["poison", "clean", "unsure", "poison", "pending"]})
+    assert set(removal_reasons(table, "confirmed")) == {"a", "d"}
+    assert set(removal_reasons(table, "flagged_not_rejected")) == {"a", "c", "d", "e"}
+    with pytest.raises(ValueError, match="rule"):
+        removal_reasons(table, "everything")

@@ -1,0 +1,87 @@
+"""The app in a real browser (Debian's Chromium driven by Playwright, never a downloaded browser):
+open a sample from the table, see its heatmap, confirm it from the triage queue with the keyboard,
+export; and the page asks nothing of the internet."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tcap_viz.demo import DEMO_MODEL
+from tcap_viz.review.session import ReviewSession
+from tcap_viz.ui.app import ASSETS, build_app, theme
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (scripts/install_test_browser.sh)", allow_module_level=True)
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture()
+def served(demo_copy, demo_scan, tmp_path):
+    session = ReviewSession(DEMO_MODEL, demo_copy, demo_scan.run.path, decisions=tmp_path / "decisions.sqlite")
+    app = build_app(session).queue()
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, theme=theme(),
+               css=(ASSETS / "app.css").read_text(), js=(ASSETS / "shortcuts.js").read_text())
+    yield app, session
+    app.close()
+
+
+@pytest.fixture()
+def page(served):
+    app, _ = served
+    external = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda r: external.append(r.url)
+                if not r.url.startswith((app.local_url.rstrip("/"), "data:", "blob:")) else None)
+        page.goto(app.local_url)
+        page.wait_for_selector("text=Selected heads", timeout=120_000)
+        yield page
+        browser.close()
+    assert external == [], f"the page fetched from outside the app: {external[:5]}"
+
+
+def _wait_for(predicate, timeout=30.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_open_a_sample_from_the_table_and_see_its_heatmap(page):
+    page.get_by_role("tab", name="Samples").click()
+    page.locator("#tcap-samples [data-testid=cell-0-0]").wait_for()
+    first_id = page.locator("#tcap-samples [data-testid=cell-0-0]").inner_text().strip()
+    page.locator("#tcap-samples [data-testid=cell-0-1]").click()
+    heatmap = page.locator("#tcap-heatmap img")
+    heatmap.wait_for(timeout=30_000)
+    assert _wait_for(lambda: heatmap.evaluate("img => img.complete && img.naturalWidth") == 384)
+    assert page.locator("#tcap-sample-id input, #tcap-sample-id textarea").input_value() == first_id
+    assert page.locator(".tcap-part").count() >= 3  # system, image and query framed
+
+
+def test_confirm_from_the_triage_queue_with_the_keyboard_then_export(page, served):
+    _, session = served
+    page.get_by_role("tab", name="Triage").click()
+    page.locator("#tcap-queue [data-testid=cell-0-0]").wait_for()
+    top_id = page.locator("#tcap-queue [data-testid=cell-0-0]").inner_text().strip()
+    page.get_by_label("Reviewer (your login when the app has one)").fill("ana")
+    page.get_by_role("tab", name="Triage").click()  # back to the queue
+    page.locator("#tcap-queue [data-testid=cell-0-1]").click()
+    page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus off the text fields
+    page.keyboard.press("p")
+    assert _wait_for(lambda: session.table().set_index("id").loc[top_id, "decision"] == "poison")
+    page.get_by_role("tab", name="Triage").click()
+    page.get_by_role("button", name="Export the cleaned dataset").click()
+    path_box = page.get_by_label("cleaned dataset")
+    assert _wait_for(lambda: path_box.input_value() != "")
+    cleaned = Path(path_box.input_value())
+    assert cleaned.exists() and top_id not in {line.split('"')[3] for line in cleaned.read_text().splitlines()}
