@@ -121,9 +121,11 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         return gr.Dataframe(value=rows[TABLE_COLUMNS].round(4), label=label)
 
     def make_query(lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids):
-        return SampleQuery(min_posterior=lo, max_posterior=hi, flag=flag, decision=decision, split=split, text=text,
-                           ids=frozenset(map_ids) if map_ids else None, sort_by=sort_by, descending=descending,
-                           page=max(int(page_no) - 1, 0))
+        """Empty fields (a cleared number box, an untouched search) mean 'no filter'."""
+        return SampleQuery(min_posterior=0.0 if lo is None else lo, max_posterior=1.0 if hi is None else hi,
+                           flag=flag or "all", decision=decision or "all", split=split or "all", text=text or "",
+                           ids=frozenset(map_ids) if map_ids else None, sort_by=sort_by or "posterior",
+                           descending=bool(descending), page=max(int(page_no or 1) - 1, 0))
 
     def overview(threshold):
         metrics = session.metrics(threshold)
@@ -235,15 +237,17 @@ def build_app(session: ReviewSession) -> gr.Blocks:
     with gr.Blocks(title="tcap-viz") as app:
         gr.Markdown("# tcap-viz: find backdoor-poisoned samples (TCAP)")
         map_ids = gr.State(None)
-        with gr.Row(elem_id="tcap-decision-bar", equal_height=True):
-            sample_id = gr.Textbox(label="Sample id", scale=2, elem_id="tcap-sample-id")
-            reviewer = gr.Textbox(label="Reviewer (your login when the app has one)", scale=2)
-            note = gr.Textbox(label="Note", scale=3)
-            poison = gr.Button("Poison (p)", variant="stop", elem_id="tcap-poison", scale=1)
-            clean = gr.Button("Clean (c)", variant="primary", elem_id="tcap-clean", scale=1)
-            unsure = gr.Button("Unsure (u)", elem_id="tcap-unsure", scale=1)
-            undo_button = gr.Button("Undo (z)", elem_id="tcap-undo", scale=1)
-            next_button = gr.Button("Next pending (n)", elem_id="tcap-next", scale=1)
+        with gr.Group(elem_id="tcap-decision-bar"):
+            with gr.Row(equal_height=True):
+                sample_id = gr.Textbox(label="Sample id", scale=1, elem_id="tcap-sample-id")
+                reviewer = gr.Textbox(label="Reviewer (your login when the app has one)", scale=1)
+                note = gr.Textbox(label="Note", scale=2)
+            with gr.Row():
+                poison = gr.Button("Poison (p)", variant="stop", elem_id="tcap-poison", size="sm")
+                clean = gr.Button("Clean (c)", variant="primary", elem_id="tcap-clean", size="sm")
+                unsure = gr.Button("Unsure (u)", elem_id="tcap-unsure", size="sm")
+                undo_button = gr.Button("Undo (z)", elem_id="tcap-undo", size="sm")
+                next_button = gr.Button("Next pending (n)", elem_id="tcap-next", size="sm")
         status = gr.Markdown("")
         with gr.Tabs() as tabs:
             with gr.Tab("Overview", id="overview"):
@@ -323,7 +327,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
             return page(make_query(*values), threshold_value)
 
         app.load(open_run, outputs=[threshold, *overview_outputs, samples, head_choice, head_pick, split, queue],
-                 api_name="open_run")
+                 api_name="open_run", concurrency_limit=1, concurrency_id="heavy")  # one scan at a time
         threshold.release(overview, threshold, overview_outputs, api_name="overview").then(
             refresh_samples, [threshold, *query_inputs], samples, **PRIVATE).then(queue_view, threshold, queue, **PRIVATE)
         for control in (lo, hi, flag, decision, split, sort_by, descending, page_no):
@@ -386,6 +390,12 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
+def page_settings() -> dict:
+    """Theme, stylesheet and keyboard shortcuts, as `Blocks.launch` takes them (gradio 6)."""
+    return {"theme": theme(), "css": (ASSETS / "app.css").read_text(encoding="utf-8"),
+            "js": (ASSETS / "shortcuts.js").read_text(encoding="utf-8")}
+
+
 def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, device=None, auth=None,
            **launch_kwargs):
     """Serve the app; with no model and data, the embedded demo."""
@@ -394,6 +404,4 @@ def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, device=
     run = Path(run or default_run_dir(model, data))
     session = ReviewSession(model, data, run, ScanConfig(device=device))
     app = build_app(session).queue(default_concurrency_limit=4)
-    return app.launch(server_name=host, server_port=port, auth=parse_auth(auth), theme=theme(),
-                      css=(ASSETS / "app.css").read_text(encoding="utf-8"),
-                      js=(ASSETS / "shortcuts.js").read_text(encoding="utf-8"), **launch_kwargs)
+    return app.launch(server_name=host, server_port=port, auth=parse_auth(auth), **page_settings(), **launch_kwargs)

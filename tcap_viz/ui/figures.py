@@ -18,6 +18,8 @@ from tcap_viz.detection.head_profiler import HeadMixture
 COMPONENT_COLOURS = {"system": "#1f77b4", "vision": "#2ca02c", "query": "#ff7f0e"}
 TARGET, BACKGROUND = "#d62728", "#7f7f7f"
 DECISION_COLOURS = {"poison": "#d62728", "clean": "#2ca02c", "unsure": "#ff7f0e", "pending": "#9e9e9e"}
+#: Light blue (surely clean) through orange to dark red (surely poisoned): visible on white at both ends.
+POSTERIOR_SCALE = [[0, "#9ecae1"], [0.5, "#fd8d3c"], [1, "#a50f15"]]
 _LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=40, b=40), height=320)
 
 
@@ -72,7 +74,7 @@ def heads_grid(heads: pd.DataFrame, chosen: tuple[int, int] | None = None) -> go
         fig.add_trace(go.Scatter(x=[chosen[1]], y=[chosen[0]], mode="markers", name="shown",
                                  marker=dict(symbol="star", size=14, color="white", line=dict(color="black", width=1))))
     fig.update_layout(title="Separation score by layer and head", xaxis_title="head", yaxis_title="layer",
-                      xaxis_dtick=1, yaxis_dtick=1, **_LAYOUT)
+                      xaxis_dtick=1, yaxis_dtick=1, legend=dict(orientation="h", y=-0.25), **_LAYOUT)
     return fig
 
 
@@ -125,9 +127,10 @@ def sample_map_figure(points: pd.DataFrame, colour_by: str) -> dict:
     """A WebGL scatter of the map as a plotly JSON dict (drawn by the page's own plotly.js)."""
     fig = go.Figure()
     if colour_by == "posterior":
+        marker = dict(color=points["posterior"], colorscale=POSTERIOR_SCALE, size=6, cmin=0, cmax=1,
+                      colorbar_title="posterior")
         fig.add_trace(go.Scattergl(x=points["x"], y=points["y"], mode="markers", customdata=points["id"],
-                                   text=points["id"], marker=dict(color=points["posterior"], colorscale="Reds", size=6,
-                                                                  cmin=0, cmax=1, colorbar_title="posterior"),
+                                   text=points["id"], marker=marker,
                                    hovertemplate="%{text}<br>posterior %{marker.color:.3f}<extra></extra>"))
     else:
         column = {"decision": "decision", "ground truth": "poisoned_truth", "flag": "flagged"}[colour_by]

@@ -10,7 +10,7 @@ import pytest
 
 from tcap_viz.demo import DEMO_MODEL
 from tcap_viz.review.session import ReviewSession
-from tcap_viz.ui.app import ASSETS, build_app, theme
+from tcap_viz.ui.app import build_app, page_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
@@ -24,8 +24,7 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
 def served(demo_copy, demo_scan, tmp_path):
     session = ReviewSession(DEMO_MODEL, demo_copy, demo_scan.run.path, decisions=tmp_path / "decisions.sqlite")
     app = build_app(session).queue()
-    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, theme=theme(),
-               css=(ASSETS / "app.css").read_text(), js=(ASSETS / "shortcuts.js").read_text())
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **page_settings())
     yield app, session
     app.close()
 
@@ -85,3 +84,22 @@ def test_confirm_from_the_triage_queue_with_the_keyboard_then_export(page, serve
     assert _wait_for(lambda: path_box.input_value() != "")
     cleaned = Path(path_box.input_value())
     assert cleaned.exists() and top_id not in {line.split('"')[3] for line in cleaned.read_text().splitlines()}
+
+
+def test_a_selection_on_the_map_filters_the_table_and_a_click_opens_the_sample(page, served):
+    _, session = served
+    ids = list(session.queue()["id"].iloc[:2])
+    page.get_by_role("tab", name="Map").click()
+    page.get_by_role("button", name="Show the map").click()
+    page.wait_for_selector(".tcap-map .main-svg", timeout=180_000)
+    plot = page.locator(".tcap-map")
+    points = ", ".join(f"{{customdata: '{i}'}}" for i in ids)
+    plot.evaluate(f"div => div.emit('plotly_selected', {{points: [{points}]}})")  # what a lasso emits
+    label = page.get_by_text("(map selection of 2)")
+    label.wait_for(timeout=30_000)
+    cells = {page.locator(f"#tcap-samples [data-testid=cell-{r}-0]").inner_text().strip() for r in range(2)}
+    assert cells == set(ids)
+    page.get_by_role("tab", name="Map").click()
+    plot.evaluate(f"div => div.emit('plotly_click', {{points: [{{customdata: '{ids[1]}'}}]}})")
+    box = page.locator("#tcap-sample-id input, #tcap-sample-id textarea")
+    assert _wait_for(lambda: box.input_value() == ids[1])

@@ -1,0 +1,74 @@
+"""Screenshots of every view of the app on the embedded demo, for docs/screenshots/.
+
+    python scripts/screenshots.py    # needs Debian's chromium (scripts/install_test_browser.sh) and playwright
+
+Uses the cached demo run (runs/demo, scanned on first use) and a throw-away decision log, so it
+records nothing in the real one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, default_run_dir  # noqa: E402
+from tcap_viz.review.session import ReviewSession  # noqa: E402
+from tcap_viz.ui.app import build_app, page_settings  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"]
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        session = ReviewSession(DEMO_MODEL, DEMO_DATA, default_run_dir(DEMO_MODEL, DEMO_DATA),
+                                decisions=Path(tmp) / "decisions.sqlite").open()
+        queue = session.queue()
+        for sample_id, decision in zip(queue["id"].iloc[:3], ("poison", "poison", "unsure")):
+            session.decide(sample_id, decision, "demo reviewer")
+        app = build_app(session).queue()
+        app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **page_settings())
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(app.local_url)
+                page.wait_for_selector("text=Selected heads", timeout=300_000)
+                time.sleep(2)
+                page.screenshot(path=OUT / "overview.png", full_page=True)
+                page.get_by_role("tab", name="Samples").click()
+                time.sleep(1.5)
+                page.screenshot(path=OUT / "samples.png", full_page=True)
+                page.locator("#tcap-samples [data-testid=cell-3-1]").click()
+                page.locator("#tcap-heatmap img").wait_for()
+                time.sleep(2)
+                page.screenshot(path=OUT / "sample.png", full_page=True)
+                page.get_by_role("tab", name="Heads").click()
+                page.get_by_label("overlay ground-truth classes (evaluation only)").check()
+                time.sleep(2.5)
+                page.screenshot(path=OUT / "heads.png", full_page=True)
+                page.get_by_role("tab", name="Map").click()
+                page.get_by_role("button", name="Show the map").click()
+                page.wait_for_selector(".tcap-map .main-svg", timeout=300_000)
+                time.sleep(2)
+                page.screenshot(path=OUT / "map.png", full_page=True)
+                page.get_by_role("tab", name="Triage").click()
+                time.sleep(1.5)
+                page.screenshot(path=OUT / "triage.png", full_page=True)
+                browser.close()
+        finally:
+            app.close()
+    print(f"screenshots in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
