@@ -53,16 +53,20 @@ class TCAPDetector(BaseEstimator):
     max_components, last_layers, top_heads, eps, grid_size, tau_vote,
     min_target_weight, max_target_weight, max_overlap, min_agreement, random_state :
         Passed to :class:`HeadProfiler` (see it for the defaults and why).
+    min_heads : int, default 2
+        Fewer selected heads than this flag nothing. EM judges each head by how it agrees with
+        the others; one head has no other, so its split (on clean data, typically one image
+        colour in an early layer) cannot be told from a trigger (docs/METHOD_CHOICES.md).
     max_iter, tol, smoothing :
         Passed to :class:`DawidSkene`.
 
     Attributes
     ----------
     profiler_ : fitted HeadProfiler on the head statistic.
-    em_ : fitted DawidSkene, or None when no head was selected.
+    em_ : fitted DawidSkene, or None when fewer than ``min_heads`` heads were selected.
     votes_ : (M, n_selected) 0/1 votes of the selected heads, in selection order.
-    posterior_ : (M,) P(poisoned | votes); all 0 when no head was selected, since
-        then no head shows a separated minority and there is nothing to flag.
+    posterior_ : (M,) P(poisoned | votes); all 0 when fewer than ``min_heads`` heads were
+        selected, since then no group of heads agrees on a separated minority.
     flagged_ : (M,) bool, posterior_ > threshold.
 
     Known limitation: a clean question type lighter than ``max_target_weight`` that
@@ -88,6 +92,7 @@ class TCAPDetector(BaseEstimator):
         max_overlap=0.1,
         min_agreement=0.5,
         random_state=0,
+        min_heads=2,
         max_iter=100,
         tol=1e-6,
         smoothing=1e-2,
@@ -106,6 +111,7 @@ class TCAPDetector(BaseEstimator):
         self.max_overlap = max_overlap
         self.min_agreement = min_agreement
         self.random_state = random_state
+        self.min_heads = min_heads
         self.max_iter = max_iter
         self.tol = tol
         self.smoothing = smoothing
@@ -119,7 +125,7 @@ class TCAPDetector(BaseEstimator):
         profiler_params = {name: getattr(self, name) for name in HeadProfiler().get_params()}
         self.profiler_ = HeadProfiler(**profiler_params).fit(shares)
         self.votes_ = self.profiler_.votes(shares)
-        if self.votes_.shape[1] == 0:
+        if self.votes_.shape[1] < max(self.min_heads, 1):
             self.em_ = None
             self.posterior_ = np.zeros(len(profiles))
         else:

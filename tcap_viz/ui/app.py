@@ -98,7 +98,8 @@ def sample_markdown(detail) -> str:
 
 def why_markdown(contributions: pd.DataFrame) -> str:
     if contributions.empty:
-        return "No head was selected, so no head voted: nothing is flagged in this run."
+        return ("No group of heads agrees on a separated minority (fewer than `min_heads` heads were selected), "
+                "so no head voted: nothing is flagged in this run.")
     top = contributions.sort_values("llr", ascending=False)
     voting = top[top["vote"] == 1]
     if voting.empty:

@@ -144,14 +144,29 @@ def test_defaults_match_the_composed_estimators():
 
 
 def test_agreement_with_the_anchor_keeps_a_clean_camp_from_outvoting_the_trigger():
-    """Without the agreement check, three heads on a clean group outvote the trigger head."""
+    """Without the agreement check, three heads on a clean group outvote the two trigger heads."""
     rng = np.random.default_rng(14)
     n = 1000
     group = rng.choice(3, n, p=[0.8, 0.1, 0.1])
-    logits = rng.normal(0, 0.1, (n, 1, 4, 3))
+    logits = rng.normal(0, 0.1, (n, 1, 5, 3))
     logits[group == 2, 0, :3, 0] += 2.0  # a clean group shifts three heads
-    logits[group == 1, 0, 3, 0] += 8.0  # the trigger takes over one head
+    logits[group == 1, 0, 3:, 0] += 8.0  # the trigger takes over two heads
     profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
 
     assert f1_score(group == 1, TCAPDetector().fit(profiles).flagged_) >= 0.98
     assert f1_score(group == 2, TCAPDetector(min_agreement=0).fit(profiles).flagged_) >= 0.98
+
+
+def test_a_group_only_one_head_singles_out_is_not_flagged():
+    """One head's split has no second opinion: by default it flags nothing (the clean-data
+    case of docs/METHOD_CHOICES.md); min_heads=1 trusts it."""
+    rng = np.random.default_rng(15)
+    n = 1000
+    group = rng.random(n) < 0.15
+    logits = rng.normal(0, 0.1, (n, 1, 4, 3))
+    logits[group, 0, 2, 0] += 4.0  # e.g. one image colour moves one early head
+    profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+
+    alone = TCAPDetector().fit(profiles)
+    assert alone.profiler_.selected_heads_ == [(0, 2)] and alone.em_ is None and not alone.flagged_.any()
+    assert f1_score(group, TCAPDetector(min_heads=1).fit(profiles).flagged_) >= 0.98
