@@ -16,10 +16,10 @@ def data_copy(tiny_data_path, tmp_path):
     return folder / tiny_data_path.name
 
 
-def _serve(model, data, run):
+def _serve(model, data, run, auth=None):
     app = build_app(ReviewSession(model, data, run)).queue()
-    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
-    return app, Client(app.local_url, verbose=False)
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, auth=auth)
+    return app, Client(app.local_url, verbose=False, auth=auth[0] if auth else None)
 
 
 def test_review_round_trip_survives_a_restart(tiny_model_dir, data_copy, tmp_path):
@@ -55,6 +55,17 @@ def test_a_decision_needs_a_reviewer(tiny_model_dir, data_copy, tmp_path):
         client.predict(api_name="/open_run")
         with pytest.raises(Exception, match="reviewer"):
             client.predict("00001", "", "", 0.5, api_name="/decide_poison")
+    finally:
+        app.close()
+
+
+def test_the_login_name_is_the_reviewer(tiny_model_dir, data_copy, tmp_path):
+    app, client = _serve(tiny_model_dir, data_copy, tmp_path / "run", auth=[("ana", "secret")])
+    try:
+        client.predict(api_name="/open_run")
+        client.predict("00003", "someone else", "", 0.5, api_name="/decide_unsure")
+        text = client.predict("00003", "mean of the selected heads", 0.5, api_name="/sample_detail")[0]
+        assert "decision** unsure by ana" in text
     finally:
         app.close()
 
