@@ -35,3 +35,11 @@ def test_bad_dataset_is_a_clear_error_not_a_traceback(tmp_path):
     bad.write_text('[{"id": 1, "image": "a.png", "conversations": [{"from": "human", "value": 3}]}]')
     with pytest.raises(SystemExit, match=r"bad\.json"):
         main(["scan", "--model", str(tmp_path), "--data", str(bad), "--out", str(tmp_path / "run")])
+
+
+def test_the_app_refuses_a_broken_dataset_before_serving(tmp_path):
+    missing = tmp_path / "nowhere.jsonl"
+    with pytest.raises(SystemExit, match="nowhere.jsonl: file not found"):
+        main(["app", "--data", str(missing)])
+    with pytest.raises(SystemExit, match="auth"):
+        main(["app", "--auth", "no-colon-here"])

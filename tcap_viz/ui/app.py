@@ -17,6 +17,7 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly  # noqa: E402
 
+from tcap_viz.data import load_dataset  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, ROOT, default_run_dir  # noqa: E402
 from tcap_viz.pipeline import ScanConfig  # noqa: E402
 from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, ReviewSession,  # noqa: E402
@@ -400,9 +401,11 @@ def page_settings() -> dict:
 def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, device=None, auth=None,
            **launch_kwargs):
     """Serve the app; with no model and data, the embedded demo."""
+    logins = parse_auth(auth)
     model = str(model or DEMO_MODEL)
     data = Path(data or DEMO_DATA)
     run = Path(run or default_run_dir(model, data))
+    load_dataset(data)  # a broken dataset is an error now, in the terminal, not later in the page
     session = ReviewSession(model, data, run, ScanConfig(device=device))
     app = build_app(session).queue(default_concurrency_limit=4)
-    return app.launch(server_name=host, server_port=port, auth=parse_auth(auth), **page_settings(), **launch_kwargs)
+    return app.launch(server_name=host, server_port=port, auth=logins, **page_settings(), **launch_kwargs)
