@@ -199,7 +199,8 @@ class ReviewSession:
         history = self.log.history(self.run_name)
         return str(history.loc[history["event"] == event, "sample_id"].iloc[0])
 
-    def export(self, rule: str = "confirmed", threshold: float | None = None, out: str | Path | None = None) -> ExportResult:
+    def export(self, rule: str = "confirmed", threshold: float | None = None,
+               out: str | Path | None = None) -> ExportResult:
         """The dataset without the removed samples, beside the original, with a manifest."""
         threshold = self.default_threshold if threshold is None else threshold
         remove = removal_reasons(self.table(threshold), rule)

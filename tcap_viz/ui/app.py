@@ -144,14 +144,13 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         progress(0, desc="loading the run (scanning if it is not cached)")
         session.open(on_progress=lambda done, total: progress(done / total, desc="extracting attention"))
         threshold = session.default_threshold
-        heads = [MEAN_OF_SELECTED] + [_head_label(l, h) for l, h in sorted(
-            {(l, h) for l, h in zip(session.result.heads["layer"], session.result.heads["head"])})]
-        head_choices = [(f"{_head_label(r.layer, r.head)}{' (selected)' if r.selected else ''}  SS {r.separation:.1f}",
-                         _head_label(r.layer, r.head)) for r in session.result.heads.sort_values("separation", ascending=False).itertuples()]
-        splits = ["all", *session.splits()]
+        table = session.result.heads
+        heads = [MEAN_OF_SELECTED] + [_head_label(l, h) for l, h in sorted(zip(table["layer"], table["head"]))]
+        by_score = [(f"{_head_label(r.layer, r.head)}{' (selected)' if r.selected else ''}  SS {r.separation:.1f}",
+                     _head_label(r.layer, r.head)) for r in table.sort_values("separation", ascending=False).itertuples()]
         return (gr.Slider(value=threshold), *overview(threshold), page(SampleQuery(), threshold),
-                gr.Dropdown(choices=heads, value=MEAN_OF_SELECTED), gr.Dropdown(choices=head_choices, value=head_choices[0][1]),
-                gr.Dropdown(choices=splits, value="all"), queue_view(threshold))
+                gr.Dropdown(choices=heads, value=MEAN_OF_SELECTED), gr.Dropdown(choices=by_score, value=by_score[0][1]),
+                gr.Dropdown(choices=["all", *session.splits()], value="all"), queue_view(threshold))
 
     def detail(sample_id, head_choice, threshold):
         sample_id = (sample_id or "").strip()
@@ -182,9 +181,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 f"target weight {info['target_weight']:.3f}, gap {info['gap']:.2f}, "
                 f"{'selected' if info['selected'] else 'not selected'}{sens}.")
         aic = [info[f"aic_{k}"] for k in range(1, 100) if f"aic_{k}" in info]
+        title = f"{_head_label(layer, head)}: statistic and mixture"
         return (figures.heads_grid(session.result.heads, (layer, head)),
-                figures.head_mixture(view.values, view.mixture, truth, f"{_head_label(layer, head)}: statistic and mixture"),
-                figures.aic_by_k(aic, int(info["k"])), text)
+                figures.head_mixture(view.values, view.mixture, truth, title), figures.aic_by_k(aic, int(info["k"])), text)
 
     def queue_view(threshold):
         queue = session.queue(threshold)
