@@ -13,6 +13,11 @@ def scanned_run(tiny_model_dir, tiny_data_path, tmp_path_factory):
 
 @pytest.fixture()
 def session(tiny_model_dir, tiny_data_path, scanned_run, tmp_path):
+    from tcap_viz.pipeline import ScanConfig
     from tcap_viz.review.session import ReviewSession
 
-    return ReviewSession(tiny_model_dir, tiny_data_path, scanned_run, decisions=tmp_path / "decisions.sqlite").open()
+    # the tiny random model separates a group in a single head; min_heads=1 lets that head vote,
+    # so the review paths (queue, votes, why) have flags to work on
+    config = ScanConfig(tcap={"min_heads": 1})
+    return ReviewSession(tiny_model_dir, tiny_data_path, scanned_run, config,
+                         decisions=tmp_path / "decisions.sqlite").open()

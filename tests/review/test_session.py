@@ -53,7 +53,7 @@ def test_decisions_undo_and_a_restart_lose_nothing(session, tiny_model_dir, tiny
 
 def test_queue_is_the_flagged_samples_most_suspicious_first(session):
     queue = session.queue(0.0)
-    assert queue["flagged"].all() and queue["posterior"].is_monotonic_decreasing
+    assert len(queue) > 0 and queue["flagged"].all() and queue["posterior"].is_monotonic_decreasing
     first = queue["id"].iloc[0]
     session.decide(first, "clean", "ana")
     assert first not in set(session.queue(0.0, pending_only=True)["id"])
