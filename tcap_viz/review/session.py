@@ -124,8 +124,8 @@ class ReviewSession:
         threshold = self.default_threshold if threshold is None else threshold
         table["flagged"] = (table["posterior"] > threshold) & (table["skipped"] == "")
         current = self.log.current(self.run_name).set_index("sample_id")
-        table["decision"] = table["id"].map(current["decision"]).fillna(PENDING)
-        table["reviewer"] = table["id"].map(current["reviewer"]).fillna("")
+        table["decision"] = table["id"].map(current["decision"]).astype(object).fillna(PENDING)
+        table["reviewer"] = table["id"].map(current["reviewer"]).astype(object).fillna("")
         table["split"] = [str(s.record.get("split", "")) for s in self.dataset]
         return table
 
