@@ -101,8 +101,8 @@ def render(results: list[dict]) -> str:
         "the embedded LLaVA trained on them with the shipped recipe, 200 clean and 200 triggered",
         "test samples. Detectors run with their default parameters; ground truth is used only to score.",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}. Training one model took {_minutes(results)} minutes there (median), "
-        f"a scan {_median(results, 'scan_s')} s.",
+        f"torch {torch.__version__}. Training one model took {_minutes(results)} minutes there (median; about 10",
+        "alone, more while other work shared the 2 cores).",
         "",
         "## Detection (percent)",
         "",
