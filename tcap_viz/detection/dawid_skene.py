@@ -23,6 +23,15 @@ class DawidSkene(BaseEstimator):
     smoothing : float, default 1e-2
         Pseudo-count added to each outcome in the M step (a Beta(1+s, 1+s) prior), so
         no rate reaches exactly 0 or 1 and a single vote cannot make a log-odds infinite.
+    init : {"majority", "soft"}, default "majority"
+        Where EM starts (METHOD.md: "from the majority vote"). "majority": a sample is
+        poisoned when at least half of the annotators say so, so a tie counts as poisoned;
+        "soft": the fraction of annotators that say so. It matters when the votes cannot
+        decide: two heads whose target sets nest (one catches half the poisons, the
+        other all of them) fit the intersection and the union with the same likelihood,
+        and EM stays where it starts. Starting from the union favours recall, because a
+        reviewer rejects a false flag in one click while a missed poison keeps the
+        backdoor (text prefix, docs/METHOD_CHOICES.md: F1 0.68 -> 1.00, likelihood equal).
 
     Attributes
     ----------
@@ -40,10 +49,11 @@ class DawidSkene(BaseEstimator):
     single out: the prior is 0, every posterior is 0 and nothing is flagged.
     """
 
-    def __init__(self, max_iter=100, tol=1e-6, smoothing=1e-2):
+    def __init__(self, max_iter=100, tol=1e-6, smoothing=1e-2, init="majority"):
         self.max_iter = max_iter
         self.tol = tol
         self.smoothing = smoothing
+        self.init = init
 
     def fit(self, votes):
         """Estimate the latent labels and annotator rates from (M, J) 0/1 votes."""
@@ -58,7 +68,11 @@ class DawidSkene(BaseEstimator):
             self.log_likelihood_ = 0.0
             return self
 
-        posterior = votes.mean(axis=1)  # soft majority vote
+        if self.init not in ("majority", "soft"):
+            raise ValueError(f"init must be 'majority' or 'soft', got {self.init!r}")
+        posterior = votes.mean(axis=1)
+        if self.init == "majority":
+            posterior = (posterior >= 0.5).astype(float)
         previous = -np.inf
         for self.n_iter_ in range(1, self.max_iter + 1):
             self._m_step(votes, posterior)

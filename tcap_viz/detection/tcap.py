@@ -57,7 +57,7 @@ class TCAPDetector(BaseEstimator):
         Fewer selected heads than this flag nothing. EM judges each head by how it agrees with
         the others; one head has no other, so its split (on clean data, typically one image
         colour in an early layer) cannot be told from a trigger (docs/METHOD_CHOICES.md).
-    max_iter, tol, smoothing :
+    max_iter, tol, smoothing, init :
         Passed to :class:`DawidSkene`.
 
     Attributes
@@ -96,6 +96,7 @@ class TCAPDetector(BaseEstimator):
         max_iter=100,
         tol=1e-6,
         smoothing=1e-2,
+        init="majority",
     ):
         self.threshold = threshold
         self.statistic = statistic
@@ -115,6 +116,7 @@ class TCAPDetector(BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.smoothing = smoothing
+        self.init = init
 
     def fit(self, profiles):
         """Profile every head's statistic and aggregate the selected heads' votes."""
@@ -129,7 +131,8 @@ class TCAPDetector(BaseEstimator):
             self.em_ = None
             self.posterior_ = np.zeros(len(profiles))
         else:
-            self.em_ = DawidSkene(max_iter=self.max_iter, tol=self.tol, smoothing=self.smoothing).fit(self.votes_)
+            self.em_ = DawidSkene(max_iter=self.max_iter, tol=self.tol, smoothing=self.smoothing,
+                                 init=self.init).fit(self.votes_)
             self.posterior_ = self.em_.posterior_
         self.flagged_ = self.posterior_ > self.threshold
         return self

@@ -100,3 +100,16 @@ def test_no_annotators_flags_nothing():
 def test_invalid_votes_are_rejected(votes):
     with pytest.raises(ValueError):
         DawidSkene().fit(votes)
+
+
+def test_nested_heads_are_resolved_toward_the_union():
+    """Two heads whose target sets nest fit the intersection and the union equally well; the
+    majority start (ties count as poisoned) lands on the union, the soft start on the intersection."""
+    votes = np.array([[1, 1]] * 100 + [[0, 1]] * 100 + [[0, 0]] * 1800)
+    union = DawidSkene().fit(votes)
+    intersection = DawidSkene(init="soft").fit(votes)
+    assert (union.posterior_ > 0.5).sum() == 200
+    assert (intersection.posterior_ > 0.5).sum() == 100
+    assert union.log_likelihood_ == pytest.approx(intersection.log_likelihood_, rel=1e-3)
+    with pytest.raises(ValueError, match="init"):
+        DawidSkene(init="random").fit(votes)
