@@ -10,6 +10,10 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 
 
+#: Where EM may start; see ``DawidSkene``.
+INITS = ("both", "soft", "majority")
+
+
 class DawidSkene(BaseEstimator):
     """Two-class Dawid-Skene model fitted by EM; class 1 is "poisoned".
 
@@ -23,15 +27,17 @@ class DawidSkene(BaseEstimator):
     smoothing : float, default 1e-2
         Pseudo-count added to each outcome in the M step (a Beta(1+s, 1+s) prior), so
         no rate reaches exactly 0 or 1 and a single vote cannot make a log-odds infinite.
-    init : {"majority", "soft"}, default "majority"
-        Where EM starts (METHOD.md: "from the majority vote"). "majority": a sample is
-        poisoned when at least half of the annotators say so, so a tie counts as poisoned;
-        "soft": the fraction of annotators that say so. It matters when the votes cannot
-        decide: two heads whose target sets nest (one catches half the poisons, the
-        other all of them) fit the intersection and the union with the same likelihood,
-        and EM stays where it starts. Starting from the union favours recall, because a
-        reviewer rejects a false flag in one click while a missed poison keeps the
-        backdoor (text prefix, docs/METHOD_CHOICES.md: F1 0.68 -> 1.00, likelihood equal).
+    init : {"both", "soft", "majority"}, default "both"
+        Where EM starts (METHOD.md: "from the majority vote"). "soft": the fraction of
+        annotators voting poisoned; "majority": poisoned when at least half of them do (a
+        tie counts as poisoned); "both": EM from each, keep the higher likelihood, and on
+        equal likelihood the fit that flags more. The start matters when the votes cannot
+        decide: two heads whose target sets nest (one catches half the poisons, the other
+        all of them) fit the intersection and the union equally well, and EM stays near
+        where it starts; the soft start ends on the intersection. Preferring the union
+        favours recall: a reviewer rejects a false flag in one click, a missed poison keeps
+        the backdoor (text prefix, docs/METHOD_CHOICES.md: F1 0.68 -> 1.00). The majority
+        start alone fails when trigger heads are fewer than half of the selected heads.
 
     Attributes
     ----------
@@ -49,7 +55,7 @@ class DawidSkene(BaseEstimator):
     single out: the prior is 0, every posterior is 0 and nothing is flagged.
     """
 
-    def __init__(self, max_iter=100, tol=1e-6, smoothing=1e-2, init="majority"):
+    def __init__(self, max_iter=100, tol=1e-6, smoothing=1e-2, init="both"):
         self.max_iter = max_iter
         self.tol = tol
         self.smoothing = smoothing
@@ -68,26 +74,35 @@ class DawidSkene(BaseEstimator):
             self.log_likelihood_ = 0.0
             return self
 
-        if self.init not in ("majority", "soft"):
-            raise ValueError(f"init must be 'majority' or 'soft', got {self.init!r}")
-        posterior = votes.mean(axis=1)
-        if self.init == "majority":
-            posterior = (posterior >= 0.5).astype(float)
-        previous = -np.inf
-        for self.n_iter_ in range(1, self.max_iter + 1):
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        mean = votes.mean(axis=1)
+        starts = {"soft": mean, "majority": (mean >= 0.5).astype(float)}
+        best = None
+        for name in (("soft", "majority") if self.init == "both" else (self.init,)):
+            fitted = self._em(votes, starts[name])
+            # the better fit wins; equal fits (to 1e-4 nats a sample) go to the one flagging more
+            key = (round(fitted[1] / n_samples, 4), int((fitted[0] > 0.5).sum()))
+            if best is None or key > best[0]:
+                best = (key, fitted)
+        (self.posterior_, self.log_likelihood_, self.prior_, self.sensitivity_, self.specificity_,
+         self.n_iter_) = best[1]
+        return self
+
+    def _em(self, votes, posterior):
+        """EM from one start: (posterior, log-likelihood, prior, sensitivity, specificity, rounds)."""
+        previous, rounds = -np.inf, 0
+        for rounds in range(1, self.max_iter + 1):
             self._m_step(votes, posterior)
             posterior, log_likelihood = self._e_step(votes)
-            if abs(log_likelihood - previous) / n_samples < self.tol:
+            if abs(log_likelihood - previous) / len(votes) < self.tol:
                 break
             previous = log_likelihood
-
-        if np.mean(self.sensitivity_ + self.specificity_ - 1) < 0:
-            self.prior_ = 1 - self.prior_
-            self.sensitivity_, self.specificity_ = 1 - self.specificity_, 1 - self.sensitivity_
+        prior, sensitivity, specificity = self.prior_, self.sensitivity_, self.specificity_
+        if np.mean(sensitivity + specificity - 1) < 0:
+            prior, sensitivity, specificity = 1 - prior, 1 - specificity, 1 - sensitivity
             posterior = 1 - posterior
-        self.posterior_ = posterior
-        self.log_likelihood_ = float(log_likelihood)
-        return self
+        return posterior, float(log_likelihood), prior, sensitivity, specificity, rounds
 
     def predict_proba(self, votes):
         """P(poisoned) for new (M, J) votes under the fitted rates."""

@@ -96,7 +96,7 @@ class TCAPDetector(BaseEstimator):
         max_iter=100,
         tol=1e-6,
         smoothing=1e-2,
-        init="majority",
+        init="both",
     ):
         self.threshold = threshold
         self.statistic = statistic

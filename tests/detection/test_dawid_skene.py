@@ -103,13 +103,31 @@ def test_invalid_votes_are_rejected(votes):
 
 
 def test_nested_heads_are_resolved_toward_the_union():
-    """Two heads whose target sets nest fit the intersection and the union equally well; the
-    majority start (ties count as poisoned) lands on the union, the soft start on the intersection."""
+    """Two heads whose target sets nest fit the intersection and the union equally well: the
+    soft start lands on the intersection, the majority start (ties count) on the union, and
+    the default keeps the union since the fits are equally good and it flags more."""
     votes = np.array([[1, 1]] * 100 + [[0, 1]] * 100 + [[0, 0]] * 1800)
-    union = DawidSkene().fit(votes)
-    intersection = DawidSkene(init="soft").fit(votes)
+    union, intersection = DawidSkene().fit(votes), DawidSkene(init="soft").fit(votes)
     assert (union.posterior_ > 0.5).sum() == 200
+    assert (DawidSkene(init="majority").fit(votes).posterior_ > 0.5).sum() == 200
     assert (intersection.posterior_ > 0.5).sum() == 100
     assert union.log_likelihood_ == pytest.approx(intersection.log_likelihood_, rel=1e-3)
     with pytest.raises(ValueError, match="init"):
         DawidSkene(init="random").fit(votes)
+
+
+def test_the_start_with_the_better_fit_wins():
+    """Two reliable heads among eight: the two starts end on different fits; the default keeps
+    the one with the higher likelihood."""
+    rng = np.random.default_rng(3)
+    truth = rng.random(2000) < 0.1
+    votes = rng.random((2000, 8)) < 0.03
+    votes[:, :2] = truth[:, None] ^ (rng.random((2000, 2)) < 0.01)
+    votes = votes.astype(int)
+    fits = [DawidSkene(init=init).fit(votes) for init in ("soft", "majority")]
+    assert abs(fits[0].log_likelihood_ - fits[1].log_likelihood_) > 0.2  # really two different fits
+    best = max(fits, key=lambda fit: fit.log_likelihood_)
+    default = DawidSkene().fit(votes)
+    assert default.log_likelihood_ == best.log_likelihood_
+    np.testing.assert_array_equal(default.posterior_, best.posterior_)
+    assert f1_score(truth, default.posterior_ > 0.5) >= 0.9
