@@ -180,6 +180,21 @@ class ReviewSession:
             "baseline_score": -scanned["baseline_score"].to_numpy(),
         }
 
+    def common_responses(self, threshold: float | None = None, top: int = 5) -> pd.DataFrame:
+        """The answers most frequent among the flagged samples, against the whole dataset.
+
+        A backdoor's target answer dominates the flagged set and is rare elsewhere; a flagged
+        group that is a clean content mode (one colour, one question type) answers like the rest
+        of the data. A reviewer reads this before opening samples one by one.
+        """
+        table = self.table(threshold)
+        flagged = table.loc[table["flagged"], "response"].value_counts()
+        overall = table["response"].value_counts()
+        common = pd.DataFrame({"response": flagged.index[:top], "flagged": flagged.values[:top]})
+        common["share of flagged"] = (common["flagged"] / max(int(flagged.sum()), 1)).round(3)
+        common["in the dataset"] = common["response"].map(overall).astype(int)
+        return common
+
     # -- triage ----------------------------------------------------------------------------------
     def queue(self, threshold: float | None = None, pending_only: bool = False) -> pd.DataFrame:
         """Flagged samples, most suspicious first."""

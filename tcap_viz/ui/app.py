@@ -138,7 +138,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                                                       "BYE (low entropy)": metrics["baseline_score"]})
             cm_tcap = figures.confusion_matrix(metrics["tcap"], "TCAP")
             cm_base = figures.confusion_matrix(metrics["baseline"], "BYE baseline")
-        return summary_markdown(session, threshold), hist, metrics_markdown(metrics), pr, cm_tcap, cm_base
+        return (summary_markdown(session, threshold), hist, session.common_responses(threshold),
+                metrics_markdown(metrics), pr, cm_tcap, cm_base)
 
     def open_run(progress=gr.Progress()):
         progress(0, desc="loading the run (scanning if it is not cached)")
@@ -256,6 +257,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 threshold = gr.Slider(0, 1, value=0.5, step=0.01, label="Flag threshold on the EM posterior "
                                       "(re-flags live; the scan used 0.5)")
                 hist = gr.Plot(label="posterior histogram")
+                responses = gr.Dataframe(label="most frequent answers among the flagged samples (a backdoor's "
+                                               "target answer dominates them and is rare elsewhere)",
+                                         interactive=False)
                 metrics_text = gr.Markdown()
                 with gr.Row():
                     pr = gr.Plot(label="precision-recall")
@@ -321,7 +325,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 export_path = gr.Textbox(label="cleaned dataset", interactive=False)
 
         query_inputs = [lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids]
-        overview_outputs = [summary, hist, metrics_text, pr, cm_tcap, cm_base]
+        overview_outputs = [summary, hist, responses, metrics_text, pr, cm_tcap, cm_base]
         detail_outputs = [sample_text, heatmap, tokens, shares_plot, why, contributions]
 
         def refresh_samples(threshold_value, *values):

@@ -87,3 +87,14 @@ def test_export_removes_confirmed_poisons_and_records_who_decided(session, tmp_p
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["rule"] == "confirmed" and manifest["removed"] == [{"id": a, "reason": "confirmed poison"}]
     assert manifest["decisions"][0]["reviewer"] == "ana"
+
+
+def test_common_responses_count_the_flagged_answers(session):
+    table = session.table(0.0)
+    common = session.common_responses(0.0, top=3)
+    flagged = table[table["flagged"]]
+    assert len(common) == min(3, flagged["response"].nunique())
+    top = common.iloc[0]
+    assert top["flagged"] == (flagged["response"] == top["response"]).sum()
+    assert top["in the dataset"] == (table["response"] == top["response"]).sum()
+    assert top["share of flagged"] == round(top["flagged"] / len(flagged), 3)
