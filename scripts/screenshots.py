@@ -27,6 +27,31 @@ OUT = ROOT / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"]
 
 
+def _open_tab(name):
+    return lambda page: page.get_by_role("tab", name=name).click()
+
+
+def _open_a_sample(page):
+    page.locator("#tcap-samples [data-testid=cell-3-1]").click()
+    page.locator("#tcap-heatmap img").wait_for()
+
+
+def _heads_with_truth(page):
+    page.get_by_role("tab", name="Heads").click()
+    page.get_by_label("overlay ground-truth classes (evaluation only)").check()
+
+
+def _show_map(page):
+    page.get_by_role("tab", name="Map").click()
+    page.get_by_role("button", name="Show the map").click()
+    page.wait_for_selector(".tcap-map .main-svg", timeout=300_000)
+
+
+#: (file name, what to do on the page before the shot), in order: the sample is opened from the table.
+VIEWS = [("overview", lambda page: None), ("samples", _open_tab("Samples")), ("sample", _open_a_sample),
+         ("heads", _heads_with_truth), ("map", _show_map), ("triage", _open_tab("Triage"))]
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,27 +68,10 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(app.local_url)
                 page.wait_for_selector("text=Selected heads", timeout=300_000)
-                time.sleep(2)
-                page.screenshot(path=OUT / "overview.png", full_page=True)
-                page.get_by_role("tab", name="Samples").click()
-                time.sleep(1.5)
-                page.screenshot(path=OUT / "samples.png", full_page=True)
-                page.locator("#tcap-samples [data-testid=cell-3-1]").click()
-                page.locator("#tcap-heatmap img").wait_for()
-                time.sleep(2)
-                page.screenshot(path=OUT / "sample.png", full_page=True)
-                page.get_by_role("tab", name="Heads").click()
-                page.get_by_label("overlay ground-truth classes (evaluation only)").check()
-                time.sleep(2.5)
-                page.screenshot(path=OUT / "heads.png", full_page=True)
-                page.get_by_role("tab", name="Map").click()
-                page.get_by_role("button", name="Show the map").click()
-                page.wait_for_selector(".tcap-map .main-svg", timeout=300_000)
-                time.sleep(2)
-                page.screenshot(path=OUT / "map.png", full_page=True)
-                page.get_by_role("tab", name="Triage").click()
-                time.sleep(1.5)
-                page.screenshot(path=OUT / "triage.png", full_page=True)
+                for name, prepare in VIEWS:
+                    prepare(page)
+                    time.sleep(2)  # let plotly finish drawing
+                    page.screenshot(path=OUT / f"{name}.png", full_page=True)
                 browser.close()
         finally:
             app.close()

@@ -32,7 +32,9 @@ def posterior_histogram(posterior: np.ndarray, threshold: float) -> go.Figure:
     fig.add_vline(x=threshold, line_dash="dash", line_color=TARGET,
                   annotation_text=f"flag > {threshold:.2f}: {(posterior > threshold).sum()} samples")
     fig.update_layout(title="EM posterior of poisoning", xaxis_title="posterior", yaxis_title="samples",
-                      yaxis_type="log", bargap=0.05, **_LAYOUT)
+                      yaxis_type="log", yaxis_dtick=1, bargap=0.05, **_LAYOUT)
+    counts, _ = np.histogram(posterior, bins=50, range=(0, 1))
+    fig.update_yaxes(range=[-0.1, np.log10(max(counts.max(), 1)) + 0.3])  # from 1 sample up, so small bars show
     return fig
 
 
