@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from tcap_viz.attention.extract import COMPONENTS, read_rows
 from tcap_viz.data import Sample, load_image
@@ -50,9 +51,10 @@ class SampleAttention:
         return mass.reshape(self.grid or (1, len(mass)))
 
 
-def explain_sample(adapter: MLLMAdapter, sample: Sample) -> SampleAttention:
-    """Read the sample's answer rows; raises SampleError when its image cannot be read."""
-    batch = adapter.encode([sample.question], [sample.system], [load_image(sample)])
+def explain_sample(adapter: MLLMAdapter, sample: Sample, image: Image.Image | None = None) -> SampleAttention:
+    """Read the sample's answer rows (its image is read unless given); raises SampleError when
+    the image cannot be read."""
+    batch = adapter.encode([sample.question], [sample.system], [image if image is not None else load_image(sample)])
     rows = read_rows(adapter, batch)[0].cpu().numpy()  # (L, H, S)
     n = int(batch.answer_rows[0]) + 1
     ids = batch.inputs["input_ids"][0, :n].tolist()

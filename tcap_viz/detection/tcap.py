@@ -49,7 +49,7 @@ class TCAPDetector(BaseEstimator):
     transform : {"logit", "none"}, default "logit"
         What each head's mixture is fitted on (see :func:`head_statistic`). METHOD.md's
         literal choice is ("system", "none"); on the shipped demo it splits samples by
-        question wording (F1 0.00) where the defaults give F1 0.99 (docs/METHOD_CHOICES.md).
+        question wording (F1 0.00) where the defaults give F1 1.00 (docs/METHOD_CHOICES.md).
     max_components, last_layers, top_heads, eps, grid_size, tau_vote,
     min_target_weight, max_target_weight, max_overlap, min_agreement, random_state :
         Passed to :class:`HeadProfiler` (see it for the defaults and why).

@@ -22,10 +22,9 @@ import pandas as pd
 
 from tcap_viz.attention.explain import SampleAttention, explain_sample
 from tcap_viz.data import Sample, load_image
-from tcap_viz.detection import detection_metrics
 from tcap_viz.detection.head_profiler import HeadMixture
 from tcap_viz.detection.tcap import head_statistic
-from tcap_viz.pipeline import ScanConfig, ScanResult, scan
+from tcap_viz.pipeline import ScanConfig, ScanResult, evaluate, scan
 from tcap_viz.review.sample_map import sample_map
 from tcap_viz.storage.decisions import DECISIONS, PENDING, DecisionLog
 from tcap_viz.storage.export import ExportResult, export_cleaned, removal_reasons
@@ -89,6 +88,7 @@ class ReviewSession:
         self._lock = threading.Lock()
         self._result: ScanResult | None = None
         self._adapter = None
+        self._table: tuple[tuple[float, int], pd.DataFrame] | None = None
 
     # -- opening ---------------------------------------------------------------------------------
     def open(self, on_progress: Callable[[int, int], None] | None = None) -> "ReviewSession":
@@ -119,14 +119,29 @@ class ReviewSession:
 
     # -- tables ----------------------------------------------------------------------------------
     def table(self, threshold: float | None = None) -> pd.DataFrame:
-        """The samples table with the live flag and each sample's standing decision."""
-        table = self.result.samples.copy()
+        """The samples table with the live flag and each sample's standing decision.
+
+        Every view asks for it, so the last one built is kept until the threshold changes or
+        a decision is added (the log's newest event id versions it); callers get a copy.
+        """
         threshold = self.default_threshold if threshold is None else threshold
+        key = (threshold, self.log.last_event(self.run_name))
+        if self._table is None or self._table[0] != key:
+            self._table = (key, self._decorate(self.result.samples.copy(), threshold))
+        return self._table[1].copy()
+
+    def row(self, sample_id: str, threshold: float | None = None) -> pd.Series:
+        """One sample's line of `table()`, without building the whole table."""
+        samples = self.result.samples
+        threshold = self.default_threshold if threshold is None else threshold
+        return self._decorate(samples[samples["id"] == sample_id].copy(), threshold).iloc[0]
+
+    def _decorate(self, table: pd.DataFrame, threshold: float) -> pd.DataFrame:
         table["flagged"] = (table["posterior"] > threshold) & (table["skipped"] == "")
         current = self.log.current(self.run_name).set_index("sample_id")
         table["decision"] = table["id"].map(current["decision"]).astype(object).fillna(PENDING)
         table["reviewer"] = table["id"].map(current["reviewer"]).astype(object).fillna("")
-        table["split"] = [str(s.record.get("split", "")) for s in self.dataset]
+        table["split"] = [str(self.dataset.by_id(i).record.get("split", "")) for i in table["id"]]
         return table
 
     def splits(self) -> list[str]:
@@ -169,16 +184,11 @@ class ReviewSession:
         """TCAP at the live threshold and the baseline, against labels the detectors never saw."""
         if not self.dataset.has_ground_truth:
             return None
-        scanned = self.table(threshold).query("skipped == ''")
-        truth = scanned["poisoned_truth"].astype(bool).to_numpy()
-        return {
-            "tcap": detection_metrics(truth, scanned["flagged"].to_numpy(), scanned["posterior"].to_numpy()),
-            "baseline": detection_metrics(truth, scanned["baseline_flagged"].astype(bool).to_numpy(),
-                                          -scanned["baseline_score"].to_numpy()),
-            "truth": truth,
-            "tcap_score": scanned["posterior"].to_numpy(),
-            "baseline_score": -scanned["baseline_score"].to_numpy(),
-        }
+        table = self.table(threshold)
+        scanned = table[table["skipped"] == ""]
+        return evaluate(table) | {"truth": scanned["poisoned_truth"].astype(bool).to_numpy(),
+                                  "tcap_score": scanned["posterior"].to_numpy(),
+                                  "baseline_score": -scanned["baseline_score"].to_numpy()}
 
     def common_responses(self, threshold: float | None = None, top: int = 5) -> pd.DataFrame:
         """The answers most frequent among the flagged samples, against the whole dataset.
@@ -237,13 +247,12 @@ class ReviewSession:
 
     def detail(self, sample_id: str, threshold: float | None = None) -> SampleDetail:
         sample = self.dataset.by_id(sample_id)
-        table = self.table(threshold)
-        row = table[table["id"] == sample_id].iloc[0]
+        row = self.row(sample_id, threshold)
         if sample_id not in self._row_of:
             return SampleDetail(sample, row, None, None, pd.DataFrame(), error=f"skipped: {row['skipped']}")
         try:
             image = load_image(sample)
-            attention = explain_sample(self.adapter, sample)
+            attention = explain_sample(self.adapter, sample, image)
         except Exception as err:  # noqa: BLE001 - show why, keep the app alive
             return SampleDetail(sample, row, None, None, pd.DataFrame(), error=f"{type(err).__name__}: {err}")
         contributions = self.result.tcap.head_contributions(self._row_of[sample_id])

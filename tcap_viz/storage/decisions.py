@@ -79,6 +79,11 @@ class DecisionLog:
             db.execute("COMMIT")
         return row[0]
 
+    def last_event(self, run: str) -> int:
+        """Id of the run's newest event (0 for none): the log only grows, so this versions it."""
+        with closing(self._connect()) as db:
+            return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM events WHERE run = ?", (run,)).fetchone()[0])
+
     def current(self, run: str) -> pd.DataFrame:
         """One row per decided sample: its standing decision (latest event not undone)."""
         with closing(self._connect()) as db:

@@ -161,8 +161,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
             d = session.detail(sample_id, threshold)
         except KeyError as err:
             raise gr.Error(str(err).strip("'\"")) from None
-        if d.attention is None:
-            return sample_markdown(d), None, "", None, why_markdown(d.contributions), d.contributions
+        if d.attention is None:  # skipped or unreadable: sample_markdown says why
+            return sample_markdown(d), None, "", None, "", None
         heads = session.selected_heads() if head_choice == MEAN_OF_SELECTED else [_parse_head(head_choice)]
         if not heads:  # nothing selected: show the mean of every head of the last layer
             heads = [(d.attention.rows.shape[0] - 1, h) for h in range(d.attention.rows.shape[1])]

@@ -98,3 +98,15 @@ def test_common_responses_count_the_flagged_answers(session):
     assert top["flagged"] == (flagged["response"] == top["response"]).sum()
     assert top["in the dataset"] == (table["response"] == top["response"]).sum()
     assert top["share of flagged"] == round(top["flagged"] / len(flagged), 3)
+
+
+def test_row_is_the_tables_line_and_the_table_follows_new_decisions(session):
+    sample_id = session.table()["id"].iloc[5]
+    before = session.table(0.3)
+    assert session.row(sample_id, 0.3).equals(before.set_index("id", drop=False).loc[sample_id])
+    session.decide(sample_id, "unsure", "ana")
+    after = session.table(0.3)  # same threshold, but the log grew: not the kept table
+    assert after.set_index("id").loc[sample_id, "decision"] == "unsure"
+    assert session.row(sample_id, 0.3)["decision"] == "unsure"
+    before.loc[:, "decision"] = "tampered"  # a caller's copy never leaks back
+    assert "tampered" not in set(session.table(0.3)["decision"])

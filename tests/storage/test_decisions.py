@@ -57,3 +57,12 @@ def test_two_reviewers_writing_at_once_lose_nothing(tmp_path):
 def test_bad_decisions_are_refused(tmp_path, decision, reviewer):
     with pytest.raises(ValueError):
         DecisionLog(tmp_path / "d.sqlite").record("run", "s1", decision, reviewer)
+
+
+def test_last_event_versions_the_log(tmp_path):
+    log = DecisionLog(tmp_path / "d.sqlite")
+    assert log.last_event("r") == 0
+    first = log.record("r", "a", "poison", "ana")
+    assert log.last_event("r") == first
+    log.undo("r", "ana")
+    assert log.last_event("r") > first and log.last_event("other") == 0
