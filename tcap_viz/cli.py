@@ -40,19 +40,27 @@ def cmd_finetune(args) -> None:
 
 def cmd_eval_model(args) -> None:
     from tcap_viz.data import load_dataset
-    from tcap_viz.model.adapter import MLLMAdapter
     from tcap_viz.model.evaluate import answer_match_rate
+    from tcap_viz.pipeline import load_model
 
-    adapter = MLLMAdapter.load(args.model, device=args.device)
+    adapter = load_model(args.model, model_config(args))
     samples = list(load_dataset(args.data))[: args.limit]
     rate = answer_match_rate(adapter, samples, [s.response for s in samples])
     print(f"answers equal to the dataset's responses: {rate:.4f} ({len(samples)} samples)")
 
 
-def cmd_scan(args) -> None:
-    from tcap_viz.pipeline import ScanConfig, scan
+def model_config(args, **more):
+    """ScanConfig from the model-loading options every model-using command shares."""
+    from tcap_viz.pipeline import ScanConfig
 
-    config = ScanConfig(batch_size=args.batch_size, device=args.device, tcap=args.tcap, baseline=args.baseline)
+    return ScanConfig(device=args.device, dtype=args.dtype, adapter=args.adapter, device_map=args.device_map,
+                      trust_remote_code=args.trust_remote_code, **more)
+
+
+def cmd_scan(args) -> None:
+    from tcap_viz.pipeline import scan
+
+    config = model_config(args, batch_size=args.batch_size, tcap=args.tcap, baseline=args.baseline)
     result = scan(args.model, args.data, args.out, config)
     table = result.samples
     skipped = (table["skipped"] != "").sum()
@@ -89,8 +97,8 @@ def cmd_app(args) -> None:
     from tcap_viz.ui.app import launch
 
     try:
-        launch(model=args.model, data=args.data, run=args.run, host=args.host, port=args.port, device=args.device,
-               auth=args.auth)
+        launch(model=args.model, data=args.data, run=args.run, host=args.host, port=args.port,
+               config=model_config(args), auth=args.auth)
     except ValueError as err:  # a malformed --auth
         sys.exit(f"error: {err}")
 
@@ -125,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--device", default=None)
+    add_model_arguments(p)
     p.set_defaults(func=cmd_eval_model)
 
     p = sub.add_parser("scan", help="extract attention profiles, run TCAP and the BYE baseline, write a run folder")
@@ -133,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="run folder (profiles are cached there)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    add_model_arguments(p)
     p.add_argument("--tcap", type=_json_object, default={}, help="TCAPDetector parameters as JSON")
     p.add_argument("--baseline", type=_json_object, default={}, help="BYEDetector parameters as JSON")
     p.set_defaults(func=cmd_scan)
@@ -154,9 +162,19 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default=None, type=Path, help="run folder (default: one derived from model + data)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    add_model_arguments(parser)
     parser.add_argument("--auth", default=None, help="USER:PASS, or a file of USER:PASS lines; the login name "
                                                      "becomes the reviewer name of decisions")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                        help="(default: bfloat16 on a GPU, float32 on the CPU)")
+    parser.add_argument("--adapter", default=None, help="a PEFT (LoRA) adapter folder or hub id, applied to --model")
+    parser.add_argument("--device-map", default=None, help="'auto' spreads a model too large for one GPU over all")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run code from the model's repository (only for models you trust)")
 
 
 def main(argv: list[str] | None = None) -> None:

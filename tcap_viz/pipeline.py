@@ -30,7 +30,11 @@ class ScanConfig:
     """Everything that shapes a scan's result; stored in the run's config.json."""
 
     batch_size: int = 16
-    device: str | None = None
+    device: str | None = None  # cpu, cuda, cuda:1 ...; None: cuda when there is one
+    dtype: str | None = None  # float32, bfloat16, float16; None: bfloat16 on a GPU, float32 on the CPU
+    adapter: str | None = None  # a PEFT (LoRA) adapter on the model, folder or hub id
+    device_map: str | None = None  # "auto": spread a model too large for one GPU over all of them
+    trust_remote_code: bool = False  # run code from the model's repository (only when you trust it)
     tcap: dict = field(default_factory=dict)  # TCAPDetector parameters (its defaults when absent)
     baseline: dict = field(default_factory=dict)  # BYEDetector parameters
 
@@ -52,28 +56,43 @@ def _file_fingerprint(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def cache_key(model: str | Path, dataset: Dataset) -> str:
-    """Identity of an extraction's inputs: the model's files (or hub id) and the dataset file's bytes."""
-    model_path = Path(model)
-    if model_path.is_dir():
-        model_id = sorted(_file_fingerprint(p) for p in model_path.iterdir() if p.is_file())
-    else:
-        model_id = [str(model)]
+def _source_id(source: str | Path) -> list[str]:
+    """A local folder by its files (size and time), a hub id by its name."""
+    path = Path(source)
+    if path.is_dir():
+        return sorted(_file_fingerprint(p) for p in path.iterdir() if p.is_file())
+    return [str(source)]
+
+
+def load_model(model: str | Path, config: ScanConfig):
+    """The model as the scan config says to load it (device, dtype, adapter, device map)."""
+    from tcap_viz.model.adapter import MLLMAdapter  # torch import only when a model is needed
+
+    return MLLMAdapter.load(model, device=config.device, dtype=config.dtype, adapter=config.adapter,
+                            device_map=config.device_map, trust_remote_code=config.trust_remote_code)
+
+
+def cache_key(model: str | Path, dataset: Dataset, config: ScanConfig | None = None) -> str:
+    """Identity of an extraction's inputs: the model's (and adapter's) files or hub ids, the dtype,
+    and the dataset file's bytes."""
+    config = config or ScanConfig()
     digest = hashlib.sha256(Path(dataset.path).read_bytes()).hexdigest()
-    payload = json.dumps({"model": model_id, "data": digest, "version": EXTRACTION_VERSION})
-    return hashlib.sha256(payload.encode()).hexdigest()
+    payload = {"model": _source_id(model), "data": digest, "version": EXTRACTION_VERSION}
+    if config.adapter:
+        payload["adapter"] = _source_id(config.adapter)
+    if config.dtype:
+        payload["dtype"] = config.dtype
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
 def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig,
                     on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True) -> Extraction:
     """Reuse the run's cached profiles when model and data are unchanged; extract otherwise."""
-    key = cache_key(model, dataset)
+    key = cache_key(model, dataset, config)
     cached = run.load_extraction(key)
     if cached is not None:
         return cached
-    from tcap_viz.model.adapter import MLLMAdapter  # torch import only when extraction is needed
-
-    adapter = MLLMAdapter.load(model, device=config.device)
+    adapter = load_model(model, config)
     extraction = extract_profiles(adapter, list(dataset), config.batch_size, on_progress, show_progress)
     run.save_extraction(extraction, key)
     return extraction

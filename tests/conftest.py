@@ -56,6 +56,21 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer, tiny_spec):
 
 
 @pytest.fixture(scope="session")
+def tiny_lora_dir(tmp_path_factory, tiny_model_dir):
+    """A LoRA adapter on the tiny model, as PEFT saves it; random B matrices, so it is not a no-op."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(0)
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    out = tmp_path_factory.mktemp("tiny_lora") / "adapter"
+    lora.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def demo_copy(tmp_path_factory):
     """The shipped demo dataset copied, so tests that export never write into sample_data/."""
     import shutil

@@ -36,6 +36,15 @@ def test_changed_dataset_invalidates_the_cache(tiny_model_dir, tiny_data_path, t
     assert len(scan(tiny_model_dir, fewer, run, show_progress=False).extraction.ids) == 10
 
 
+def test_an_adapter_is_part_of_the_scan_and_of_its_cache_key(tiny_model_dir, tiny_lora_dir, tiny_data_path,
+                                                              tmp_path):
+    base = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", show_progress=False)
+    tuned = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", ScanConfig(adapter=str(tiny_lora_dir)),
+                 show_progress=False)  # same run folder: the base model's cached profiles must not be reused
+    assert np.abs(base.extraction.profiles - tuned.extraction.profiles).max() > 1e-4
+    assert json.loads((tmp_path / "run" / CONFIG).read_text())["scan"]["adapter"] == str(tiny_lora_dir)
+
+
 def test_ground_truth_never_reaches_the_detector(tiny_model_dir, tiny_data_path, tmp_path):
     """Shuffling the `poisoned` labels changes no posterior and no flag."""
     records = [json.loads(l) for l in tiny_data_path.read_text().splitlines()]

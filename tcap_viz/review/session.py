@@ -24,7 +24,7 @@ from tcap_viz.attention.explain import SampleAttention, explain_sample
 from tcap_viz.data import Sample, load_image
 from tcap_viz.detection.head_profiler import HeadMixture
 from tcap_viz.detection.tcap import head_statistic
-from tcap_viz.pipeline import ScanConfig, ScanResult, evaluate, scan
+from tcap_viz.pipeline import ScanConfig, ScanResult, evaluate, load_model, scan
 from tcap_viz.review.sample_map import sample_map
 from tcap_viz.storage.decisions import DECISIONS, PENDING, DecisionLog
 from tcap_viz.storage.export import ExportResult, export_cleaned, removal_reasons
@@ -238,11 +238,9 @@ class ReviewSession:
     def adapter(self):
         """The model, loaded on first use (the detail view needs full rows, the scan kept shares)."""
         if self._adapter is None:
-            from tcap_viz.model.adapter import MLLMAdapter
-
             with self._lock:
                 if self._adapter is None:
-                    self._adapter = MLLMAdapter.load(self.model, device=self.config.device)
+                    self._adapter = load_model(self.model, self.config)
         return self._adapter
 
     def detail(self, sample_id: str, threshold: float | None = None) -> SampleDetail:

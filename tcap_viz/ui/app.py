@@ -401,14 +401,14 @@ def page_settings() -> dict:
             "js": (ASSETS / "shortcuts.js").read_text(encoding="utf-8")}
 
 
-def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, device=None, auth=None,
-           **launch_kwargs):
-    """Serve the app; with no model and data, the embedded demo."""
+def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, config: ScanConfig | None = None,
+           auth=None, **launch_kwargs):
+    """Serve the app; with no model and data, the embedded demo. `config`: how to load the model."""
     logins = parse_auth(auth)
     model = str(model or DEMO_MODEL)
     data = Path(data or DEMO_DATA)
     run = Path(run or default_run_dir(model, data))
     load_dataset(data)  # a broken dataset is an error now, in the terminal, not later in the page
-    session = ReviewSession(model, data, run, ScanConfig(device=device))
+    session = ReviewSession(model, data, run, config or ScanConfig())
     app = build_app(session).queue(default_concurrency_limit=4)
     return app.launch(server_name=host, server_port=port, auth=logins, **page_settings(), **launch_kwargs)

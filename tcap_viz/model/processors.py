@@ -1,0 +1,59 @@
+"""Load a model's processor, also where its video half cannot be built.
+
+Qwen2-VL, Qwen2.5-VL and Qwen3-VL processors also hold a video processor, which needs torchvision;
+without it (as on CPU-only installs of torch) `AutoProcessor` fails although a scan never sees a
+video. The image-only variant drops the video processor and keeps everything else: the image
+processor, tokenizer, chat template and the placeholder expansion are the stock ones.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import transformers
+
+
+@cache
+def image_only(processor_cls: type) -> type:
+    """`processor_cls` without its video processor (ProcessorMixin reads its parts from __init__'s signature)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        processor_cls.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    # the same name, so that a saved processor_config.json names the stock class, as checkpoints do
+    name = processor_cls.__name__
+    return type(name, (processor_cls,), {"__init__": __init__, "__qualname__": name})
+
+
+def _processor_class_name(source: str) -> str | None:
+    """The processor class a local model folder names (processor_config.json, else tokenizer_config.json)."""
+    for file in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        path = Path(source) / file
+        if path.is_file():
+            name = json.loads(path.read_text()).get("processor_class")
+            if name:
+                return name
+    return None
+
+
+def load_processor(source: str, trust_remote_code: bool = False):
+    """AutoProcessor, or the image-only variant of the model's processor when the video half fails."""
+    try:
+        processor = transformers.AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (ImportError, OSError, ValueError) as error:
+        name = _processor_class_name(source)
+        cls = getattr(transformers, name, None) if name else None
+        if cls is None or "video_processor" not in cls.get_attributes():
+            raise
+        image_processor = transformers.AutoImageProcessor.from_pretrained(source)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        try:
+            processor = image_only(cls)(image_processor, tokenizer, chat_template=tokenizer.chat_template)
+        except Exception:
+            raise error from None
+    if not hasattr(processor, "image_processor"):
+        raise ValueError(f"{source}: found a {type(processor).__name__} but no image processor; a scan needs the "
+                         "model's full processor (processor_config.json or preprocessor_config.json)")
+    return processor
