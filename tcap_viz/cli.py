@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,8 +59,23 @@ def model_config(args, **more):
 
 
 def cmd_scan(args) -> None:
-    from tcap_viz.pipeline import scan
+    from tcap_viz.pipeline import extract_shard, parse_shard, scan
 
+    if args.shard:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as err:
+            sys.exit(f"error: {err}")
+        if args.shard == "auto" and args.device is None and "LOCAL_RANK" in os.environ:
+            import torch
+
+            if torch.cuda.is_available():  # one GPU per process under torchrun
+                args.device = f"cuda:{os.environ['LOCAL_RANK']}"
+        config = model_config(args, batch_size=args.batch_size)
+        extract_shard(args.model, args.data, args.out, shard, config)
+        print(f"shard {shard[0]}/{shard[1]} extracted into {args.out}; once every shard is done, the same "
+              "command without --shard merges them and runs detection")
+        return
     config = model_config(args, batch_size=args.batch_size, tcap=args.tcap, baseline=args.baseline)
     result = scan(args.model, args.data, args.out, config)
     table = result.samples
@@ -144,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument("--tcap", type=_json_object, default={}, help="TCAPDetector parameters as JSON")
     p.add_argument("--baseline", type=_json_object, default={}, help="BYEDetector parameters as JSON")
+    p.add_argument("--shard", default=None, help="i/n: extract only this share of the samples (one process per "
+                                                 "GPU); 'auto' takes it from torchrun's RANK / WORLD_SIZE")
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("evaluate", help="print a run's detection metrics (needs ground-truth labels)")

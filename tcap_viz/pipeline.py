@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from tcap_viz import __version__
-from tcap_viz.attention.extract import Extraction, extract_profiles
+from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles
 from tcap_viz.data import Dataset, load_dataset
 from tcap_viz.detection import BYEDetector, TCAPDetector, detection_metrics
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 1  # bump when extraction's numbers change, so old caches are not reused
+CHUNK_SIZE = 256  # samples saved together: at most this much work is lost when a scan is interrupted
 
 
 @dataclass
@@ -85,17 +88,69 @@ def cache_key(model: str | Path, dataset: Dataset, config: ScanConfig | None = N
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """"i/n" (0 <= i < n) -> (i, n); "auto" reads RANK and WORLD_SIZE, as torchrun and accelerate set them."""
+    if text == "auto":
+        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard {text!r}: write it as i/n, e.g. 0/4 for the first of four, or 'auto'") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard {text!r}: in i/n, i must be in 0..n-1")
+    return index, count
+
+
 def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig,
-                    on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True) -> Extraction:
-    """Reuse the run's cached profiles when model and data are unchanged; extract otherwise."""
+                    on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True,
+                    shard: tuple[int, int] | None = None) -> Extraction | None:
+    """Reuse the run's cached profiles when model and data are unchanged; extract otherwise.
+
+    Extraction goes in chunks of CHUNK_SIZE samples, each saved as it finishes: an interrupted scan
+    resumes at its first missing chunk, and `shard=(i, n)` does only every n-th chunk from the i-th
+    (returning None), so n processes on n GPUs share one run folder. Without `shard`, the missing
+    chunks are extracted, all chunks are merged into the run's profiles, and the chunks removed.
+    """
     key = cache_key(model, dataset, config)
     cached = run.load_extraction(key)
     if cached is not None:
         return cached
-    adapter = load_model(model, config)
-    extraction = extract_profiles(adapter, list(dataset), config.batch_size, on_progress, show_progress)
+    samples = list(dataset)
+    if not samples:
+        raise ValueError(f"{dataset.path}: the dataset has no samples to scan")
+    n_chunks = -(-len(samples) // CHUNK_SIZE)
+    done = run.load_chunks(key)
+    todo = [c for c in range(n_chunks) if c not in done and (shard is None or c % shard[1] == shard[0])]
+    if todo:
+        adapter = load_model(model, config)
+        total = sum(len(samples[c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE]) for c in todo)
+        start = len(samples) - total if shard is None else 0  # what is already done counts as progress
+        bar = tqdm(total=total, desc="extract attention", unit="sample", disable=not show_progress)
+        for c in todo:
+            chunk = samples[c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE]
+            before = bar.n
+
+            def progress(done_here: int, _total: int, before=before) -> None:
+                bar.update(before + done_here - bar.n)
+                if on_progress:
+                    on_progress(start + bar.n, start + total)
+
+            done[c] = extract_profiles(adapter, chunk, config.batch_size, progress, show_progress=False)
+            run.save_chunk(key, c, done[c])
+        bar.close()
+    if shard is not None:
+        return None
+    extraction = concatenate([done[c] for c in range(n_chunks)])
     run.save_extraction(extraction, key)
+    run.clear_chunks(key)
     return extraction
+
+
+def extract_shard(model: str | Path, data: str | Path | Dataset, out: str | Path, shard: tuple[int, int],
+                  config: ScanConfig | None = None, show_progress: bool = True) -> None:
+    """Extract one shard's chunks into the run folder; a later `scan` without a shard merges and detects."""
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    extract_or_load(model, dataset, RunDir(out), config or ScanConfig(), show_progress=show_progress, shard=shard)
 
 
 def detect(extraction: Extraction, config: ScanConfig) -> tuple[TCAPDetector, BYEDetector]:

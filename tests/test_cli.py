@@ -43,3 +43,17 @@ def test_the_app_refuses_a_broken_dataset_before_serving(tmp_path):
         main(["app", "--data", str(missing)])
     with pytest.raises(SystemExit, match="auth"):
         main(["app", "--auth", "no-colon-here"])
+
+
+def test_scan_in_shards_then_merge(tmp_path, tiny_model_dir, tiny_data_path, capsys, monkeypatch):
+    from tcap_viz import pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 16)  # 40 samples: 3 chunks over 2 shards
+    common = ["scan", "--model", str(tiny_model_dir), "--data", str(tiny_data_path), "--out", str(tmp_path / "run")]
+    for shard in ("0/2", "1/2"):
+        main([*common, "--shard", shard])
+    assert len(list((tmp_path / "run").glob("chunks/*/chunk-*.npz"))) == 3
+    main(common)
+    assert "scanned 40, skipped 0" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="i/n"):
+        main([*common, "--shard", "2/2"])

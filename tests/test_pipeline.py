@@ -72,3 +72,61 @@ def test_scan_rejects_a_broken_dataset_with_the_line(tiny_model_dir, tmp_path):
     bad.write_text('{"id": "a", "image": "x.png", "conversations": []}\n{not json\n')
     with pytest.raises(DatasetError, match="line 2"):
         scan(tiny_model_dir, bad, tmp_path / "run", show_progress=False)
+
+
+def test_an_interrupted_scan_resumes_at_its_first_missing_chunk(tiny_model_dir, tiny_data_path, tmp_path,
+                                                                 monkeypatch):
+    reference = scan(tiny_model_dir, tiny_data_path, tmp_path / "reference", show_progress=False)
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 8)  # 40 samples: 5 chunks
+    extract = pipeline.extract_profiles
+    calls = []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the user stops the scan, or the machine goes away
+        return extract(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "extract_profiles", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        scan(tiny_model_dir, tiny_data_path, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run" / PROFILES).exists()
+    calls.clear()
+    monkeypatch.setattr(pipeline, "extract_profiles", lambda *a, **k: calls.append(len(a[1])) or extract(*a, **k))
+    resumed = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", show_progress=False)
+    assert calls == [8, 8, 8]  # chunks 2, 3, 4 only
+    assert resumed.extraction.ids == reference.extraction.ids
+    np.testing.assert_allclose(resumed.extraction.profiles, reference.extraction.profiles, atol=1e-6)
+    assert not list((tmp_path / "run").glob("chunks/*/*.npz"))  # merged, then removed
+
+
+def test_shards_merge_into_one_run(tiny_model_dir, tiny_data_path, tmp_path, monkeypatch):
+    reference = scan(tiny_model_dir, tiny_data_path, tmp_path / "reference", show_progress=False)
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 8)
+    for index in range(3):  # three processes, as torchrun would start them
+        pipeline.extract_shard(tiny_model_dir, tiny_data_path, tmp_path / "run", (index, 3), show_progress=False)
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("every chunk was extracted by a shard")
+
+    monkeypatch.setattr(pipeline, "extract_profiles", no_extraction)
+    merged = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", show_progress=False)
+    assert merged.extraction.ids == reference.extraction.ids
+    np.testing.assert_allclose(merged.extraction.profiles, reference.extraction.profiles, atol=1e-6)
+    np.testing.assert_array_equal(merged.samples["flagged"], reference.samples["flagged"])
+
+
+@pytest.mark.parametrize("text, env, expected", [
+    ("1/4", {}, (1, 4)), ("auto", {"RANK": "2", "WORLD_SIZE": "3"}, (2, 3)), ("auto", {}, (0, 1))])
+def test_parse_shard(text, env, expected, monkeypatch):
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert pipeline.parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["4/4", "x", "1/0", "-1/2"])
+def test_a_bad_shard_says_how_to_write_one(text):
+    with pytest.raises(ValueError, match="shard"):
+        pipeline.parse_shard(text)

@@ -100,3 +100,15 @@ def extract_profiles(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
         vision_entropy=np.concatenate(entropies).astype(np.float32) if entropies else np.zeros((0, n_layers), np.float32),
         skipped=skipped,
     )
+
+
+def concatenate(parts: Sequence[Extraction]) -> Extraction:
+    """One extraction from parts over disjoint samples (chunks, shards), in the given order."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    skipped = {}
+    for part in parts:
+        skipped.update(part.skipped)
+    return Extraction(ids=[i for part in parts for i in part.ids],
+                      profiles=np.concatenate([part.profiles for part in parts]),
+                      vision_entropy=np.concatenate([part.vision_entropy for part in parts]), skipped=skipped)

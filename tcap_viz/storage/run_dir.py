@@ -20,6 +20,7 @@ HEADS = "heads.csv"
 SAMPLES = "samples.csv"
 CONFIG = "config.json"
 METRICS = "metrics.json"
+CHUNKS = "chunks"  # partial extractions of an unfinished or sharded scan
 
 
 class RunDir:
@@ -32,28 +33,35 @@ class RunDir:
         return self.path / name
 
     def save_extraction(self, extraction: Extraction, cache_key: str) -> None:
-        skipped_ids = list(extraction.skipped)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, ids=np.array(extraction.ids, dtype=str), profiles=extraction.profiles,
-                    vision_entropy=extraction.vision_entropy, skipped_ids=np.array(skipped_ids, dtype=str),
-                    skipped_reasons=np.array([extraction.skipped[i] for i in skipped_ids], dtype=str),
-                    cache_key=np.array(cache_key))
-
-        atomic_write(self.file(PROFILES), write)
+        _write_extraction(self.file(PROFILES), extraction, cache_key)
 
     def load_extraction(self, cache_key: str | None = None) -> Extraction | None:
         """The stored profiles, or None when absent or produced from other inputs than `cache_key`."""
-        path = self.file(PROFILES)
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as z:
-            if cache_key is not None and str(z["cache_key"]) != cache_key:
-                return None
-            return Extraction(ids=z["ids"].tolist(), profiles=z["profiles"], vision_entropy=z["vision_entropy"],
-                              skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())))
+        return _read_extraction(self.file(PROFILES), cache_key)
+
+    # -- partial extractions: chunks of samples, so a scan resumes and shards merge ------------------
+    def _chunk_dir(self, cache_key: str) -> Path:
+        return self.path / CHUNKS / cache_key[:16]
+
+    def save_chunk(self, cache_key: str, index: int, extraction: Extraction) -> None:
+        _write_extraction(self._chunk_dir(cache_key) / f"chunk-{index:06d}.npz", extraction, cache_key)
+
+    def load_chunks(self, cache_key: str) -> dict[int, Extraction]:
+        """The finished chunks of the extraction `cache_key` (chunks of other inputs are ignored)."""
+        chunks = {}
+        for path in sorted(self._chunk_dir(cache_key).glob("chunk-*.npz")):
+            extraction = _read_extraction(path, cache_key)
+            if extraction is not None:
+                chunks[int(path.stem.removeprefix("chunk-"))] = extraction
+        return chunks
+
+    def clear_chunks(self, cache_key: str) -> None:
+        """Called once the merged profiles are saved: the chunks are then a copy of them."""
+        folder = self._chunk_dir(cache_key)
+        for path in folder.glob("chunk-*.npz"):
+            path.unlink()
+        if folder.exists() and not any(folder.iterdir()):
+            folder.rmdir()
 
     def save_table(self, name: str, table: pd.DataFrame) -> None:
         atomic_write(self.file(name), lambda tmp: table.to_csv(tmp, index=False))
@@ -69,6 +77,30 @@ class RunDir:
 
     def has(self, name: str) -> bool:
         return self.file(name).exists()
+
+
+def _write_extraction(path: Path, extraction: Extraction, cache_key: str) -> None:
+    skipped_ids = list(extraction.skipped)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh, ids=np.array(extraction.ids, dtype=str), profiles=extraction.profiles,
+                vision_entropy=extraction.vision_entropy, skipped_ids=np.array(skipped_ids, dtype=str),
+                skipped_reasons=np.array([extraction.skipped[i] for i in skipped_ids], dtype=str),
+                cache_key=np.array(cache_key))
+
+    atomic_write(path, write)
+
+
+def _read_extraction(path: Path, cache_key: str | None) -> Extraction | None:
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if cache_key is not None and str(z["cache_key"]) != cache_key:
+            return None
+        return Extraction(ids=z["ids"].tolist(), profiles=z["profiles"], vision_entropy=z["vision_entropy"],
+                          skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())))
 
 
 def _jsonable(value):
