@@ -129,3 +129,18 @@ def test_an_unknown_dtype_says_what_to_use():
 
     with pytest.raises(ValueError, match="bfloat16"):
         resolve_dtype("bf16x", "cpu")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_scans_a_dataset_end_to_end(family, tiny_data_path, tmp_path):
+    from tcap_viz.pipeline import scan
+
+    model, processor = build(family)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    result = scan(tmp_path / "model", tiny_data_path, tmp_path / "run", show_progress=False)
+    text = model.config.get_text_config()
+    assert result.extraction.profiles.shape == (40, text.num_hidden_layers, text.num_attention_heads, 3)
+    np.testing.assert_allclose(result.extraction.profiles.sum(-1), 1, atol=1e-5)
+    assert (result.extraction.profiles[..., 1] > 0).all()  # every head sees the image tokens
+    assert set(result.samples["skipped"]) == {""} and result.metrics is not None
