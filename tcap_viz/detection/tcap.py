@@ -51,7 +51,7 @@ class TCAPDetector(BaseEstimator):
         literal choice is ("system", "none"); on the shipped demo it splits samples by
         question wording (F1 0.00) where the defaults give F1 1.00 (docs/METHOD_CHOICES.md).
     max_components, last_layers, top_heads, eps, grid_size, tau_vote,
-    min_target_weight, max_target_weight, max_overlap, min_agreement, random_state :
+    min_target_weight, max_target_weight, max_overlap, min_agreement, random_state, mixture :
         Passed to :class:`HeadProfiler` (see it for the defaults and why).
     min_heads : int, default 2
         Fewer selected heads than this flag nothing. EM judges each head by how it agrees with
@@ -97,6 +97,7 @@ class TCAPDetector(BaseEstimator):
         tol=1e-6,
         smoothing=1e-2,
         init="both",
+        mixture="sklearn",
     ):
         self.threshold = threshold
         self.statistic = statistic
@@ -117,6 +118,7 @@ class TCAPDetector(BaseEstimator):
         self.tol = tol
         self.smoothing = smoothing
         self.init = init
+        self.mixture = mixture
 
     def fit(self, profiles):
         """Profile every head's statistic and aggregate the selected heads' votes."""

@@ -15,13 +15,14 @@ def trimodal_with_poison(n_samples, poison_shift, seed):
     return shares, poisoned
 
 
+@pytest.mark.parametrize("mixture", ["sklearn", "binned"])
 @pytest.mark.parametrize("poison_shift", [0.3, -0.3])
-def test_trimodal_head_votes_for_the_poisoned_mode(poison_shift):
+def test_trimodal_head_votes_for_the_poisoned_mode(poison_shift, mixture):
     responsive, poisoned = trimodal_with_poison(1000, poison_shift, seed=1)
     flat = np.random.default_rng(2).normal(0.5, 0.05, 1000)
     shares = np.stack([responsive, flat], axis=1)[:, None, :]  # (M, 1 layer, 2 heads)
 
-    profiler = HeadProfiler(last_layers=1).fit(shares)
+    profiler = HeadProfiler(last_layers=1, mixture=mixture).fit(shares)
 
     assert profiler.n_components_[0, 0] >= 2
     assert profiler.n_components_[0, 1] == 1
@@ -95,20 +96,22 @@ def test_top_heads_keeps_the_best_separated_heads_in_order():
     assert profiler.selected_.tolist() == [[False, True, True]]
 
 
-def test_constant_head_is_not_responsive():
+@pytest.mark.parametrize("mixture", ["sklearn", "binned"])
+def test_constant_head_is_not_responsive(mixture):
     shares = np.full((100, 1, 1), 0.25)
-    profiler = HeadProfiler(last_layers=1).fit(shares)
+    profiler = HeadProfiler(last_layers=1, mixture=mixture).fit(shares)
     assert profiler.n_components_[0, 0] == 0
     assert profiler.separation_[0, 0] == 0
     assert profiler.selected_heads_ == []
     assert profiler.votes(shares).shape == (100, 0)
 
 
-def test_skewed_unimodal_head_is_not_a_separation():
+@pytest.mark.parametrize("mixture", ["sklearn", "binned"])
+def test_skewed_unimodal_head_is_not_a_separation(mixture):
     """AIC splits a skewed bump into components; the overlap guard refuses the tail as a group."""
     shares = np.random.default_rng(8).lognormal(-2, 0.5, (2000, 1, 1))
-    skew_only = HeadProfiler(last_layers=1, max_overlap=1.0).fit(shares)
-    guarded = HeadProfiler(last_layers=1).fit(shares)
+    skew_only = HeadProfiler(last_layers=1, max_overlap=1.0, mixture=mixture).fit(shares)
+    guarded = HeadProfiler(last_layers=1, mixture=mixture).fit(shares)
 
     assert skew_only.n_components_[0, 0] > 1 and skew_only.selected_heads_ == [(0, 0)]
     assert guarded.separation_[0, 0] == 0 and guarded.selected_heads_ == []
@@ -142,7 +145,8 @@ def test_fit_is_deterministic(make_profiles):
     np.testing.assert_array_equal(first.target_posterior(profiles[..., 0]), second.target_posterior(profiles[..., 0]))
 
 
-def test_heads_that_single_out_another_group_than_the_anchor_are_not_selected():
+@pytest.mark.parametrize("mixture", ["sklearn", "binned"])
+def test_heads_that_single_out_another_group_than_the_anchor_are_not_selected(mixture):
     """Three heads on a clean group B and a trigger head (group A, much farther out); all four
     reach the SS cap, and the gap, not the head index, makes the trigger head the anchor."""
     rng = np.random.default_rng(13)
@@ -152,10 +156,15 @@ def test_heads_that_single_out_another_group_than_the_anchor_are_not_selected():
     shares[group == 2, 0, :3] += 0.24  # gap 6
     shares[group == 1, 0, 3] += 0.8  # gap 20
 
-    profiler = HeadProfiler(last_layers=1).fit(shares)
+    profiler = HeadProfiler(last_layers=1, mixture=mixture).fit(shares)
 
     assert profiler.candidate_.all() and (np.round(profiler.separation_ * profiler.eps, 3) == 1).all()
     assert profiler.selected_heads_ == [(0, 3)]
     assert profiler.agreement_[0, 3] == 1 and (profiler.agreement_[0, :3] < 0.1).all()
     assert f1_score(group == 1, profiler.votes(shares)[:, 0]) >= 0.98
     assert len(HeadProfiler(last_layers=1, min_agreement=0).fit(shares).selected_heads_) == 4
+
+
+def test_an_unknown_mixture_backend_is_refused():
+    with pytest.raises(ValueError, match="binned"):
+        HeadProfiler(mixture="fast").fit(np.random.default_rng(0).random((50, 1, 1)))
