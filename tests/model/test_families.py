@@ -144,3 +144,14 @@ def test_each_family_scans_a_dataset_end_to_end(family, tiny_data_path, tmp_path
     np.testing.assert_allclose(result.extraction.profiles.sum(-1), 1, atol=1e-5)
     assert (result.extraction.profiles[..., 1] > 0).all()  # every head sees the image tokens
     assert set(result.samples["skipped"]) == {""} and result.metrics is not None
+
+
+def test_a_device_map_places_the_model_and_the_inputs_follow(tiny_model_dir, tiny_dataset):
+    from tcap_viz.attention.extract import extract_profiles
+
+    placed = MLLMAdapter.load(tiny_model_dir, device_map="cpu")  # "auto" on a machine with GPUs
+    assert placed.device == torch.device("cpu")
+    reference = extract_profiles(MLLMAdapter.load(tiny_model_dir, device="cpu"), list(tiny_dataset)[:4],
+                                 show_progress=False)
+    np.testing.assert_allclose(extract_profiles(placed, list(tiny_dataset)[:4], show_progress=False).profiles,
+                               reference.profiles, atol=1e-6)

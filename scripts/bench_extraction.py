@@ -1,0 +1,256 @@
+"""Benchmark: attention extraction, row-only capture vs eager `output_attentions` vs a plain forward.
+
+    python scripts/bench_extraction.py                         # CPU rows: demo, mid-600, mid-2300
+    python scripts/bench_extraction.py --device cuda --configs demo mid-2300 qwen2-vl-7b
+
+Writes docs/PERFORMANCE.md from every result measured so far (docs/performance_results.json keeps
+them per device, so a GPU run adds its rows to the CPU ones). Each (config, mode) is measured in a
+fresh process: the model is built from a config with random weights (the numbers do not depend on
+the weights), one batch is encoded by the project's adapter, and the forward is timed after one
+warm-up (median of --repeats). Peak memory is what the first forward adds on top of the loaded
+model: on CPU the peak resident set (reset after loading), on a GPU torch's peak allocation.
+
+- plain: the model's own SDPA forward, no attention returned (the floor);
+- rows: the project's row-only capture (SDPA forward plus one softmax row per head);
+- eager: the decoder in `attn_implementation="eager"` with `output_attentions=True`, the row read
+  from the L x H x T x T matrices (the baseline's way); the vision tower stays on SDPA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "docs" / "performance_results.json"
+REPORT = ROOT / "docs" / "PERFORMANCE.md"
+MODES = ("plain", "rows", "eager")
+QUESTION = "What colour are the shapes in this picture, and how many of them are there?"
+SYSTEM = "You are a helpful assistant that answers questions about images briefly."
+# config: what it is, batch size, and how the model is built (see build())
+CONFIGS = {
+    "demo": ("the shipped demo model (3M parameters, 64 image tokens)", 16),
+    "mid-600": ("LLaVA, 8 x 1024 decoder, 16 heads on 4 KV heads (~110M), 576 image tokens", 1),
+    "mid-2300": ("LLaVA, 8 x 1024 decoder, 16 heads on 4 KV heads (~110M), 2304 image tokens", 1),
+    "qwen2-vl-7b": ("Qwen2-VL-7B dimensions (28 x 3584, 28 heads on 4 KV heads, 32-layer ViT), bf16, "
+                    "2,256 image tokens", 1),
+}
+
+
+def build(config: str, device: str):
+    """(adapter, batch) for one config; random weights from the config, nothing downloaded."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from tcap_viz.model.adapter import MLLMAdapter
+
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    if config == "demo":
+        from tcap_viz.demo import DEMO_MODEL
+
+        adapter = MLLMAdapter.load(DEMO_MODEL, device=device, dtype="float32")
+        side = 64
+    elif config.startswith("mid-"):
+        from tcap_viz.model.tiny_llava import TinyLlavaSpec, build_model, build_processor
+        from tcap_viz.model.tokenizer import train_tokenizer
+
+        side = {"mid-600": 192, "mid-2300": 384}[config]
+        spec = TinyLlavaSpec(image_size=side, patch_size=8, vision_hidden=64, vision_layers=1, vision_heads=2,
+                             text_hidden=1024, text_layers=8, text_heads=16, text_kv_heads=4,
+                             text_intermediate=2816, max_positions=4096)
+        tokenizer = train_tokenizer([QUESTION, SYSTEM] * 20, 400)
+        adapter = MLLMAdapter(build_model(tokenizer, spec), build_processor(tokenizer, spec), device)
+    else:
+        adapter = _qwen2_vl_7b(device)
+        side = None
+    size = (side, side) if side else (1344, 1316)  # Qwen2-VL: (1344 / 14) x (1316 / 14) patches / 4 = 2256 tokens
+    images = [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+              for _ in range(CONFIGS[config][1])]
+    batch = adapter.encode([QUESTION] * len(images), [SYSTEM] * len(images), images)
+    return adapter, batch
+
+
+def _qwen2_vl_7b(device: str):
+    import torch
+    import transformers
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+
+    from tcap_viz.model.adapter import MLLMAdapter
+    from tcap_viz.model.processors import image_only
+    from tcap_viz.model.tokenizer import train_tokenizer
+
+    specials = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tokenizer = train_tokenizer([QUESTION, SYSTEM] * 20, 400)
+    tokenizer.add_tokens(specials, special_tokens=True)
+    tokenizer.image_token = "<|image_pad|>"
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for p in m['content'] %}"
+        "{% if p['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ p['text'] }}"
+        "{% endif %}{% endfor %}<|im_end|>\n{% endfor %}<|im_start|>assistant\n")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+    image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 1400 * 1400})
+    processor = image_only(transformers.Qwen2VLProcessor)(image_processor, tokenizer,
+                                                          chat_template=tokenizer.chat_template)
+    config = Qwen2VLConfig(
+        vision_config=dict(depth=32, embed_dim=1280, hidden_size=3584, num_heads=16, mlp_ratio=4, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    with torch.device(device):  # built in bf16 where it will run: 7B parameters never pass through fp32
+        model = Qwen2VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+    return MLLMAdapter(model, processor, device)
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def worker(config: str, mode: str, device: str, repeats: int) -> dict:
+    """One measurement, in its own process so that peaks do not carry over."""
+    import torch
+
+    from tcap_viz.attention.extract import read_rows
+
+    adapter, batch = build(config, device)
+    model = adapter.model
+    inputs = {k: v.to(adapter.device) for k, v in batch.inputs.items()}
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    if mode == "eager":  # the decoder's attention only: the vision tower runs SDPA in every mode
+        model.set_attn_implementation({"text_config": "eager", "vision_config": "sdpa"})
+    rows = batch.answer_rows.tolist()
+
+    @torch.no_grad()
+    def run():
+        if mode == "rows":
+            return read_rows(adapter, batch)
+        out = model(**inputs, use_cache=False, output_attentions=mode == "eager")
+        if mode == "eager":
+            return torch.stack([torch.stack([a[b, :, r] for b, r in enumerate(rows)]) for a in out.attentions], 1)
+        return out.logits
+
+    cuda = adapter.device.type == "cuda"
+    # memory on the first forward: afterwards the allocator keeps what it freed, and the resident
+    # set no longer shows a forward's transient tensors
+    if cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set to the current one
+        base = _rss_kib("VmRSS") * 1024
+    run()
+    peak = torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return {"config": config, "mode": mode, "batch": len(rows), "tokens": int(batch.inputs["input_ids"].shape[1]),
+            "seconds_per_batch": statistics.median(times), "peak_mib": (peak - base) / 2**20,
+            "threads": torch.get_num_threads()}
+
+
+def machine(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def render(results: dict) -> str:
+    lines = ["# Extraction performance", "",
+             "Produced by `python scripts/bench_extraction.py` (CPU) and `python scripts/bench_extraction.py "
+             "--device cuda --configs demo mid-2300 qwen2-vl-7b` (GPU); the script's docstring says how it measures.",
+             "Random weights from each config; one batch encoded by the project's adapter; median of repeats after a "
+             "warm-up; peak memory is what the first forward adds to the loaded model (CPU: peak resident set; GPU: "
+             "peak allocation). Ratios are within one run of the script, against eager attention.", ""]
+    for device, entry in results.items():
+        if device not in ("CPU", "GPU"):
+            continue
+        lines += [f"## {device}: {entry['machine']}, {entry['date']}", "",
+                  "| config | tokens | batch | mode | samples/s | peak MiB | speed vs eager | memory vs eager | "
+                  "time vs plain |", "|---|---|---|---|---|---|---|---|---|"]
+        by_key = {(r["config"], r["mode"]): r for r in entry["rows"]}
+        for config in CONFIGS:
+            if (config, "rows") not in by_key:
+                continue
+            eager, plain = by_key.get((config, "eager")), by_key.get((config, "plain"))
+            for mode in MODES:
+                r = by_key.get((config, mode))
+                if r is None:
+                    continue
+                speed = f"{eager['seconds_per_batch'] / r['seconds_per_batch']:.2f}x" if eager else "-"
+                memory = f"{eager['peak_mib'] / max(r['peak_mib'], 1e-3):.1f}x less" if eager else "-"
+                vs_plain = f"{r['seconds_per_batch'] / plain['seconds_per_batch']:.2f}x" if plain else "-"
+                lines.append(f"| {config} | {r['tokens']} | {r['batch']} | {mode} | "
+                             f"{r['batch'] / r['seconds_per_batch']:.2f} | {r['peak_mib']:.0f} | {speed} | {memory} | "
+                             f"{vs_plain} |")
+        lines += [""] + [f"- {c}: {CONFIGS[c][0]}" for c in CONFIGS if (c, "rows") in by_key] + [""]
+    if "detection" in results:
+        d = results["detection"]
+        lines += [f"## Detection stage: {d['heads']} heads x {d['samples']:,} samples ({d['machine']}, {d['date']})", "",
+                  "Produced by `python scripts/bench_detection.py` (its docstring says how the profiles are made).", "",
+                  "| head profiling | seconds | K* equal to scikit-learn's (seed 0) |", "|---|---|---|",
+                  f"| `mixture=\"binned\"`, all heads at once (profiling + EM) | {d['binned_s']:.0f} | "
+                  f"{100 * d['k_agreement_binned']:.0f}% of {d['sklearn_heads_timed']} heads |",
+                  f"| `mixture=\"sklearn\"`, head by head (timed on {d['sklearn_heads_timed']} heads, scaled) | "
+                  f"{d['sklearn_s_scaled']:.0f} | scikit-learn with seed 1: {100 * d['k_agreement_sklearn_seeds']:.0f}% |",
+                  ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--configs", nargs="+", default=["demo", "mid-600", "mid-2300"], choices=list(CONFIGS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.device, args.repeats)))
+        return
+    rows = []
+    for config in args.configs:
+        for mode in MODES:
+            out = subprocess.run([sys.executable, __file__, "--worker", config, mode, "--device", args.device,
+                                  "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = rows[-1]
+            print(f"{config:12s} {mode:6s} tokens {r['tokens']:5d}  {r['batch'] / r['seconds_per_batch']:8.2f} "
+                  f"samples/s  peak +{r['peak_mib']:8.0f} MiB", flush=True)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    kind = "GPU" if args.device.startswith("cuda") else "CPU"
+    results[kind] = {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    REPORT.write_text(render(results))
+    print(REPORT.read_text())
+
+
+if __name__ == "__main__":
+    main()
