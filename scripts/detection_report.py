@@ -17,6 +17,7 @@ Every step's output is kept under runs/report/ and reused, so an interrupted rep
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,7 +27,8 @@ import time
 import torch
 
 from build_demo import DEMO_SPLITS, model_quality
-from tcap_viz.data import load_dataset, make_synthetic_splits, write_dataset
+from tcap_viz.data import DEFAULT_TARGET, load_dataset, make_synthetic_splits, write_dataset
+from tcap_viz.data.attacks import make_attack
 from tcap_viz.demo import DEMO_MODEL, ROOT
 from tcap_viz.model.finetune import FinetuneRecipe, finetune
 from tcap_viz.pipeline import scan
@@ -37,24 +39,38 @@ ATTACKS = ("badnet", "blend", "wanet", "text_prefix")
 CASES = {f"{a}-{rate}": (a, rate / 100) for a in ATTACKS for rate in (10, 5)} | {"clean": ("none", 0.0)}
 RETRAIN = ("badnet-10", "blend-10", "badnet-5", "blend-5")
 ORDER = ("badnet-10", "clean", "text_prefix-10", "badnet-5", "blend-10", "wanet-10", "text_prefix-5", "blend-5", "wanet-5")
+STALE = ("delete runs/report/data/{name}, runs/report/models/{name}*, runs/report/runs/{name}, "
+         "runs/report/cleaned/{name}-* and runs/report/results/{name}.json, then run the case again")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05}
 
 
 def run_case(name: str, seed: int) -> dict:
     """All measurements of one case; cached as JSON so the report can be rebuilt without rerunning."""
     result_file = WORK / "results" / f"{name}.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
     attack, rate = CASES[name]
+    params = dataclasses.asdict(make_attack(attack))  # the attack's defaults: what the report measures
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+        if result.get("attack_params") != params:
+            raise SystemExit(f"{result_file} was measured with {attack} parameters {result.get('attack_params')}, "
+                             f"the defaults are now {params}: {STALE.format(name=name)}")
+        return result
     # badnet-10 is the shipped demo itself: same recipe, no need to train it twice
     splits = DEMO_SPLITS if name == "badnet-10" else WORK / "data" / name
-    if not splits.exists():
-        make_synthetic_splits(splits, n_train=2000, n_test=200, attack=attack, poison_rate=rate, seed=seed)
+    if splits != DEMO_SPLITS:  # (build_demo.py makes the demo's data with the same defaults)
+        stamp = splits / "attack.json"  # the data, and all trained on it, belongs to these parameters
+        if not splits.exists():
+            make_synthetic_splits(splits, n_train=2000, n_test=200, attack=attack, poison_rate=rate, seed=seed)
+            stamp.write_text(json.dumps(params))
+        if json.loads(stamp.read_text()) != params:
+            raise SystemExit(f"{splits} was made with {attack} parameters {stamp.read_text()}, the defaults are "
+                             f"now {params}: {STALE.format(name=name)}")
     model = DEMO_MODEL if name == "badnet-10" else WORK / "models" / name
     started = time.time()
     if not model.exists():
         finetune(load_dataset(splits / "train" / "data.jsonl"), model, FinetuneRecipe())
-    result = {"case": name, "attack": attack, "poison_rate": rate, "finetune_s": round(time.time() - started)}
+    result = {"case": name, "attack": attack, "attack_params": params, "poison_rate": rate,
+              "finetune_s": round(time.time() - started)}
     result["model"] = model_quality(model, splits)
     started = time.time()
     scanned = scan(model, splits / "train" / "data.jsonl", WORK / "runs" / name, show_progress=False)
@@ -104,6 +120,10 @@ def render(results: list[dict]) -> str:
         f"torch {torch.__version__}. Training one model took {_minutes(results)} minutes there (median; about 10",
         "alone, more while other work shared the 2 cores).",
         "",
+        f"Attacks, with the defaults of `tcap-viz make-data` (target {DEFAULT_TARGET!r}): "
+        + "; ".join(sorted({f"{r['attack']} {json.dumps(r['attack_params'])}" for r in results if r["attack"] != "none"}))
+        + ".",
+        "",
         "## Detection (percent)",
         "",
         "| case | poisoned | model clean acc | model ASR | TCAP P | TCAP R | TCAP F1 | BYE P | BYE R | BYE F1 | TCAP flagged |",
@@ -150,7 +170,9 @@ def target_notes(results: list[dict]) -> list[str]:
                             f" (the model learnt the backdoor poorly: ASR {_pct(r['model'].get('asr'))}%)"))
         if "retrained" in r:
             ok = r["retrained"]["asr"] < TARGETS["retrained_asr"]
-            notes.append(f"{r['case']} retrained: ASR {_pct(r['retrained']['asr'])}%, target < 5%: {'met' if ok else 'MISSED'}")
+            notes.append(f"{r['case']} retrained: ASR {_pct(r['retrained']['asr'])}%, target < 5%: {'met' if ok else 'MISSED'}"
+                         + ("" if ok else f" (the {r['retrained']['removed']} removed samples held "
+                                          f"{t['tp']} of the {t['n_true']} poisoned)"))
     return notes
 
 

@@ -102,10 +102,10 @@ class BadNet(Attack):
 @register_attack
 @dataclass(frozen=True)
 class Blend(Attack):
-    """Blended injection (Chen et al. 2017): a fixed full-image noise pattern mixed in at low opacity."""
+    """Blended injection (Chen et al. 2017): a fixed full-image noise pattern mixed into every pixel."""
 
     name = "blend"
-    alpha: float = 0.15  # opacity of the noise: faint, yet over every pixel
+    alpha: float = 0.3  # opacity of the noise; the shipped recipe learns 0.3 (ASR 0.975), not 0.15 (ASR 0.06)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -146,13 +146,15 @@ class WaNet(Attack):
     """WaNet (Nguyen & Tran 2021): a fixed smooth warp of the whole image; nothing is added.
 
     A random k x k grid of displacements is upsampled bicubically to a flow field. The paper's
-    strength (s=0.5) moves pixels by under one pixel; the default here (up to 4% of the side,
-    about 2.6 px at 64 px) bends straight edges visibly but subtly, so a tiny model can learn it.
+    strength (s=0.5) moves pixels by under one pixel, for models pretrained on millions of images.
+    The embedded model, trained from scratch on 2000 images, did not learn 4% of the side (ASR
+    0.06) nor 10% (ASR 0.155); the default, up to 20% (about 13 px at 64 px), visibly bends shapes
+    and is learnt in part (ASR 0.35 at 10% poison): the strongest warp measured, still no backdoor.
     """
 
     name = "wanet"
     grid: int = 4  # k: control points per side
-    strength: float = 0.04  # largest displacement, as a fraction of the shorter image side
+    strength: float = 0.2  # largest displacement, as a fraction of the shorter image side
     seed: int = 0
 
     def __post_init__(self) -> None:

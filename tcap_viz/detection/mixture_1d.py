@@ -18,7 +18,7 @@ def single_threaded():
     return threadpool_limits(limits=1)
 
 
-def fit_binned_mixtures(x, n_components, n_bins=1024, max_iter=100, tol=1e-3, reg_covar=1e-6, kmeans_iter=30,
+def fit_binned_mixtures(x, n_components, n_bins=512, max_iter=100, tol=1e-3, reg_covar=1e-6, kmeans_iter=30,
                         random_state=0):
     """K-component 1-D Gaussian mixtures on every column of x (N samples x H heads) at once.
 

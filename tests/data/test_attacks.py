@@ -90,7 +90,7 @@ def test_blend_changes_most_pixels_a_little():
     change = diff(out, image).max(-1)
     assert question == "Q?"
     assert (change > 0).mean() > 0.9  # a global trigger, not a patch
-    assert change.mean() < 0.15 * 255 / 2  # faint
+    assert change.mean() < 0.5 * make_attack("blend").alpha * 255  # the image stays the larger part
     other = make_attack("blend", seed=1).apply(image, "Q?")[0]
     assert not np.array_equal(np.asarray(other), np.asarray(out))
 
@@ -107,8 +107,8 @@ def test_wanet_moves_pixels_but_keeps_colours():
     out, question = make_attack("wanet").apply(image, "Q?")
     assert question == "Q?"
     assert (diff(out, image).max(-1) > 10).mean() > 0.02  # edges moved
-    mean_shift = np.abs(np.asarray(out, float).mean((0, 1)) - np.asarray(image, float).mean((0, 1)))
-    assert mean_shift.max() < 3
+    before, after = np.asarray(image).reshape(-1, 3), np.asarray(out).reshape(-1, 3)
+    assert (after.min(0) >= before.min(0)).all() and (after.max(0) <= before.max(0)).all()  # nothing added
     other = make_attack("wanet", seed=1).apply(image, "Q?")[0]
     assert not np.array_equal(np.asarray(other), np.asarray(out))
 
@@ -118,7 +118,8 @@ def test_wanet_flow_is_smooth_and_bounded():
     flow = wanet.flow(64, 48)
     assert flow.shape == (2, 48, 64)
     assert np.isclose(np.abs(flow).max(), wanet.strength * 48)
-    assert np.abs(np.diff(flow, axis=2)).max() < 0.5  # neighbours move together: a warp, not noise
+    step = np.abs(np.diff(flow, axis=2)).max()
+    assert step < 0.15 * np.abs(flow).max()  # neighbours move together: a warp, not noise
 
 
 def test_wanet_of_a_flat_image_is_flat():
