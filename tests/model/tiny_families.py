@@ -12,10 +12,12 @@ import transformers
 from transformers import (CLIPVisionConfig, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor,
                           LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor,
                           Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLConfig,
-                          Qwen2VLForConditionalGeneration, Qwen3VLConfig, Qwen3VLForConditionalGeneration)
+                          Qwen2VLForConditionalGeneration, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
+                          SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor)
 from transformers.models.idefics3 import Idefics3ImageProcessorPil
 from transformers.models.llava_next import LlavaNextImageProcessorPil
 from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.models.smolvlm import SmolVLMImageProcessorPil
 
 from tcap_viz.model.processors import image_only
 from tcap_viz.model.tokenizer import CHAT_TEMPLATE, train_tokenizer
@@ -133,8 +135,23 @@ def idefics3():
     return Idefics3ForConditionalGeneration(config), processor
 
 
+def smolvlm():
+    """SmolVLM (SmolVLM2 checkpoints): Idefics3's tiling with its own processor and model class."""
+    tokenizer = _tokenizer(IDEFICS3_TOKENS + ["<video>"], IDEFICS3_TEMPLATE, eos="<end_of_utterance>")
+    image_processor = SmolVLMImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32},
+                                               do_image_splitting=True)
+    processor = image_only(SmolVLMProcessor)(image_processor, tokenizer, chat_template=IDEFICS3_TEMPLATE,
+                                             image_seq_len=4)
+    config = SmolVLMConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        text_config=dict(model_type="llama", **_text(tokenizer)),
+        image_token_id=processor.image_token_id, scale_factor=2, pad_token_id=tokenizer.pad_token_id)
+    return SmolVLMForConditionalGeneration(config), processor
+
+
 FAMILIES = {"llava_next": llava_next, "qwen2_vl": qwen2_vl, "qwen2_5_vl": qwen2_5_vl, "qwen3_vl": qwen3_vl,
-            "idefics3": idefics3}
+            "idefics3": idefics3, "smolvlm": smolvlm}
 
 
 def build(family: str, seed: int = 0):
