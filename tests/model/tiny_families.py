@@ -120,34 +120,29 @@ def qwen3_vl():
                  rope_extra={"mrope_section": [4, 2, 2], "mrope_interleaved": True}, head_dim=16)
 
 
-def idefics3():
-    """Idefics3 (SmolVLM v1 checkpoints): image tiles, each wrapped in row/column marker tokens."""
-    tokenizer = _tokenizer(IDEFICS3_TOKENS, IDEFICS3_TEMPLATE, eos="<end_of_utterance>")
-    image_processor = Idefics3ImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32},
-                                                do_image_splitting=True)
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
-                                  chat_template=IDEFICS3_TEMPLATE)
-    config = Idefics3Config(
+def _tiled(config_cls, model_cls, processor_cls, image_processor_cls, extra_tokens=()):
+    """Idefics3's layout: image tiles of 4 tokens each, wrapped in row/column marker tokens."""
+    tokenizer = _tokenizer(IDEFICS3_TOKENS + list(extra_tokens), IDEFICS3_TEMPLATE, eos="<end_of_utterance>")
+    image_processor = image_processor_cls(size={"longest_edge": 64}, max_image_size={"longest_edge": 32},
+                                          do_image_splitting=True)
+    processor = processor_cls(image_processor, tokenizer, chat_template=IDEFICS3_TEMPLATE, image_seq_len=4)
+    config = config_cls(
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                            image_size=32, patch_size=8),
         text_config=dict(model_type="llama", **_text(tokenizer)),
         image_token_id=processor.image_token_id, scale_factor=2, pad_token_id=tokenizer.pad_token_id)
-    return Idefics3ForConditionalGeneration(config), processor
+    return model_cls(config), processor
+
+
+def idefics3():
+    """Idefics3 (SmolVLM v1 checkpoints)."""
+    return _tiled(Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, Idefics3ImageProcessorPil)
 
 
 def smolvlm():
-    """SmolVLM (SmolVLM2 checkpoints): Idefics3's tiling with its own processor and model class."""
-    tokenizer = _tokenizer(IDEFICS3_TOKENS + ["<video>"], IDEFICS3_TEMPLATE, eos="<end_of_utterance>")
-    image_processor = SmolVLMImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32},
-                                               do_image_splitting=True)
-    processor = image_only(SmolVLMProcessor)(image_processor, tokenizer, chat_template=IDEFICS3_TEMPLATE,
-                                             image_seq_len=4)
-    config = SmolVLMConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        text_config=dict(model_type="llama", **_text(tokenizer)),
-        image_token_id=processor.image_token_id, scale_factor=2, pad_token_id=tokenizer.pad_token_id)
-    return SmolVLMForConditionalGeneration(config), processor
+    """SmolVLM (SmolVLM2 checkpoints): Idefics3's tiling, its own classes, a video token."""
+    return _tiled(SmolVLMConfig, SmolVLMForConditionalGeneration, image_only(SmolVLMProcessor),
+                  SmolVLMImageProcessorPil, ["<video>"])
 
 
 FAMILIES = {"llava_next": llava_next, "qwen2_vl": qwen2_vl, "qwen2_5_vl": qwen2_5_vl, "qwen3_vl": qwen3_vl,
