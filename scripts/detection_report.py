@@ -62,8 +62,9 @@ def run_case(name: str, seed: int) -> dict:
         if not splits.exists():
             make_synthetic_splits(splits, n_train=2000, n_test=200, attack=attack, poison_rate=rate, seed=seed)
             stamp.write_text(json.dumps(params))
-        if json.loads(stamp.read_text()) != params:
-            raise SystemExit(f"{splits} was made with {attack} parameters {stamp.read_text()}, the defaults are "
+        made_with = json.loads(stamp.read_text()) if stamp.exists() else "unknown (no attack.json)"
+        if made_with != params:
+            raise SystemExit(f"{splits} was made with {attack} parameters {made_with}, the defaults are "
                              f"now {params}: {STALE.format(name=name)}")
     model = DEMO_MODEL if name == "badnet-10" else WORK / "models" / name
     started = time.time()

@@ -4,7 +4,8 @@
         --data runs/report/data/text_prefix-5/train/data.jsonl --run runs/report/runs/text_prefix-5
 
 Re-detects from the run's cached profiles with the default detector and prints: the selected
-heads; the heads that separate the poisoned samples best (AUROC of the head statistic against
+heads; every candidate head by separation score with its target group and how many heads separate
+that group; the heads that separate the poisoned samples best (AUROC of the head statistic against
 the labels: evaluation only, the detector never sees them) with their separation score and how
 many poisoned samples their target group holds; EM from each start (log-likelihood, flagged);
 and what the flagged samples have in common (answers, and each extra record field).
@@ -29,6 +30,13 @@ from tcap_viz.detection import DawidSkene, head_statistic  # noqa: E402
 from tcap_viz.review.session import ReviewSession  # noqa: E402
 
 
+def _aurocs(stat: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(L, H) AUROC of every head's statistic for `labels`, either direction."""
+    auroc = np.array([[roc_auc_score(labels, stat[:, l, h]) for h in range(stat.shape[2])]
+                      for l in range(stat.shape[1])])
+    return np.maximum(auroc, 1 - auroc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -45,9 +53,15 @@ def main() -> None:
                                             for l, h in session.selected_heads()) or "none")
 
         stat = head_statistic(extraction.profiles.astype(float), tcap.statistic, tcap.transform)
-        auroc = np.array([[roc_auc_score(truth, stat[:, l, h]) for h in range(stat.shape[2])]
-                          for l in range(stat.shape[1])])
-        auroc = np.maximum(auroc, 1 - auroc)
+        auroc = _aurocs(stat, truth)
+        print("\ncandidate heads by separation score: SS, gap, target group (poisoned in it), and how many heads"
+              " separate that group with AUROC > 0.95 (the group's own label, no ground truth):")
+        candidates = heads[heads["candidate"]].sort_values("separation", ascending=False)
+        for (l, h), row in candidates.iterrows():
+            votes = tcap.profiler_.head_mixture(l, h).target_posterior(stat[:, l, h]) > tcap.tau_vote
+            support = int((_aurocs(stat, votes) > 0.95).sum()) if 0 < votes.sum() < len(votes) else 0
+            print(f"  L{l}H{h}: SS {row['separation']:.1f}, gap {row['gap']:.2f}, group {votes.sum()} "
+                  f"({(votes & truth).sum()} poisoned), {support} heads separate it")
         print(f"\nheads separating the poisoned samples best ({truth.sum()} poisoned; labels used here only):")
         for flat in np.argsort(-auroc.ravel())[: args.top]:
             l, h = np.unravel_index(flat, auroc.shape)

@@ -120,14 +120,14 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
         raise ValueError(f"{dataset.path}: the dataset has no samples to scan")
     n_chunks = -(-len(samples) // CHUNK_SIZE)
     done = run.load_chunks(key)
-    todo = [c for c in range(n_chunks) if c not in done and (shard is None or c % shard[1] == shard[0])]
+    todo = {c: samples[c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE] for c in range(n_chunks)
+            if c not in done and (shard is None or c % shard[1] == shard[0])}
     if todo:
         adapter = load_model(model, config)
-        total = sum(len(samples[c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE]) for c in todo)
+        total = sum(map(len, todo.values()))
         start = len(samples) - total if shard is None else 0  # what is already done counts as progress
         bar = tqdm(total=total, desc="extract attention", unit="sample", disable=not show_progress)
-        for c in todo:
-            chunk = samples[c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE]
+        for c, chunk in todo.items():
             before = bar.n
 
             def progress(done_here: int, _total: int, before=before) -> None:

@@ -163,10 +163,10 @@ class HeadProfiler(BaseEstimator):
         Seed of every mixture fit (scikit-learn's k-means start).
     mixture : {"sklearn", "binned"}, default "sklearn"
         How the 1-D mixtures are fitted. "sklearn": scikit-learn's GaussianMixture, head by head
-        (about 0.75 s a head at 100k samples). "binned": every head at once on binned sufficient
+        (about 0.7 s a head at 100k samples). "binned": every head at once on binned sufficient
         statistics (:func:`fit_binned_mixtures`), for thousands of heads x 100k samples; its K*
-        agree with scikit-learn's as often as scikit-learn's agree across two seeds
-        (docs/METHOD_CHOICES.md).
+        agree with scikit-learn's about as often as scikit-learn's agree across two seeds
+        (docs/PERFORMANCE.md, docs/METHOD_CHOICES.md).
 
     Attributes
     ----------

@@ -128,24 +128,23 @@ def _quantile_centres(stats, k):
 
 
 def _kmeans_plus_plus(stats, k, random_state):
-    """k-means++ over the bins, seeded as scikit-learn starts, or with random_state None greedy (each
-    next centre where count x squared distance is largest): both reach small groups at the edges."""
+    """k-means++ over the bins: each next centre where count x squared distance to the nearest centre
+    is large, drawn with that probability from a seeded draw (as scikit-learn starts), or, with
+    random_state None, greedily at its largest from the median. Both reach small groups at the edges."""
     count, mean, _ = stats
-    rng = np.random.default_rng(random_state)
-    h = len(count)
+    rng = None if random_state is None else np.random.default_rng(random_state)
 
-    def draw(weights):
-        if random_state is None:
-            return np.argmax(weights, axis=1) if weights is not count else np.argmax(
-                np.cumsum(count, axis=1) >= count.sum(1, keepdims=True) / 2, axis=1)  # start at the median
+    def pick(weights):
+        if rng is None:
+            return np.argmax(weights, axis=1)
         cumulative = np.cumsum(weights, axis=1)
-        u = rng.random(h) * cumulative[:, -1]
-        return np.minimum((cumulative < u[:, None]).sum(1), count.shape[1] - 1)
+        drawn = (cumulative < rng.random(len(count))[:, None] * cumulative[:, -1:]).sum(1)
+        return np.minimum(drawn, count.shape[1] - 1)
 
-    centres = np.take_along_axis(mean, draw(count)[:, None], axis=1)
+    centres = _quantile_centres(stats, 1) if rng is None else np.take_along_axis(mean, pick(count)[:, None], axis=1)
     for _ in range(1, k):
         distance = np.min((mean[..., None] - centres[:, None, :]) ** 2, axis=-1)
-        centres = np.concatenate([centres, np.take_along_axis(mean, draw(count * distance)[:, None], axis=1)], 1)
+        centres = np.concatenate([centres, np.take_along_axis(mean, pick(count * distance)[:, None], axis=1)], 1)
     return centres
 
 

@@ -102,10 +102,8 @@ class MLLMAdapter:
         model = AutoModelForImageTextToText.from_pretrained(
             source, dtype=resolve_dtype(dtype, device), device_map=device_map, trust_remote_code=trust_remote_code)
         if adapter is not None:
-            try:
-                from peft import PeftModel
-            except ImportError as error:
-                raise ImportError("--adapter needs the peft package: pip install peft") from error
+            from peft import PeftModel
+
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         return cls(model, processor, device, placed=device_map is not None)
 

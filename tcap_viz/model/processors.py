@@ -69,8 +69,8 @@ def load_processor(source: str, trust_remote_code: bool = False):
         try:
             processor = image_only(cls)(image_processor, tokenizer, chat_template=tokenizer.chat_template,
                                         **_saved_arguments(source, cls))
-        except Exception:
-            raise error from None
+        except Exception as fallback:  # the stock processor's error is the one to show; this one explains why
+            raise error from fallback
     if not hasattr(processor, "image_processor"):
         raise ValueError(f"{source}: found a {type(processor).__name__} but no image processor; a scan needs the "
                          "model's full processor (processor_config.json or preprocessor_config.json)")
