@@ -2,6 +2,7 @@
 
     python scripts/bench_extraction.py                         # CPU rows: demo, mid-600, mid-2300
     python scripts/bench_extraction.py --device cuda --configs demo mid-2300 qwen2-vl-7b
+    python scripts/bench_extraction.py --configs qwen2-vl-7b --layers 2   # the GPU config, cut down, on a CPU
 
 Writes docs/PERFORMANCE.md from every result measured so far (docs/performance_results.json keeps
 them per device, so a GPU run adds its rows to the CPU ones). Each (config, mode) is measured in a
@@ -14,6 +15,11 @@ model: on CPU the peak resident set (reset after loading), on a GPU torch's peak
 - rows: the project's row-only capture (SDPA forward plus one softmax row per head);
 - eager: the decoder in `attn_implementation="eager"` with `output_attentions=True`, the row read
   from the L x H x T x T matrices (the baseline's way); the vision tower stays on SDPA.
+
+Each config also reports how far the row-only shares are from eager's (the largest difference over
+samples, layers, heads and components), so a run on new hardware or in bf16 checks correctness too.
+--layers N builds qwen2-vl-7b with N decoder layers and N vision blocks at full width: a check that
+the GPU config builds, encodes and extracts on a small machine, reported in a section of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -41,14 +49,13 @@ CONFIGS = {
     "demo": ("the shipped demo model (3M parameters, 64 image tokens)", 16),
     "mid-600": ("LLaVA, 8 x 1024 decoder, 16 heads on 4 KV heads (90M), 576 image tokens", 1),
     "mid-2300": ("LLaVA, 8 x 1024 decoder, 16 heads on 4 KV heads (90M), 2304 image tokens", 1),
-    "qwen2-vl-7b": ("Qwen2-VL-7B dimensions (28 x 3584, 28 heads on 4 KV heads, 32-layer ViT), bf16, "
-                    "2,256 image tokens", 1),
+    "qwen2-vl-7b": ("Qwen2-VL-7B dimensions (28 x 3584, 28 heads on 4 KV heads, 32-layer ViT), bf16 "
+                    "(eager returns its weights rounded to bf16), 2,256 image tokens", 1),
 }
 
 
-def build(config: str, device: str):
+def build(config: str, device: str, layers: int | None = None):
     """(adapter, batch) for one config; random weights from the config, nothing downloaded."""
-    import numpy as np
     import torch
     from PIL import Image
 
@@ -72,7 +79,7 @@ def build(config: str, device: str):
         tokenizer = train_tokenizer([QUESTION, SYSTEM] * 20, 400)
         adapter = MLLMAdapter(build_model(tokenizer, spec), build_processor(tokenizer, spec), device)
     else:
-        adapter = _qwen2_vl_7b(device)
+        adapter = _qwen2_vl_7b(device, layers)
         side = None
     size = (side, side) if side else (1344, 1316)  # Qwen2-VL: (1344 / 14) x (1316 / 14) patches / 4 = 2256 tokens
     images = [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
@@ -81,7 +88,7 @@ def build(config: str, device: str):
     return adapter, batch
 
 
-def _qwen2_vl_7b(device: str):
+def _qwen2_vl_7b(device: str, layers: int | None):
     import torch
     import transformers
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
@@ -104,9 +111,9 @@ def _qwen2_vl_7b(device: str):
     processor = image_only(transformers.Qwen2VLProcessor)(image_processor, tokenizer,
                                                           chat_template=tokenizer.chat_template)
     config = Qwen2VLConfig(
-        vision_config=dict(depth=32, embed_dim=1280, hidden_size=3584, num_heads=16, mlp_ratio=4, patch_size=14,
+        vision_config=dict(depth=layers or 32, embed_dim=1280, hidden_size=3584, num_heads=16, mlp_ratio=4, patch_size=14,
                            spatial_merge_size=2, temporal_patch_size=2),
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=3584, intermediate_size=18944, num_hidden_layers=layers or 28,
                          num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
                          rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
@@ -125,13 +132,13 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def worker(config: str, mode: str, device: str, repeats: int) -> dict:
+def worker(config: str, mode: str, device: str, repeats: int, layers: int | None) -> dict:
     """One measurement, in its own process so that peaks do not carry over."""
     import torch
 
-    from tcap_viz.attention.extract import read_rows
+    from tcap_viz.attention.extract import read_rows, shares_from_rows
 
-    adapter, batch = build(config, device)
+    adapter, batch = build(config, device, layers)
     model = adapter.model
     inputs = {k: v.to(adapter.device) for k, v in batch.inputs.items()}
     if "pixel_values" in inputs:
@@ -159,8 +166,10 @@ def worker(config: str, mode: str, device: str, repeats: int) -> dict:
     else:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set to the current one
         base = _rss_kib("VmRSS") * 1024
-    run()
+    out = run()
     peak = torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024
+    shares = shares_from_rows(out.float(), batch.components.to(out.device)).tolist() if mode != "plain" else None
+    del out
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -170,7 +179,7 @@ def worker(config: str, mode: str, device: str, repeats: int) -> dict:
         times.append(time.perf_counter() - start)
     return {"config": config, "mode": mode, "batch": len(rows), "tokens": int(batch.inputs["input_ids"].shape[1]),
             "seconds_per_batch": statistics.median(times), "peak_mib": (peak - base) / 2**20,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "shares": shares}
 
 
 def machine(device: str) -> str:
@@ -215,9 +224,15 @@ def render(results: dict) -> str:
              "warm-up; peak memory is what the first forward adds to the loaded model (CPU: peak resident set; GPU: "
              "peak allocation). Ratios are within one run of the script, against eager attention.", ""]
     for device, entry in results.items():
-        if device not in ("CPU", "GPU"):
+        if not device.startswith(("CPU", "GPU")):
             continue
-        lines += [f"## {device}: {entry['machine']}, {entry['date']}", "",
+        cut = device.partition(", cut to ")[2]
+        lines += [f"## {device}: {entry['machine']}, {entry['date']}", ""]
+        if cut:
+            lines += [f"`--layers {cut.split()[0]}`: the configs at full width with only {cut} (decoder layers and "
+                      "vision blocks), a check that they build, encode and extract on this machine; "
+                      "not a measure of the full model's speed.", ""]
+        lines += [
                   "| config | tokens | batch | mode | samples/s | peak MiB | speed, x eager | eager's peak / this | "
                   "time, x plain |", "|---|---|---|---|---|---|---|---|---|"]
         by_key = {(r["config"], r["mode"]): r for r in entry["rows"]}
@@ -236,11 +251,18 @@ def render(results: dict) -> str:
                              f"{r['batch'] / r['seconds_per_batch']:.2f} | {r['peak_mib']:.0f} | {speed} | {memory} | "
                              f"{vs_plain} |")
         lines += [""] + [f"- {c}: {CONFIGS[c][0]}" for c in CONFIGS if (c, "rows") in by_key] + [""]
-        lines += _target_lines(device, by_key)
+        gaps = [f"{c} {by_key[c, 'rows']['max_share_diff_vs_eager']:.0e}" for c in CONFIGS
+                if "max_share_diff_vs_eager" in by_key.get((c, "rows"), {})]
+        if gaps:
+            lines += ["Row-only shares vs eager's, largest difference over samples, layers, heads and components: "
+                      + ", ".join(gaps) + ".", ""]
+        if not cut:
+            lines += _target_lines(device, by_key)
     if "GPU" not in results:
-        lines += ["## GPU", "", "Not measured yet: no GPU was available to the sessions so far. The command is above; "
-                  "the qwen2-vl-7b config (7.2B parameters, 2,309 tokens of which 2,256 image tokens) was checked "
-                  "to build and encode on the meta device only.", ""]
+        lines += ["## GPU", "", "Not measured: no GPU was lent to the sessions that built this (the device tool "
+                  "said so each time). The command is above. The qwen2-vl-7b config (7.2B parameters, 2,309 tokens "
+                  "of which 2,256 image tokens) builds and encodes on the meta device, and extracts on the CPU when "
+                  "cut to a few layers (`--layers`, its own section).", ""]
     if "detection" in results:
         d = results["detection"]
         lines += [f"## Detection stage: {d['heads']} heads x {d['samples']:,} samples ({d['machine']}, {d['date']})", "",
@@ -261,22 +283,32 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--configs", nargs="+", default=["demo", "mid-600", "mid-2300"], choices=list(CONFIGS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--layers", type=int, help="qwen2-vl-7b with this many decoder layers and vision blocks "
+                        "(a check on a small machine)")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.device, args.repeats)))
+        print(json.dumps(worker(*args.worker, args.device, args.repeats, args.layers)))
         return
+    if args.layers and args.configs != ["qwen2-vl-7b"]:
+        parser.error("--layers cuts qwen2-vl-7b only: add --configs qwen2-vl-7b")
     rows = []
     for config in args.configs:
+        measured = {}
         for mode in MODES:
-            out = subprocess.run([sys.executable, __file__, "--worker", config, mode, "--device", args.device,
-                                  "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            r = rows[-1]
+            command = [sys.executable, __file__, "--worker", config, mode, "--device", args.device,
+                       "--repeats", str(args.repeats)] + (["--layers", str(args.layers)] if args.layers else [])
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            measured[mode] = r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{config:12s} {mode:6s} tokens {r['tokens']:5d}  {r['batch'] / r['seconds_per_batch']:8.2f} "
                   f"samples/s  peak +{r['peak_mib']:8.0f} MiB", flush=True)
+        measured["plain"].pop("shares")
+        gap = float(np.abs(np.array(measured["rows"].pop("shares")) - np.array(measured["eager"].pop("shares"))).max())
+        measured["rows"]["max_share_diff_vs_eager"] = gap
+        print(f"{config:12s} row-only shares differ from eager's by at most {gap:.1e}", flush=True)
+        rows += [measured[mode] for mode in MODES]
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    kind = "GPU" if args.device.startswith("cuda") else "CPU"
+    kind = ("GPU" if args.device.startswith("cuda") else "CPU") + (f", cut to {args.layers} layers" if args.layers else "")
     results[kind] = {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "rows": rows}
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     REPORT.write_text(render(results))

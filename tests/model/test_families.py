@@ -155,3 +155,20 @@ def test_a_device_map_places_the_model_and_the_inputs_follow(tiny_model_dir, tin
                                  show_progress=False)
     np.testing.assert_allclose(extract_profiles(placed, list(tiny_dataset)[:4], show_progress=False).profiles,
                                reference.profiles, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bf16_rows_match_fp32_and_shares_still_sum_to_one(family):
+    """bf16 is the default on a GPU: the rows are computed in float32 from bf16 queries and keys."""
+    adapter = adapter_for(family)
+    batch = adapter.encode(QUESTIONS, SYSTEMS, images())
+    full = read_rows(adapter, batch)
+    adapter.model.to(torch.bfloat16)
+    for module in (adapter.model, getattr(adapter.model, "model", None)):
+        if hasattr(module, "rope_deltas"):
+            module.rope_deltas = None
+    half = read_rows(adapter, batch)
+    assert half.dtype == torch.float32
+    shares = shares_from_rows(half, batch.components)
+    torch.testing.assert_close(shares.sum(-1), torch.ones(shares.shape[:-1]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(shares, shares_from_rows(full, batch.components), atol=0.02, rtol=0)
