@@ -36,7 +36,7 @@ from tcap_viz.review.session import ReviewSession, SampleQuery  # noqa: E402
 from tcap_viz.storage.run_dir import RunDir  # noqa: E402
 from tcap_viz.ui import figures  # noqa: E402
 from tcap_viz.ui.app import MEAN_OF_SELECTED, build_app  # noqa: E402
-from tcap_viz.ui.render import heatmap_overlay, token_html  # noqa: E402
+from tcap_viz.ui.render import attention_picture, token_html  # noqa: E402
 
 
 def large_run(folder: Path, n: int) -> tuple[Path, Path]:
@@ -62,7 +62,7 @@ def large_run(folder: Path, n: int) -> tuple[Path, Path]:
 def engine_detail(session: ReviewSession, sample_id: str) -> None:
     d = session.detail(sample_id)
     row = d.attention.row(session.selected_heads())
-    heatmap_overlay(d.image, d.attention.vision_map(row))
+    attention_picture(d.image, d.attention, row)
     token_html(d.attention, row)
     figures.layer_shares(d.attention.shares()).to_json()
 

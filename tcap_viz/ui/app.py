@@ -24,7 +24,7 @@ from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, R
                                      SampleQuery)
 from tcap_viz.storage.export import RULES  # noqa: E402
 from tcap_viz.ui import figures  # noqa: E402
-from tcap_viz.ui.render import TOKEN_CSS, heatmap_overlay, token_html  # noqa: E402
+from tcap_viz.ui.render import TOKEN_CSS, attention_picture, token_html  # noqa: E402
 
 ASSETS = ROOT / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -167,7 +167,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         if not heads:  # nothing selected: show the mean of every head of the last layer
             heads = [(d.attention.rows.shape[0] - 1, h) for h in range(d.attention.rows.shape[1])]
         row = d.attention.row(heads)
-        image = heatmap_overlay(d.image, d.attention.vision_map(row))
+        image = attention_picture(d.image, d.attention, row)
         return (sample_markdown(d), image, token_html(d.attention, row), figures.layer_shares(d.attention.shares()),
                 why_markdown(d.contributions), d.contributions.round(4))
 

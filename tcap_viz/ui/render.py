@@ -26,16 +26,33 @@ def _inferno_like(x: np.ndarray) -> np.ndarray:
     return (stops[low] * (1 - frac) + stops[low + 1] * frac).astype(np.uint8)
 
 
-def heatmap_overlay(image: Image.Image, grid: np.ndarray, alpha: float = 0.75, size: int = DISPLAY_SIZE) -> Image.Image:
-    """The image enlarged to `size`, with the patch-grid attention (scaled to its max) laid on top:
-    the more attention a patch gets, the more opaque and brighter its colour."""
-    base = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.NEAREST), dtype=float)
-    peak = float(grid.max())
-    scaled = (grid / peak if peak > 0 else grid).astype(np.float32)
-    weight = np.asarray(Image.fromarray(scaled).resize((size, size), Image.Resampling.BILINEAR))[..., None]
-    heat = _inferno_like(weight[..., 0]).astype(float)
+def display_size(image: Image.Image, size: int = DISPLAY_SIZE) -> tuple[int, int]:
+    """(width, height) with the longest side `size`: the image keeps its own aspect."""
+    scale = size / max(image.size)
+    return max(1, round(image.width * scale)), max(1, round(image.height * scale))
+
+
+def heatmap_overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.75) -> Image.Image:
+    """The image at the heat map's size with the attention (scaled to its max) laid on top:
+    the more attention a pixel gets, the more opaque and brighter its colour."""
+    height, width = heat.shape
+    enlarge = width >= image.width  # keep small images' pixels crisp
+    base = np.asarray(image.convert("RGB").resize(
+        (width, height), Image.Resampling.NEAREST if enlarge else Image.Resampling.BILINEAR), dtype=float)
+    peak = float(heat.max())
+    weight = (heat / peak if peak > 0 else heat)[..., None]
+    colour = _inferno_like(weight[..., 0]).astype(float)
     opacity = alpha * np.sqrt(np.clip(weight, 0, 1))
-    return Image.fromarray((base * (1 - opacity) + heat * opacity).astype(np.uint8))
+    return Image.fromarray((base * (1 - opacity) + colour * opacity).astype(np.uint8))
+
+
+def attention_picture(image: Image.Image, attention: SampleAttention, row: np.ndarray,
+                      size: int = DISPLAY_SIZE) -> Image.Image:
+    """The detail view's picture: the heat map over the image, or the plain image when the
+    model's image-token layout is unknown (the prompt view still gives the image's share)."""
+    width, height = display_size(image, size)
+    heat = attention.image_heat(row, width, height)
+    return heatmap_overlay(image, heat) if heat is not None else image.convert("RGB").resize((width, height))
 
 
 def _token_text(token: str) -> str:

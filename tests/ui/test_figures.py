@@ -8,7 +8,7 @@ from tcap_viz.attention.explain import SampleAttention
 from tcap_viz.detection.head_profiler import HeadMixture
 from tcap_viz.model.adapter import QUERY, SYSTEM, VISION
 from tcap_viz.ui import figures
-from tcap_viz.ui.render import heatmap_overlay, token_html
+from tcap_viz.ui.render import attention_picture, heatmap_overlay, token_html
 
 
 def test_histogram_marks_the_threshold_and_counts_the_flags():
@@ -47,11 +47,26 @@ def test_map_figure_is_json_with_ids_for_selection():
 
 def test_heatmap_is_brightest_over_the_most_attended_patch():
     image = Image.new("RGB", (32, 32), (128, 128, 128))
-    grid = np.zeros((4, 4))
-    grid[3, 0] = 1.0
-    out = np.asarray(heatmap_overlay(image, grid, size=64)).astype(int).sum(-1)
+    heat = np.zeros((64, 64))
+    heat[48:, :16] = 1.0
+    out = np.asarray(heatmap_overlay(image, heat)).astype(int).sum(-1)
     assert out[56, 4] > out[4, 56] + 100  # bottom-left patch lit, top-right untouched
     assert out[4, 56] == 3 * 128
+
+
+def test_the_picture_keeps_the_images_aspect_and_shows_it_plain_without_a_layout():
+    from tcap_viz.model.vision_layout import VisionBlock
+
+    image = Image.new("RGB", (200, 100), (128, 128, 128))
+    comps = np.array([SYSTEM, VISION, VISION, QUERY])
+    row = np.array([0.1, 0.6, 0.2, 0.1], np.float32)
+    layout = [VisionBlock(np.array([[0, 1]]), (0.0, 0.0, 1.0, 1.0))]
+    lit = attention_picture(image, SampleAttention(["a", "", "", "b"], comps, row[None, None], layout), row, size=80)
+    assert lit.size == (80, 40)
+    pixels = np.asarray(lit).astype(int).sum(-1)
+    assert pixels[20, 10] > pixels[20, 70] + 100  # the left token took three times the attention
+    plain = attention_picture(image, SampleAttention(["a", "", "", "b"], comps, row[None, None], None), row, size=80)
+    assert plain.size == (80, 40) and (np.asarray(plain) == 128).all()
 
 
 def test_token_html_frames_the_parts_in_order_and_escapes_text():
