@@ -132,18 +132,23 @@ def test_an_unknown_dtype_says_what_to_use():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_each_family_scans_a_dataset_end_to_end(family, tiny_data_path, tmp_path):
-    from tcap_viz.pipeline import scan
+def test_each_family_scans_a_dataset_end_to_end_and_a_sample_opens(family, tiny_data_path, tmp_path):
+    from tcap_viz.review.session import ReviewSession
 
     model, processor = build(family)
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    result = scan(tmp_path / "model", tiny_data_path, tmp_path / "run", show_progress=False)
+    session = ReviewSession(tmp_path / "model", tiny_data_path, tmp_path / "run").open()
+    result = session.result
     text = model.config.get_text_config()
     assert result.extraction.profiles.shape == (40, text.num_hidden_layers, text.num_attention_heads, 3)
     np.testing.assert_allclose(result.extraction.profiles.sum(-1), 1, atol=1e-5)
     assert (result.extraction.profiles[..., 1] > 0).all()  # every head sees the image tokens
     assert set(result.samples["skipped"]) == {""} and result.metrics is not None
+    detail = session.detail(result.extraction.ids[0])  # what the analyst opens: full rows, heat over the image
+    assert not detail.error and detail.attention.layout is not None
+    heat = detail.attention.image_heat(detail.attention.rows[-1].mean(0), 40, 40)
+    assert heat.sum() > 0
 
 
 def test_a_device_map_places_the_model_and_the_inputs_follow(tiny_model_dir, tiny_dataset):
