@@ -30,9 +30,18 @@ class VisionBlock:
 
 
 def vision_layout(adapter: MLLMAdapter, batch: EncodedBatch, index: int, image: Image.Image) -> list[VisionBlock] | None:
-    """The blocks of sample `index` of `batch` (encoded with `image`), or None if unknown."""
-    n = int((batch.components[index] == VISION).sum())
-    processor, inputs = adapter.processor, batch.inputs
+    """The blocks of sample `index` of `batch` (encoded with `image`), or None if unknown.
+
+    A processor that does not have what a family's rule reads gives None, never an error: the
+    layout only decides how the picture is drawn, and the rest of the sample view must still open.
+    """
+    try:
+        return _blocks(adapter.processor, batch.inputs, index, image, int((batch.components[index] == VISION).sum()))
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _blocks(processor, inputs, index: int, image: Image.Image, n: int) -> list[VisionBlock] | None:
     if "image_grid_thw" in inputs:
         blocks = _merged_grid(inputs["image_grid_thw"][index].tolist(), processor.image_processor.merge_size)
     elif "image_sizes" in inputs and hasattr(processor, "_get_unpadded_features"):

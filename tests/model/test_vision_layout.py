@@ -120,3 +120,11 @@ def test_an_unknown_layout_is_none(tiny_adapter):
     assert vision_layout(tiny_adapter, batch, 0, bright_top_right()) is None
     attention = SampleAttention(["x"], np.array([VISION]), np.ones((1, 1, 1), np.float32), None)
     assert attention.image_heat(np.ones(1), 10, 10) is None
+
+
+def test_a_processor_without_what_the_rule_reads_gives_no_layout_not_an_error():
+    model, processor = build("qwen2_vl")
+    adapter = MLLMAdapter(model, processor, "cpu")
+    batch = adapter.encode(["What is bright?"], [None], [bright_top_right()])
+    processor.image_processor.merge_size = None
+    assert vision_layout(adapter, batch, 0, bright_top_right()) is None
