@@ -26,7 +26,8 @@ class VisionBlock:
     """Image tokens forming one grid over one region of the image."""
 
     tokens: np.ndarray  # (rows, cols) indices into the sample's image tokens, in prompt order
-    box: tuple[float, float, float, float]  # left, top, right, bottom as fractions of the image; beyond 0..1 where the model padded it
+    # left, top, right, bottom as fractions of the image; beyond 0..1 where the model padded it
+    box: tuple[float, float, float, float]
 
 
 def vision_layout(adapter: MLLMAdapter, batch: EncodedBatch, index: int, image: Image.Image) -> list[VisionBlock] | None:
@@ -63,9 +64,9 @@ def _grid(start: int, rows: int, cols: int, box=FULL, stride: int | None = None)
 
 
 def _merged_grid(grid_thw: list[int], merge: int) -> list[VisionBlock]:
-    """Qwen-VL: patches of the resized image, merged `merge` x `merge` into one token each."""
-    frames, height, width = grid_thw
-    return [_grid(0, frames * height // merge, width // merge)]
+    """Qwen-VL: patches of the resized image (one frame), merged `merge` x `merge` into one token each."""
+    _, height, width = grid_thw
+    return [_grid(0, height // merge, width // merge)]
 
 
 def _overview_and_high_resolution(processor, inputs, index: int, n: int) -> list[VisionBlock] | None:
@@ -75,7 +76,8 @@ def _overview_and_high_resolution(processor, inputs, index: int, n: int) -> list
 
     orig_height, orig_width = (int(v) for v in inputs["image_sizes"][index])
     height, width = inputs["pixel_values"].shape[-2:]
-    best_height, best_width = select_best_resolution([orig_height, orig_width], processor.image_processor.image_grid_pinpoints)
+    pinpoints = processor.image_processor.image_grid_pinpoints
+    best_height, best_width = select_best_resolution([orig_height, orig_width], pinpoints)
     unpadded, rows = processor._get_unpadded_features(orig_height, orig_width, height // processor.patch_size,
                                                       width // processor.patch_size, best_height // height,
                                                       best_width // width)

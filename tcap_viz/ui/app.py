@@ -27,6 +27,8 @@ from tcap_viz.ui import figures  # noqa: E402
 from tcap_viz.ui.render import TOKEN_CSS, attention_picture, token_html  # noqa: E402
 
 ASSETS = ROOT / "assets"
+HEATMAP_LABEL = "image attention (answer row over the image tokens)"
+NO_LAYOUT_LABEL = "image (no heatmap: this model's image-token layout is unknown; the prompt below gives the image's share)"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 TABLE_COLUMNS = ["id", "posterior", "flagged", "decision", "votes", "question", "response", "baseline_score", "skipped"]
 QUEUE_COLUMNS = ["id", "posterior", "votes", "decision", "reviewer", "question", "response"]
@@ -167,7 +169,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         if not heads:  # nothing selected: show the mean of every head of the last layer
             heads = [(d.attention.rows.shape[0] - 1, h) for h in range(d.attention.rows.shape[1])]
         row = d.attention.row(heads)
-        image = attention_picture(d.image, d.attention, row)
+        image = gr.Image(attention_picture(d.image, d.attention, row),
+                         label=HEATMAP_LABEL if d.attention.layout is not None else NO_LAYOUT_LABEL)
         return (sample_markdown(d), image, token_html(d.attention, row), figures.layer_shares(d.attention.shares()),
                 why_markdown(d.contributions), d.contributions.round(4))
 
@@ -285,7 +288,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 head_choice = gr.Dropdown([MEAN_OF_SELECTED], value=MEAN_OF_SELECTED, label="attention of")
                 with gr.Row():
                     with gr.Column(scale=1):
-                        heatmap = gr.Image(label="image attention (answer row over the image tokens)",
+                        heatmap = gr.Image(label=HEATMAP_LABEL,
                                            elem_id="tcap-heatmap", interactive=False, type="pil")
                     with gr.Column(scale=2):
                         sample_text = gr.Markdown()

@@ -32,13 +32,16 @@ def display_size(image: Image.Image, size: int = DISPLAY_SIZE) -> tuple[int, int
     return max(1, round(image.width * scale)), max(1, round(image.height * scale))
 
 
+def _resized(image: Image.Image, width: int, height: int) -> Image.Image:
+    enlarge = width >= image.width  # keep small images' pixels crisp
+    return image.convert("RGB").resize((width, height), Image.Resampling.NEAREST if enlarge else Image.Resampling.BILINEAR)
+
+
 def heatmap_overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.75) -> Image.Image:
     """The image at the heat map's size with the attention (scaled to its max) laid on top:
     the more attention a pixel gets, the more opaque and brighter its colour."""
     height, width = heat.shape
-    enlarge = width >= image.width  # keep small images' pixels crisp
-    base = np.asarray(image.convert("RGB").resize(
-        (width, height), Image.Resampling.NEAREST if enlarge else Image.Resampling.BILINEAR), dtype=float)
+    base = np.asarray(_resized(image, width, height), dtype=float)
     peak = float(heat.max())
     weight = (heat / peak if peak > 0 else heat)[..., None]
     colour = _inferno_like(weight[..., 0]).astype(float)
@@ -52,7 +55,7 @@ def attention_picture(image: Image.Image, attention: SampleAttention, row: np.nd
     model's image-token layout is unknown (the prompt view still gives the image's share)."""
     width, height = display_size(image, size)
     heat = attention.image_heat(row, width, height)
-    return heatmap_overlay(image, heat) if heat is not None else image.convert("RGB").resize((width, height))
+    return heatmap_overlay(image, heat) if heat is not None else _resized(image, width, height)
 
 
 def _token_text(token: str) -> str:
