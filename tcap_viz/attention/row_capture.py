@@ -27,21 +27,31 @@ class RowCapture:
     def __init__(self, rows: torch.Tensor):
         self.rows = rows
         self.weights: dict[int, torch.Tensor] = {}  # layer -> (B, H, S) float32
+        self._on_device: dict[torch.device, torch.Tensor] = {}
+
+    def _rows_on(self, device: torch.device) -> torch.Tensor:
+        """The row positions on `device`, copied once per forward: a host-to-device copy in every
+        layer would make the CPU wait for the GPU there, and the GPU then idles between layers."""
+        if device not in self._on_device:
+            self._on_device[device] = self.rows.to(device)
+        return self._on_device[device]
 
     def add(self, layer: int, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None,
             scaling: float | None) -> None:
         batch, n_heads, _, head_dim = query.shape
-        rows = self.rows.to(query.device)
-        q = query[torch.arange(batch, device=query.device), :, rows].float()  # (B, H, d)
-        k = key.float().repeat_interleave(n_heads // key.shape[1], dim=1)  # (B, H, S, d)
+        kv_heads = key.shape[1]
+        rows = self._rows_on(query.device)
+        items = torch.arange(batch, device=query.device)
+        # grouped-query heads read their shared key without repeating it: (B, KV, group, d) x (B, KV, S, d)
+        q = query[items, :, rows].float().view(batch, kv_heads, n_heads // kv_heads, head_dim)
         scale = scaling if scaling is not None else head_dim ** -0.5
-        scores = torch.einsum("bhd,bhsd->bhs", q, k) * scale
-        positions = torch.arange(k.shape[2], device=query.device)
+        scores = torch.matmul(q, key.float().transpose(-1, -2)).view(batch, n_heads, -1) * scale
         if mask is None:  # SDPA skipped the mask: plain causal attention
+            positions = torch.arange(scores.shape[-1], device=query.device)
             allowed = positions[None, :] <= rows[:, None]
             scores = scores.masked_fill(~allowed[:, None, :], float("-inf"))
         else:
-            row_mask = mask[torch.arange(batch, device=query.device), :, rows]  # (B, 1 or H, S)
+            row_mask = mask[items, :, rows]  # (B, 1 or H, S)
             if row_mask.dtype == torch.bool:
                 scores = scores.masked_fill(~row_mask, float("-inf"))
             else:
