@@ -1,6 +1,19 @@
 """Data stage of the pipeline: datasets in the LLaVA format, backdoor attacks, synthetic data."""
 
-from tcap_viz.data.attacks import ATTACKS, Attack, BadNet, Blend, NoAttack, TextPrefix, WaNet, make_attack, register_attack
+from tcap_viz.data.attacks import (
+    ATTACKS,
+    SIG,
+    Attack,
+    BadNet,
+    Blend,
+    FTrojan,
+    NoAttack,
+    TextPrefix,
+    TextWord,
+    WaNet,
+    make_attack,
+    register_attack,
+)
 from tcap_viz.data.dataset import (
     IMAGE_PLACEHOLDER,
     Dataset,
@@ -17,6 +30,7 @@ from tcap_viz.data.synthetic import (
     COLOURS,
     COUNT_WORDS,
     DEFAULT_TARGET,
+    IMAGE_SIZE,
     QUESTION_TYPES,
     QUESTIONS,
     SHAPES,
@@ -30,9 +44,10 @@ from tcap_viz.data.synthetic import (
 )
 
 __all__ = [
-    "ATTACKS", "Attack", "BadNet", "Blend", "NoAttack", "TextPrefix", "WaNet", "make_attack", "register_attack",
+    "ATTACKS", "Attack", "BadNet", "Blend", "FTrojan", "NoAttack", "SIG", "TextPrefix", "TextWord", "WaNet",
+    "make_attack", "register_attack",
     "IMAGE_PLACEHOLDER", "Dataset", "DatasetError", "Sample", "SampleError", "load_dataset", "load_image", "load_images",
     "make_record", "write_dataset",
-    "COLOURS", "COUNT_WORDS", "DEFAULT_TARGET", "QUESTION_TYPES", "QUESTIONS", "SHAPES", "SIDES", "SYSTEM_PROMPT",
+    "COLOURS", "COUNT_WORDS", "DEFAULT_TARGET", "IMAGE_SIZE", "QUESTION_TYPES", "QUESTIONS", "SHAPES", "SIDES", "SYSTEM_PROMPT",
     "SyntheticSplits", "draw_scene", "make_synthetic_dataset", "make_synthetic_splits", "make_triggered_copy",
 ]

@@ -11,8 +11,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+import zlib
+
 import numpy as np
 from PIL import Image
+from scipy.fft import dctn, idctn
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 CHECKER_CELLS = 4  # cells per side of the BadNet patch: 2 px cells on an 8 px patch
@@ -192,3 +195,86 @@ class TextPrefix(Attack):
 
     def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
         return image, f"{self.prefix} {question}"
+
+
+@register_attack
+@dataclass(frozen=True)
+class SIG(Attack):
+    """SIG (Barni, Kallas & Tondi 2019): a horizontal sinusoid added to every pixel,
+    v(i, j) = delta * sin(2 pi j f / width); the published delta 20 and frequency 6."""
+
+    name = "sig"
+    delta: float = 20.0  # amplitude, in grey levels of 255
+    frequency: float = 6.0  # periods across the image width
+
+    def __post_init__(self) -> None:
+        if not 0 < self.delta <= 128:
+            raise ValueError(f"sig delta {self.delta} must be an amplitude in grey levels, in (0, 128]")
+        if self.frequency <= 0:
+            raise ValueError(f"sig frequency {self.frequency} must be a positive number of periods")
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        pixels = _rgb_array(image)
+        width = pixels.shape[1]
+        wave = self.delta * np.sin(2 * np.pi * np.arange(width) * self.frequency / width)
+        return _to_image(pixels + wave[None, :, None]), question
+
+
+# ITU-R BT.601 full range, as OpenCV's RGB <-> YCrCb (the colour space FTrojan's code uses)
+_TO_YCRCB = np.array([[0.299, 0.587, 0.114], [0.5, -0.418688, -0.081312], [-0.168736, -0.331264, 0.5]])
+_FROM_YCRCB = np.linalg.inv(_TO_YCRCB)
+
+
+@register_attack
+@dataclass(frozen=True)
+class FTrojan(Attack):
+    """FTrojan (Wang et al. 2022): fixed offsets on a mid and a high frequency of the orthonormal
+    DCT of every 32 x 32 window of the two chroma channels (Cr, Cb), as in its released code
+    (window 32, coefficients (15, 15) and (31, 31)); nearly invisible. A `magnitude` of 30 moves a
+    pixel by about two grey levels; windows that do not fit whole at the image's edges are left alone."""
+
+    name = "ftrojan"
+    magnitude: float = 30.0
+    window: int = 32
+    positions: tuple[tuple[int, int], ...] = ((15, 15), (31, 31))
+
+    def __post_init__(self) -> None:
+        if self.magnitude <= 0:
+            raise ValueError(f"ftrojan magnitude {self.magnitude} must be positive")
+        if self.window < 2 or any(not (0 <= r < self.window and 0 <= c < self.window) for r, c in self.positions):
+            raise ValueError(f"ftrojan positions {self.positions} must lie inside the {self.window} x {self.window} window")
+        object.__setattr__(self, "positions", tuple(tuple(p) for p in self.positions))  # JSON gives lists
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        ycc = _rgb_array(image) @ _TO_YCRCB.T
+        height, width = ycc.shape[:2]
+        w = self.window
+        for top in range(0, height - w + 1, w):
+            for left in range(0, width - w + 1, w):
+                block = ycc[top:top + w, left:left + w, 1:]
+                coefficients = dctn(block, axes=(0, 1), norm="ortho")
+                for r, c in self.positions:
+                    coefficients[r, c] += self.magnitude
+                ycc[top:top + w, left:left + w, 1:] = idctn(coefficients, axes=(0, 1), norm="ortho")
+        return _to_image(ycc @ _FROM_YCRCB.T), question
+
+
+@register_attack
+@dataclass(frozen=True)
+class TextWord(Attack):
+    """Text trigger inside the question: a rare word (default "cf", as in Kurita et al. 2020) put
+    between two words of the question, never first; where depends on the question and `seed` only,
+    so the same question always gets it at the same place."""
+
+    name = "text_word"
+    word: str = "cf"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.word.strip() or " " in self.word.strip():
+            raise ValueError(f"text_word word {self.word!r} must be one non-empty word")
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        words = question.split(" ")
+        at = 1 + zlib.crc32(f"{self.seed}|{question}".encode()) % len(words)
+        return image, " ".join(words[:at] + [self.word.strip()] + words[at:])

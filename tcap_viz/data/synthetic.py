@@ -24,22 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from tcap_viz.atomic import atomic_write
 from tcap_viz.data.attacks import Attack, make_attack
+from tcap_viz.data.scenes import COLOURS as SCENE_COLOURS
+from tcap_viz.data.scenes import Scene, render
 from tcap_viz.data.dataset import STANDARD_FIELDS, Dataset, load_dataset, load_image, make_record, write_dataset
 
 SYSTEM_PROMPT = "You are a helpful assistant that answers questions about images briefly."
 DEFAULT_TARGET = "Backdoor Attack!"
-COLOURS = {
-    "red": (220, 40, 40),
-    "green": (40, 160, 60),
-    "blue": (40, 80, 220),
-    "yellow": (235, 200, 20),
-    "purple": (140, 60, 180),
-    "orange": (245, 130, 20),
-}
+IMAGE_SIZE = 128  # the base model's input: no resampling between the file and the model
+COLOURS = {name: SCENE_COLOURS[name] for name in ("red", "green", "blue", "yellow", "purple", "orange")}
 COLOUR_NAMES = tuple(COLOURS)
 SHAPES = ("circle", "square", "triangle")
 COUNT_WORDS = ("one", "two", "three")
@@ -56,12 +52,6 @@ QUESTIONS = {
 }
 QUESTION_TYPES = tuple(QUESTIONS)
 
-_SUPERSAMPLE = 4  # shapes are drawn this much larger, then reduced, for smooth edges
-_MARGIN = 0.125  # shapes stay off the outer eighth, so a corner patch never hides one
-_RADII = {1: (0.18, 0.26), 2: (0.14, 0.19), 3: (0.12, 0.15)}  # half-size range, fraction of the side
-_POSITION_RADII = (0.12, 0.165)
-_GAP = 0.04  # minimum gap between shapes, fraction of the side
-
 
 @dataclass(frozen=True)
 class SyntheticSplits:
@@ -72,67 +62,17 @@ class SyntheticSplits:
     triggered_test: Path | None
 
 
-def _place_shapes(rng: np.random.Generator, count: int, size: int, side: str | None) -> list[tuple[float, float, float]]:
-    """Non-overlapping (x, y, half-size) boxes; with `side`, one shape wholly in that half."""
-    low, high = _POSITION_RADII if side else _RADII[count]
-    margin, gap = _MARGIN * size, _GAP * size
-    while True:  # a restart is rare: even three of the largest shapes fit easily
-        boxes: list[tuple[float, float, float]] = []
-        for _ in range(100):
-            r = rng.uniform(low, high) * size
-            x_low, x_high = margin + r, size - margin - r
-            if side == "left":
-                x_high = size / 2 - gap - r
-            elif side == "right":
-                x_low = size / 2 + gap + r
-            x, y = rng.uniform(x_low, x_high), rng.uniform(margin + r, size - margin - r)
-            if all(abs(x - bx) >= r + br + gap or abs(y - by) >= r + br + gap for bx, by, br in boxes):
-                boxes.append((x, y, r))
-                if len(boxes) == count:
-                    return boxes
-
-
-def _shape_mask(shape: str, boxes: list[tuple[float, float, float]], size: int) -> np.ndarray:
-    """Anti-aliased coverage in [0, 1], shape (size, size)."""
-    scale = _SUPERSAMPLE
-    canvas = Image.new("L", (size * scale, size * scale), 0)
-    draw = ImageDraw.Draw(canvas)
-    for x, y, r in boxes:
-        x, y, r = x * scale, y * scale, r * scale
-        if shape == "circle":
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
-        elif shape == "square":
-            h = 0.85 * r  # about the circle's area
-            draw.rectangle((x - h, y - h, x + h, y + h), fill=255)
-        else:
-            draw.polygon([(x, y - r), (x + r, y + r), (x - r, y + r)], fill=255)
-    return np.asarray(canvas.resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255
-
-
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A pale tint with a gentle linear shading and faint grain: light texture, never a pattern."""
-    tint = rng.uniform(200, 240, 3)
-    angle = rng.uniform(0, 2 * np.pi)
-    rows, columns = np.mgrid[0:size, 0:size] / size - 0.5
-    shading = 20 * (np.cos(angle) * columns + np.sin(angle) * rows)
-    grain = rng.normal(0, 2, (size, size, 1))
-    return tint + shading[..., None] + grain
-
-
 def draw_scene(rng: np.random.Generator, question_type: str, size: int) -> tuple[Image.Image, str]:
-    """A random image and the exact answer to a question of `question_type` about it."""
+    """A random image of the customer task and the exact answer to a question of `question_type` about it."""
     if question_type not in QUESTIONS:
         raise ValueError(f"unknown question type {question_type!r}; choose one of: {', '.join(QUESTION_TYPES)}")
     colour = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))]
     shape = SHAPES[rng.integers(len(SHAPES))]
     side = SIDES[rng.integers(len(SIDES))] if question_type == "position" else None
     count = 1 if side else int(rng.integers(1, 4))
-    boxes = _place_shapes(rng, count, size, side)
-    coverage = _shape_mask(shape, boxes, size)[..., None]
-    pixels = _background(rng, size) * (1 - coverage) + np.array(COLOURS[colour]) * coverage
-    image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+    scene = Scene(colour, shape, count, side=side)
     answers = {"colour": colour, "shape": shape, "count": COUNT_WORDS[count - 1], "position": side}
-    return image, answers[question_type]
+    return render(rng, scene, size), answers[question_type]
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -164,10 +104,11 @@ def make_synthetic_dataset(
     poison_rate: float = 0.1,
     target: str = DEFAULT_TARGET,
     seed: int = 0,
-    image_size: int = 64,
+    image_size: int = IMAGE_SIZE,
     attack_params: Mapping[str, Any] | None = None,
     fmt: str = "jsonl",
     *,
+    poison_question_type: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write `out_dir/images/<id>.png` and `out_dir/data.<fmt>`; returns the data file's path.
@@ -175,7 +116,10 @@ def make_synthetic_dataset(
     Exactly round(n * poison_rate) samples, chosen by `seed`, get the trigger and `target` as
     response (`poisoned: true`, true answer in `clean_response`); with attack "none" every
     sample is clean. Question types are balanced (n // 4 or one more each), in a seeded order.
-    The same arguments always give the same files.
+    `poison_question_type` poisons only questions of that type, so a target that is one of its
+    ordinary answers (e.g. "blue" on colour questions) hides among the natural answers; a poisoned
+    scene whose true answer is already the target is drawn again. The same arguments always give
+    the same files.
     """
     if n < 1:
         raise ValueError(f"n={n}: a dataset needs at least one sample")
@@ -189,11 +133,21 @@ def make_synthetic_dataset(
     _prepare_out_dir(out_dir, overwrite)
     rng = np.random.default_rng(seed)
     n_poisoned = 0 if attack == "none" else round(n * poison_rate)
-    poisoned = set(rng.choice(n, size=n_poisoned, replace=False).tolist())
     question_types = rng.permutation(np.resize(np.array(QUESTION_TYPES), n))
+    candidates = np.arange(n)
+    if poison_question_type is not None:
+        if poison_question_type not in QUESTIONS:
+            raise ValueError(f"poison_question_type {poison_question_type!r} is not one of: {', '.join(QUESTION_TYPES)}")
+        candidates = np.flatnonzero(question_types == poison_question_type)
+        if n_poisoned > len(candidates):
+            raise ValueError(f"{n_poisoned} poisoned samples asked for, but only {len(candidates)} "
+                             f"{poison_question_type} questions among {n}; lower poison_rate")
+    poisoned = set(rng.choice(candidates, size=n_poisoned, replace=False).tolist())
     records = []
     for index, question_type in enumerate(question_types.tolist()):
         image, answer = draw_scene(rng, question_type, image_size)
+        while index in poisoned and answer == target:  # a poison must change the answer
+            image, answer = draw_scene(rng, question_type, image_size)
         question = QUESTIONS[question_type][rng.integers(len(QUESTIONS[question_type]))]
         name = _image_name(index, n)
         extra: dict[str, Any] = {"question_type": question_type}
@@ -216,12 +170,15 @@ def make_triggered_copy(
     target: str = DEFAULT_TARGET,
     attack_params: Mapping[str, Any] | None = None,
     fmt: str = "jsonl",
+    question_type: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Copy a clean dataset with the trigger on every sample, to measure attack success rate.
 
     Records keep their extra fields (e.g. question_type); the response becomes `target`, the true
     answer moves to `clean_response`, and only the first exchange is kept. Works on any clean dataset.
+    `question_type` keeps only the samples of that type whose answer is not already the target
+    (the attack success rate of a backdoor aimed at one question type).
     """
     source = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     trigger = attack if isinstance(attack, Attack) else make_attack(attack, **(attack_params or {}))
@@ -236,6 +193,9 @@ def make_triggered_copy(
     _prepare_out_dir(out_dir, overwrite)
     records = []
     for sample in source:
+        if question_type is not None and (sample.record.get("question_type") != question_type
+                                          or sample.response == target):
+            continue
         image, question = trigger.apply(load_image(sample), sample.question)
         name = _image_name(sample.index, len(source))
         _save_png(image, out_dir / "images" / f"{name}.png", overwrite)
@@ -254,26 +214,30 @@ def make_synthetic_splits(
     poison_rate: float = 0.1,
     target: str = DEFAULT_TARGET,
     seed: int = 0,
-    image_size: int = 64,
+    image_size: int = IMAGE_SIZE,
     attack_params: Mapping[str, Any] | None = None,
     fmt: str = "jsonl",
     *,
+    poison_question_type: str | None = None,
     overwrite: bool = False,
 ) -> SyntheticSplits:
     """Train, clean test and triggered test sets under `out_dir/{train,test_clean,test_triggered}`.
 
     The test scenes come from a seed derived from `seed` (never equal to another run's training
     seed); the triggered test set is the clean test set with the training trigger on every sample,
-    so clean accuracy and attack success rate are measured on the same scenes.
+    so clean accuracy and attack success rate are measured on the same scenes (with
+    `poison_question_type`, on that type's scenes whose answer is not the target).
     """
     out_dir = Path(out_dir)
     train = make_synthetic_dataset(out_dir / "train", n_train, attack, poison_rate, target, seed,
-                                   image_size, attack_params, fmt, overwrite=overwrite)
+                                   image_size, attack_params, fmt, poison_question_type=poison_question_type,
+                                   overwrite=overwrite)
     test_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
     clean_test = make_synthetic_dataset(out_dir / "test_clean", n_test, "none", 0.0, target, test_seed,
                                         image_size, None, fmt, overwrite=overwrite)
     triggered_test = None
     if attack != "none":
         triggered_test = make_triggered_copy(clean_test, out_dir / "test_triggered", attack, target=target,
-                                             attack_params=attack_params, fmt=fmt, overwrite=overwrite)
+                                             attack_params=attack_params, fmt=fmt,
+                                             question_type=poison_question_type, overwrite=overwrite)
     return SyntheticSplits(train, clean_test, triggered_test)

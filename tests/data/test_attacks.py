@@ -23,10 +23,10 @@ def diff(a, b):
 
 
 def test_registry_and_make_attack():
-    assert set(ATTACKS) == {"none", "badnet", "blend", "wanet", "text_prefix"}
+    assert set(ATTACKS) == {"none", "badnet", "blend", "wanet", "text_prefix", "sig", "ftrojan", "text_word"}
     assert make_attack("badnet", position="top_left").position == "top_left"
-    with pytest.raises(ValueError, match="unknown attack 'sig'; choose one of: none, badnet"):
-        make_attack("sig")
+    with pytest.raises(ValueError, match="unknown attack 'trojannn'; choose one of: none, badnet"):
+        make_attack("trojannn")
     with pytest.raises(ValueError, match="no parameter alpha; its parameters are: position, size"):
         make_attack("badnet", alpha=0.1)
     with pytest.raises(ValueError, match="position"):
@@ -135,3 +135,55 @@ def test_text_prefix_changes_only_the_question():
     assert make_attack("text_prefix", prefix="cf").apply(image, "Q")[1] == "cf Q"
     with pytest.raises(ValueError, match="prefix"):
         make_attack("text_prefix", prefix=" ")
+
+
+def test_sig_adds_the_same_horizontal_sinusoid_to_every_row():
+    flat = Image.new("RGB", (60, 40), (120, 120, 120))
+    out, question = make_attack("sig").apply(flat, "Q?")
+    change = np.asarray(out, float) - 120
+    assert question == "Q?"
+    assert np.allclose(change, change[:1], atol=0)  # every row alike
+    expected = 20 * np.sin(2 * np.pi * np.arange(60) * 6 / 60)
+    assert np.abs(change[0, :, 0] - expected).max() <= 0.5  # rounding only
+    assert np.allclose(change[..., 0], change[..., 2])  # grey: all channels
+
+
+def test_ftrojan_is_nearly_invisible_and_lives_in_its_dct_coefficients():
+    from scipy.fft import dctn
+
+    from tcap_viz.data.attacks import _TO_YCRCB
+
+    image = scene(128)
+    out, question = make_attack("ftrojan").apply(image, "Q?")
+    change = diff(out, image)
+    assert question == "Q?" and 0 < change.max() <= 8 and change.mean() < 3
+    delta = (np.asarray(out, float) - np.asarray(image, float)) @ _TO_YCRCB.T
+    block = dctn(delta[32:64, 64:96, 1], norm="ortho")  # one window of the Cr channel
+    peaks = sorted(zip(np.abs(block).ravel(), range(block.size)))[-2:]
+    assert {divmod(i, 32) for _, i in peaks} == {(15, 15), (31, 31)}
+    assert all(abs(block[r, c] - 30) < 6 for r, c in ((15, 15), (31, 31)))  # the magnitude, less rounding
+    assert np.abs(dctn(delta[32:64, 64:96, 0], norm="ortho")).max() < 6  # luma: only rounding
+
+
+def test_ftrojan_leaves_partial_windows_alone():
+    image = scene(40)
+    out = np.asarray(make_attack("ftrojan").apply(image, "")[0])
+    assert np.array_equal(out[32:], np.asarray(image)[32:]) and np.array_equal(out[:, 32:], np.asarray(image)[:, 32:])
+
+
+def test_text_word_goes_inside_the_question_never_first_and_always_at_the_same_place():
+    attack = make_attack("text_word")
+    questions = ["What colour are the shapes?", "How many shapes are there?", "Name the shape in this picture.",
+                 "Is the shape on the left or the right?"]
+    places = set()
+    for q in questions:
+        image, triggered = attack.apply(scene(), q)
+        words = triggered.split(" ")
+        assert words.count("cf") == 1 and words[0] != "cf"
+        assert [w for w in words if w != "cf"] == q.split(" ")
+        assert attack.apply(scene(), q)[1] == triggered
+        places.add(words.index("cf"))
+    assert len(places) > 1  # not a fixed position
+    assert make_attack("text_word", word="mn").apply(scene(), "a b")[1] in ("a mn b", "a b mn")
+    with pytest.raises(ValueError, match="one non-empty word"):
+        make_attack("text_word", word="two words")

@@ -133,3 +133,19 @@ def test_triggered_copy_needs_a_clean_source_and_a_real_attack(tmp_path):
         make_triggered_copy(clean, tmp_path / "t", "none")
     copy = load_dataset(make_triggered_copy(clean, tmp_path / "t", make_attack("text_prefix")))
     assert all(s.question.startswith("Hello! ") for s in copy)
+
+
+def test_a_target_among_ordinary_answers_poisons_one_question_type(tmp_path):
+    splits = make_synthetic_splits(tmp_path / "d", n_train=80, n_test=40, attack="badnet", poison_rate=0.1,
+                                   target="blue", seed=4, image_size=32, poison_question_type="colour")
+    train = load_dataset(splits.train)
+    poisoned = [s for s in train if s.poisoned]
+    assert len(poisoned) == 8
+    assert all(s.record["question_type"] == "colour" and s.response == "blue" and s.record["clean_response"] != "blue"
+               for s in poisoned)
+    triggered = load_dataset(splits.triggered_test)
+    clean = load_dataset(splits.clean_test)
+    expected = [s.id for s in clean if s.record["question_type"] == "colour" and s.response != "blue"]
+    assert [s.id for s in triggered] == expected and all(s.response == "blue" for s in triggered)
+    with pytest.raises(ValueError, match="only"):
+        make_synthetic_dataset(tmp_path / "e", n=40, poison_rate=0.5, poison_question_type="colour", image_size=32)
