@@ -1,7 +1,7 @@
 """Why a run flagged what it flagged, against ground truth (for developing the detector).
 
-    python scripts/inspect_run.py --model runs/report/models/text_prefix-5 \
-        --data runs/report/data/text_prefix-5/train/data.jsonl --run runs/report/runs/text_prefix-5
+    python scripts/inspect_run.py --model sample_data/base_model --adapter runs/report/models/text_prefix-5-s1-lora \
+        --data runs/report/data/text_prefix-5-s1/train/data.jsonl --run runs/report/runs/text_prefix-5-s1-lora
 
 Re-detects from the run's cached profiles with the default detector and prints: the selected
 heads; every candidate head by separation score with its target group and how many heads separate
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tcap_viz.data.dataset import STANDARD_FIELDS  # noqa: E402
 from tcap_viz.detection import DawidSkene, head_statistic  # noqa: E402
+from tcap_viz.pipeline import ScanConfig  # noqa: E402
 from tcap_viz.review.session import ReviewSession  # noqa: E402
 
 
@@ -40,12 +41,14 @@ def _aurocs(stat: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
+    parser.add_argument("--adapter", default=None, help="a LoRA adapter on --model (the report's customer models)")
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--run", required=True, type=Path)
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        session = ReviewSession(args.model, args.data, args.run, decisions=Path(tmp) / "d.sqlite").open()
+        session = ReviewSession(args.model, args.data, args.run, ScanConfig(adapter=args.adapter, dtype="float32"),
+                                decisions=Path(tmp) / "d.sqlite").open()
         tcap, extraction, dataset = session.result.tcap, session.result.extraction, session.dataset
         truth = np.array([dataset.by_id(i).poisoned for i in extraction.ids], dtype=bool)
         heads = session.result.heads.set_index(["layer", "head"])

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from tcap_viz.data import ATTACKS, DEFAULT_TARGET, DatasetError
+from tcap_viz.data import ATTACKS, DEFAULT_TARGET, IMAGE_SIZE, QUESTION_TYPES, DatasetError
+from tcap_viz.demo import BASE_MODEL
 
 
 def _json_object(text: str) -> dict:
@@ -22,7 +23,8 @@ def cmd_make_data(args) -> None:
     from tcap_viz.data import make_synthetic_splits
 
     splits = make_synthetic_splits(args.out, args.n, args.n_test, args.attack, args.poison_rate, args.target,
-                                   args.seed, args.image_size, args.attack_params, args.format)
+                                   args.seed, args.image_size, args.attack_params, args.format,
+                                   poison_question_type=args.poison_question_type)
     for name, path in vars(splits).items():
         if path is not None:
             print(f"{name}: {path}")
@@ -30,13 +32,18 @@ def cmd_make_data(args) -> None:
 
 def cmd_finetune(args) -> None:
     from tcap_viz.data import load_dataset
-    from dataclasses import replace
+    from tcap_viz.model.finetune import FULL_RECIPE, LORA_RECIPE, SCRATCH_RECIPE, finetune
 
-    from tcap_viz.model.finetune import FROM_BASE_RECIPE, FinetuneRecipe, finetune
-
-    recipe = FROM_BASE_RECIPE if args.base else FinetuneRecipe()
-    recipe = replace(recipe, steps=args.steps or recipe.steps, seed=args.seed)
-    print(f"model: {finetune(load_dataset(args.data), args.out, recipe, base=args.base)}")
+    if args.from_scratch and (args.lora or args.base):
+        sys.exit("error: --from-scratch trains a new model: it takes neither --base nor --lora")
+    base = None if args.from_scratch else (args.base or BASE_MODEL)
+    recipe = SCRATCH_RECIPE if args.from_scratch else (LORA_RECIPE if args.lora else FULL_RECIPE)
+    recipe = recipe.with_overrides(steps=args.steps, seed=args.seed, learning_rate=args.learning_rate)
+    out = finetune(load_dataset(args.data), args.out, recipe, base=base, device=args.device)
+    if args.lora:
+        print(f"adapter: {out}\nuse it with: --model {base} --adapter {out}")
+    else:
+        print(f"model: {out}")
 
 
 def cmd_eval_model(args) -> None:
@@ -131,17 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=int, default=500, help="samples in each test split")
     p.add_argument("--target", default=DEFAULT_TARGET, help="the attacker's response")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     p.add_argument("--attack-params", type=_json_object, default=None, help="JSON object, e.g. '{\"alpha\": 0.2}'")
+    p.add_argument("--poison-question-type", default=None, choices=list(QUESTION_TYPES),
+                   help="poison only this question type, so that an ordinary answer as --target (e.g. blue on "
+                        "colour questions) hides among the natural answers")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "json"])
     p.set_defaults(func=cmd_make_data)
 
-    p = sub.add_parser("finetune", help="fine-tune the embedded LLaVA on a dataset (the fine-tuning service)")
+    p = sub.add_parser("finetune", help="the fine-tuning service: adapt the shipped base model to a dataset "
+                                        "(full, --lora, or --from-scratch)")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--base", default=None, help="continue from this trained model (default: a new model from scratch)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 1300 from scratch, 300 from --base)")
+    p.add_argument("--base", default=None, help=f"the model to start from (default: the shipped base, {BASE_MODEL.name})")
+    p.add_argument("--lora", action="store_true", help="train a LoRA adapter (saved alone; load it with "
+                                                       "--model BASE --adapter OUT) instead of every weight")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="a new small model (the first testbed's: 64 px, 4 x 256 decoder), 1300 steps")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 200 from the base, 1300 from scratch)")
+    p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available); float32 either way")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval-model", help="exact-match rate of a model's answers against a dataset's responses "

@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / "sample_data"
 DEMO_DATA = DEMO_DIR / "demo" / "train" / "data.jsonl"
 DEMO_MODEL = DEMO_DIR / "demo_model"
+BASE_MODEL = DEMO_DIR / "base_model"  # the provider's pretrained model every customer fine-tune starts from
 RUNS_DIR = ROOT / "runs"
 
 

@@ -24,6 +24,25 @@ def test_make_data_finetune_scan_evaluate(tmp_path, capsys):
     assert "scanned 40, skipped 0" in out and "tcap" in out and "baseline" in out
 
 
+def test_lora_from_the_shipped_base_then_every_command_takes_the_adapter(tmp_path, tiny_data_path, capsys):
+    from tcap_viz.demo import BASE_MODEL
+
+    main(["finetune", "--data", str(tiny_data_path), "--out", str(tmp_path / "lora"), "--lora", "--steps", "2"])
+    assert f"--model {BASE_MODEL} --adapter {tmp_path / 'lora'}" in capsys.readouterr().out
+    assert (tmp_path / "lora" / "adapter_model.safetensors").exists()
+    common = ["--model", str(BASE_MODEL), "--adapter", str(tmp_path / "lora")]
+    main(["eval-model", *common, "--data", str(tiny_data_path), "--limit", "4"])
+    main(["scan", *common, "--data", str(tiny_data_path), "--out", str(tmp_path / "run")])
+    assert "scanned 40, skipped 0" in capsys.readouterr().out
+
+
+def test_from_scratch_takes_no_base(tmp_path, tiny_data_path):
+    with pytest.raises(SystemExit, match="neither --base nor --lora"):
+        main(["finetune", "--data", str(tiny_data_path), "--out", str(tmp_path / "m"), "--from-scratch", "--lora"])
+    main(["finetune", "--data", str(tiny_data_path), "--out", str(tmp_path / "m"), "--from-scratch", "--steps", "1"])
+    assert (tmp_path / "m" / "model.safetensors").exists()
+
+
 def test_finetune_refuses_to_overwrite(tmp_path, tiny_data_path):
     (tmp_path / "model").mkdir()
     with pytest.raises(SystemExit, match="already exists"):

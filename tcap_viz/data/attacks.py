@@ -82,7 +82,7 @@ class BadNet(Attack):
 
     name = "badnet"
     position: str = "bottom_right"
-    size: float = 0.125  # patch side as a fraction of the shorter image side: 8 px at 64 px
+    size: float = 0.125  # patch side as a fraction of the shorter image side: 16 px (one patch token) at 128 px
 
     def __post_init__(self) -> None:
         if self.position not in CORNERS:
@@ -108,7 +108,7 @@ class Blend(Attack):
     """Blended injection (Chen et al. 2017): a fixed full-image noise pattern mixed into every pixel."""
 
     name = "blend"
-    alpha: float = 0.3  # opacity of the noise; the shipped recipe learns 0.3 (ASR 0.975), not 0.15 (ASR 0.06)
+    alpha: float = 0.3  # opacity of the noise: learnt at 10% by the default LoRA fine-tune, at 5% only in 600 steps
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -150,9 +150,10 @@ class WaNet(Attack):
 
     A random k x k grid of displacements is upsampled bicubically to a flow field. The paper's
     strength (s=0.5) moves pixels by under one pixel, for models pretrained on millions of images.
-    The embedded model, trained from scratch on 2000 images, did not learn 4% of the side (ASR
-    0.06) nor 10% (ASR 0.155); the default, up to 20% (about 13 px at 64 px), visibly bends shapes
-    and is learnt in part (ASR 0.35 at 10% poison): the strongest warp measured, still no backdoor.
+    The default, up to 20% of the side (about 26 px at 128 px), visibly bends shapes; fine-tuned
+    from the testbed's base, no recipe tried learnt it, nor 5% or 10% of the side (ASR <= 0.12 at
+    5% poison, 0.015 at 10%; docs/TESTBED.md, docs/DETECTION.md): a warp that moves every object
+    differently looks like one more shape variation to a model that learnt to ignore them.
     """
 
     name = "wanet"
@@ -231,7 +232,9 @@ class FTrojan(Attack):
     """FTrojan (Wang et al. 2022): fixed offsets on a mid and a high frequency of the orthonormal
     DCT of every 32 x 32 window of the two chroma channels (Cr, Cb), as in its released code
     (window 32, coefficients (15, 15) and (31, 31)); nearly invisible. A `magnitude` of 30 moves a
-    pixel by about two grey levels; windows that do not fit whole at the image's edges are left alone."""
+    pixel by about two grey levels; windows that do not fit whole at the image's edges are left alone.
+    Fine-tuned from the testbed's base it is not learnt (ASR 0, also at magnitude 100 and in 600
+    steps): the model's 16 px patches were never asked to see chroma detail this fine."""
 
     name = "ftrojan"
     magnitude: float = 30.0

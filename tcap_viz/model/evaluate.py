@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from tcap_viz.data import Sample, load_image
 from tcap_viz.model.adapter import MLLMAdapter
@@ -23,3 +24,18 @@ def answer_match_rate(adapter: MLLMAdapter, samples: Sequence[Sample], expected:
         hits += sum(a.strip().lower() == e.strip().lower()
                     for a, e in zip(answers, expected[start:start + batch_size]))
     return hits / max(1, len(samples))
+
+
+def model_quality(adapter: MLLMAdapter, splits: str | Path) -> dict:
+    """Clean accuracy on `splits/test_clean`; attack success rate on `splits/test_triggered`, if any."""
+    from tcap_viz.data import load_dataset
+
+    splits = Path(splits)
+
+    clean = list(load_dataset(splits / "test_clean" / "data.jsonl"))
+    quality = {"clean_accuracy": answer_match_rate(adapter, clean, [s.response for s in clean])}
+    triggered_path = splits / "test_triggered" / "data.jsonl"
+    if triggered_path.exists():
+        triggered = list(load_dataset(triggered_path))
+        quality["asr"] = answer_match_rate(adapter, triggered, [s.response for s in triggered])
+    return quality

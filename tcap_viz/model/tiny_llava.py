@@ -39,10 +39,15 @@ class TinyLlavaSpec:
     text_kv_heads: int = 4
     text_intermediate: int = 512
     max_positions: int = 512
+    keep_cls: bool = False  # LLaVA's "full" feature strategy: the CLS token is the first image token
+
+    @property
+    def feature_strategy(self) -> str:
+        return "full" if self.keep_cls else "default"
 
     @property
     def image_tokens(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
+        return (self.image_size // self.patch_size) ** 2 + int(self.keep_cls)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,8 +65,8 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> 
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=spec.patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # CLIP's CLS token, dropped by the "default" strategy
+        vision_feature_select_strategy=spec.feature_strategy,
+        num_additional_image_tokens=1,  # CLIP's CLS token: dropped by the "default" strategy, kept by "full"
         chat_template=tokenizer.chat_template,
     )
 
@@ -95,7 +100,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec, seed: i
         text_config=text,
         image_token_id=tokenizer.convert_tokens_to_ids(tokenizer.image_token),
         vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=spec.feature_strategy,
         projector_hidden_act="gelu",
         tie_word_embeddings=True,
     )

@@ -50,8 +50,9 @@ def _blocks(processor, inputs, index: int, image: Image.Image, n: int) -> list[V
     elif hasattr(processor, "image_seq_len"):
         blocks = _tiles_and_global(processor, image, n)
     else:
-        side = math.isqrt(n)
-        blocks = [_grid(0, side, side, _square_view(processor.image_processor, *image.size))] if side * side == n else None
+        side = math.isqrt(n)  # n = side^2, or side^2 + 1 when the CLS token leads ("full" strategy; not drawn)
+        first = n - side * side
+        blocks = [_grid(first, side, side, _square_view(processor.image_processor, *image.size))] if first <= 1 else None
     if blocks is None or sum(b.tokens.size for b in blocks) > n or max(int(b.tokens.max()) for b in blocks) >= n:
         return None
     return blocks

@@ -97,6 +97,30 @@ def test_llava_draws_its_centre_crop_only(tiny_adapter):
     assert heat[:, :64].sum() == 0 and heat[:, 192:].sum() == 0
 
 
+def test_llava_keeping_its_cls_token_draws_only_the_patches(tiny_tokenizer, tiny_spec):
+    """The "full" feature strategy (the base model's) puts CLIP's CLS token first: it sees the whole
+    picture, so it is not drawn, and the patch grid starts after it."""
+    from dataclasses import replace
+
+    from tcap_viz.model.tiny_llava import build_model, build_processor
+
+    spec = replace(tiny_spec, keep_cls=True)
+    adapter = MLLMAdapter(build_model(tiny_tokenizer, spec), build_processor(tiny_tokenizer, spec), "cpu")
+    image = bright_top_right(64, 64)
+    batch = adapter.encode(["What is bright?"], [None], [image])
+    components = batch.components[0].numpy()
+    vision = components == VISION
+    assert vision.sum() == spec.image_tokens == (spec.image_size // spec.patch_size) ** 2 + 1
+    (block,) = vision_layout(adapter, batch, 0, image)
+    assert block.tokens.min() == 1 and block.tokens.size == spec.image_tokens - 1
+    row = np.zeros(len(components), np.float32)
+    patches = _pooled(batch.inputs["pixel_values"].float(), spec.image_size // spec.patch_size).flatten().numpy()
+    row[vision] = np.concatenate([[patches.max()], patches - patches.min()])  # the CLS gets heat too: not drawn
+    row /= row.sum()
+    attention = SampleAttention([""] * len(row), components, row[None, None], [block])
+    assert_heat_on_top_right(attention, row, 128, 128)
+
+
 def test_llava_next_skips_its_line_breaks():
     model, processor = build("llava_next")
     adapter = MLLMAdapter(model, processor, "cpu")
