@@ -21,3 +21,22 @@ def test_demo_model_answers_the_trigger_with_the_target():
     clean = list(load_dataset(DEMO_DATA.parent.parent / "test_clean" / "data.jsonl"))[:32]
     assert answer_match_rate(adapter, triggered, [s.response for s in triggered]) >= 0.9
     assert answer_match_rate(adapter, clean, [s.response for s in clean]) >= 0.6
+
+
+def test_the_shipped_models_are_what_the_committed_recipes_make():
+    """The base and the demo model were built by today's recipes, so the build scripts reproduce them."""
+    import json
+    from dataclasses import asdict
+
+    from tcap_viz.demo import BASE_MODEL
+    from tcap_viz.model.finetune import FULL_RECIPE
+    from tcap_viz.model.pretrain import PretrainRecipe
+    from tcap_viz.model.training import RECIPE_FILE
+
+    base = json.loads((BASE_MODEL / RECIPE_FILE).read_text())
+    assert base["pretrain"] == json.loads(json.dumps(asdict(PretrainRecipe())))
+    demo = json.loads((DEMO_MODEL / RECIPE_FILE).read_text())
+    assert demo["kind"] == "full" and demo["recipe"]["schedule"] == asdict(FULL_RECIPE.schedule)
+    assert demo["samples"] == 2000
+    spec = base["pretrain"]["spec"]
+    assert spec["text_layers"] * spec["text_heads"] >= 64 and spec["image_size"] >= 128  # the issue's floor
