@@ -44,7 +44,7 @@ RATES = (0.05, 0.1)
 # (name, kind, steps, learning rate)
 RECIPES = [("lora-300", "lora", 300, 2e-3), ("lora-300-lr5e-3", "lora", 300, 5e-3),
            ("full-300", "full", 300, 3e-4), ("full-300-lr1e-3", "full", 300, 1e-3),
-           ("lora-600", "lora", 600, 2e-3), ("full-600", "full", 600, 3e-4)]
+           ("lora-600", "lora", 600, 2e-3), ("full-600", "full", 600, 3e-4), ("full-1500", "full", 1500, 3e-4)]
 
 
 def _slug(text: str) -> str:
