@@ -26,16 +26,11 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tcap_viz.attention.extract import read_rows  # noqa: E402
+from tcap_viz.attention.extract import read_rows, vision_entropy  # noqa: E402
 from tcap_viz.data import load_dataset, load_images  # noqa: E402
 from tcap_viz.detection import BYEDetector, detection_metrics  # noqa: E402
 from tcap_viz.model.adapter import VISION, MLLMAdapter  # noqa: E402
 from tcap_viz.model.vision_layout import vision_layout  # noqa: E402
-
-
-def entropy(mass: np.ndarray) -> np.ndarray:
-    p = mass / np.clip(mass.sum(-1, keepdims=True), 1e-12, None)
-    return -(p * np.log(np.clip(p, 1e-12, None))).sum(-1)
 
 
 def main() -> None:
@@ -51,21 +46,23 @@ def main() -> None:
     for start in range(0, len(dataset), args.batch_size):
         kept, images, _ = load_images(dataset[start:start + args.batch_size])
         batch = adapter.encode([s.question for s in kept], [s.system for s in kept], images)
-        rows = read_rows(adapter, batch).mean(2).numpy()  # (B, L, S): head-averaged answer rows
+        rows = read_rows(adapter, batch)  # (B, L, H, S)
+        patch_only = batch.components.clone()  # the detector's statistic, without the tokens no grid draws
+        mean_rows = rows.mean(2).numpy()  # (B, L, S): head-averaged answer rows
         for b, sample in enumerate(kept):
             vision = np.flatnonzero(batch.components[b].numpy() == VISION)
             layout = vision_layout(adapter, batch, b, images[b])
             drawn = np.concatenate([block.tokens.ravel() for block in layout]) if layout else np.arange(len(vision))
-            grid = layout[0].tokens if layout else None
-            mass = rows[b][:, vision]  # (L, image tokens)
-            all_tokens.append(entropy(mass))
-            patches.append(entropy(mass[:, drawn]))
-            if grid is not None:  # bottom-right corner token of the first grid: where BadNet's patch sits
-                corner.append(mass[:, grid[-1, -1]] / np.clip(mass[:, drawn].sum(-1), 1e-12, None))
+            patch_only[b, vision[np.setdiff1d(np.arange(len(vision)), drawn)]] = -1
+            if layout:  # bottom-right corner token of the first grid: where BadNet's patch sits
+                mass = mean_rows[b][:, vision]  # (L, image tokens)
+                corner.append(mass[:, layout[0].tokens[-1, -1]] / np.clip(mass[:, drawn].sum(-1), 1e-12, None))
             truth.append(bool(sample.poisoned))
+        all_tokens.append(vision_entropy(rows, batch.components).numpy())
+        patches.append(vision_entropy(rows, patch_only).numpy())
     truth = np.array(truth)
     print(f"{len(truth)} samples, {truth.sum()} poisoned; model {args.model}" + (f" + {args.adapter}" if args.adapter else ""))
-    for name, values in (("every image token", np.array(all_tokens)), ("patch tokens only", np.array(patches))):
+    for name, values in (("every image token", np.concatenate(all_tokens)), ("patch tokens only", np.concatenate(patches))):
         detector = BYEDetector().fit(values)
         print(f"\nentropy over {name}: layer, AUROC of low entropy for poisoned, sensitive (gap / (s1 + s2))")
         for layer in range(values.shape[1]):

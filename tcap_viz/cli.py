@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "--model BASE --adapter OUT) instead of every weight")
     p.add_argument("--from-scratch", action="store_true",
                    help="a new small model (the first testbed's: 64 px, 4 x 256 decoder), 1300 steps")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 200 from the base, 1300 from scratch)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps (default: the recipe's own, FULL_RECIPE, LORA_RECIPE or SCRATCH_RECIPE "
+                        "in tcap_viz/model/finetune.py)")
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available); float32 either way")

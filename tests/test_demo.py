@@ -40,3 +40,24 @@ def test_the_shipped_models_are_what_the_committed_recipes_make():
     assert demo["samples"] == 2000
     spec = base["pretrain"]["spec"]
     assert spec["text_layers"] * spec["text_heads"] >= 64 and spec["image_size"] >= 128  # the issue's floor
+
+
+def test_every_image_trigger_reaches_the_base_models_pixels():
+    """An attack the model never learns (FTrojan, WaNet) must not be one its image processor erases."""
+    import numpy as np
+
+    from tcap_viz.data import load_dataset, load_image
+    from tcap_viz.data.attacks import ATTACKS, make_attack
+    from tcap_viz.demo import BASE_MODEL
+    from tcap_viz.model.adapter import MLLMAdapter
+
+    processor = MLLMAdapter.load(BASE_MODEL, device="cpu").processor.image_processor
+    image = load_image(load_dataset(DEMO_DATA.parent.parent / "test_clean" / "data.jsonl")[0])
+
+    def pixels(picture):
+        return processor([picture], return_tensors="pt")["pixel_values"][0].numpy()
+
+    for name in ("badnet", "blend", "sig", "wanet", "ftrojan"):
+        assert name in ATTACKS
+        triggered, _ = make_attack(name).apply(image, "q")
+        assert np.abs(pixels(triggered) - pixels(image)).mean() > 0.01, name  # FTrojan, the faintest: about 0.02

@@ -31,7 +31,6 @@ def model_quality(adapter: MLLMAdapter, splits: str | Path) -> dict:
     from tcap_viz.data import load_dataset
 
     splits = Path(splits)
-
     clean = list(load_dataset(splits / "test_clean" / "data.jsonl"))
     quality = {"clean_accuracy": answer_match_rate(adapter, clean, [s.response for s in clean])}
     triggered_path = splits / "test_triggered" / "data.jsonl"
