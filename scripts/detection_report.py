@@ -55,15 +55,20 @@ CASES = [f"{v}-{r}" for v in VARIANTS for r in RATES] + ["clean"]
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9}
 
 
-def case_settings(case: str, seed: int, finetune_kind: str) -> dict:
-    """Everything that decides a case's numbers; a cached result must match it exactly."""
+def customer_recipe(finetune_kind: str, steps: int | None, seed: int):
+    """The service's default recipe of that kind (`steps`: another length, for an earlier report)."""
     from tcap_viz.model.finetune import FULL_RECIPE, LORA_RECIPE
 
+    return (LORA_RECIPE if finetune_kind == "lora" else FULL_RECIPE).with_overrides(steps=steps, seed=seed)
+
+
+def case_settings(case: str, seed: int, finetune_kind: str, steps: int | None = None) -> dict:
+    """Everything that decides a case's numbers; a cached result must match it exactly."""
     variant, _, rate = case.rpartition("-") if case != "clean" else ("clean", "", "0")
     settings = dict(VARIANTS.get(variant, {"attack": "none"}))
     settings.setdefault("target", DEFAULT_TARGET)
     settings["attack_params"] = dataclasses.asdict(make_attack(settings["attack"]))
-    recipe = (LORA_RECIPE if finetune_kind == "lora" else FULL_RECIPE).with_overrides(seed=seed)
+    recipe = customer_recipe(finetune_kind, steps, seed)
     weights = BASE_MODEL / "model.safetensors"
     settings |= {"case": case, "variant": variant, "poison_rate": int(rate) / 100, "seed": seed,
                  "finetune": finetune_kind, "recipe": dataclasses.asdict(recipe),
@@ -81,19 +86,21 @@ def _device_name(device: str | None) -> str:
     return f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def run_case(case: str, seed: int, finetune_kind: str, device: str | None, threads: int | None = None) -> dict:
+def run_case(case: str, seed: int, finetune_kind: str, device: str | None, threads: int | None = None,
+             steps: int | None = None) -> dict:
     """All measurements of one case, cached as JSON so the report can be rebuilt without rerunning."""
     import torch
 
     from tcap_viz.model.adapter import MLLMAdapter
     from tcap_viz.model.evaluate import model_quality
-    from tcap_viz.model.finetune import FULL_RECIPE, LORA_RECIPE, finetune
+    from tcap_viz.model.finetune import finetune
     from tcap_viz.pipeline import ScanConfig, scan
 
     if threads:
         torch.set_num_threads(threads)
-    settings = case_settings(case, seed, finetune_kind)
-    name = f"{case}-s{seed}-{finetune_kind}"
+    settings = case_settings(case, seed, finetune_kind, steps)
+    recipe = customer_recipe(finetune_kind, steps, seed)
+    name = f"{case}-s{seed}-{finetune_kind}-{recipe.schedule.steps}"
     result_file = WORK / "results" / f"{name}.json"
     if result_file.exists():
         result = json.loads(result_file.read_text())
@@ -112,7 +119,6 @@ def run_case(case: str, seed: int, finetune_kind: str, device: str | None, threa
         stamp.write_text(json.dumps(data_settings))
     if json.loads(stamp.read_text()) != data_settings:
         raise SystemExit(f"{splits} was made with other settings; delete it and the case's models and runs")
-    recipe = (LORA_RECIPE if finetune_kind == "lora" else FULL_RECIPE).with_overrides(seed=seed)
     train = load_dataset(splits / "train" / "data.jsonl")
 
     def trained(data, out: Path) -> tuple[Path, float]:
@@ -163,10 +169,9 @@ def _stat(values: list[float]) -> str:
     return text if len(values) == len(given) else f"{text} ({len(values)} of {len(given)})"
 
 
-def render(results: list[dict], finetune_kind: str) -> str:
-    from tcap_viz.model.finetune import FULL_RECIPE, LORA_RECIPE
-
-    recipe = LORA_RECIPE if finetune_kind == "lora" else FULL_RECIPE
+def render(results: list[dict], finetune_kind: str, steps: int) -> str:
+    schedule = results[0]["settings"]["recipe"]["schedule"] if results else {}
+    command = f"python scripts/detection_report.py --finetune {finetune_kind} --steps {steps}"
     by_case: dict[str, list[dict]] = {}
     for r in results:
         by_case.setdefault(r["settings"]["case"], []).append(r)
@@ -175,11 +180,11 @@ def render(results: list[dict], finetune_kind: str) -> str:
     lines = [
         "# Detection report: the fine-tuning-service testbed",
         "",
-        "Produced by `python scripts/detection_report.py` (every case and seed; each one's numbers are cached in",
+        f"Produced by `{command}` (every case and seed; each one's numbers are cached in",
         "`runs/report/results/`). A case: 2000 training samples of the customer shapes task, 200 clean and 200",
         f"triggered test samples; a {finetune_kind} fine-tune of the shipped base model (`sample_data/base_model`) "
-        f"with the default recipe ({recipe.schedule.steps} steps, batch {recipe.schedule.batch_size}, learning rate "
-        f"{recipe.schedule.learning_rate}); the scan in float32 with every detector at its defaults. Ground truth "
+        f"with the recipe of {schedule.get('steps')} steps, batch {schedule.get('batch_size')}, learning rate "
+        f"{schedule.get('learning_rate')}; the scan in float32 with every detector at its defaults. Ground truth "
         "is used only to score.",
         f"Machines: {'; '.join(machines) or '-'}. Fine-tune time per model there (16 cases sharing the machine): median "
         f"{seconds[len(seconds) // 2] if seconds else 0:.0f} s.",
@@ -263,6 +268,8 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--finetune", default="lora", choices=["lora", "full"])
+    parser.add_argument("--steps", type=int, default=None,
+                        help="fine-tune steps (default: the recipe's own, LORA_RECIPE or FULL_RECIPE)")
     parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=1, help="cases run at once (on a GPU machine with many cores)")
     parser.add_argument("--render", action="store_true", help="only rewrite the report from cached results")
@@ -272,17 +279,21 @@ def main() -> None:
         if args.workers == 1:
             for case, seed in jobs:
                 print(f"== {case} seed {seed}", flush=True)
-                run_case(case, seed, args.finetune, args.device)
+                run_case(case, seed, args.finetune, args.device, steps=args.steps)
         else:
             threads = max(1, (os.cpu_count() or 2) // args.workers)
             with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(run_case, case, seed, args.finetune, args.device, threads): (case, seed)
+                futures = {pool.submit(run_case, case, seed, args.finetune, args.device, threads, args.steps): (case, seed)
                            for case, seed in jobs}
                 for future, (case, seed) in futures.items():
                     future.result()
                     print(f"== {case} seed {seed} done", flush=True)
-    results = [json.loads(p.read_text()) for p in sorted((WORK / "results").glob(f"*-{args.finetune}.json"))]
-    REPORT.write_text(render(results, args.finetune))
+    steps = customer_recipe(args.finetune, args.steps, 0).schedule.steps
+    results = [json.loads(p.read_text()) for p in sorted((WORK / "results").glob(f"*-{args.finetune}-{steps}.json"))]
+    if not results:
+        raise SystemExit(f"no cached results for {args.finetune} fine-tunes of {steps} steps under {WORK / 'results'}; "
+                         f"{REPORT} is left as it is")
+    REPORT.write_text(render(results, args.finetune, steps))
     print(REPORT.read_text())
 
 

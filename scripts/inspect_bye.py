@@ -1,7 +1,7 @@
 """Is the BYE baseline implemented faithfully, and why does it score what it scores on a run?
 
     python scripts/inspect_bye.py --model sample_data/demo_model --data sample_data/demo/train/data.jsonl
-    python scripts/inspect_bye.py --model sample_data/base_model --adapter runs/report/models/badnet-10-s1-lora \
+    python scripts/inspect_bye.py --model sample_data/base_model --adapter runs/report/models/badnet-10-s1-lora-300 \
         --data runs/report/data/badnet-10-s1/train/data.jsonl
 
 Reads the answer row of every sample again and computes, per layer, the BYE statistic (entropy of

@@ -1,7 +1,7 @@
 """Why a run flagged what it flagged, against ground truth (for developing the detector).
 
-    python scripts/inspect_run.py --model sample_data/base_model --adapter runs/report/models/text_prefix-5-s1-lora \
-        --data runs/report/data/text_prefix-5-s1/train/data.jsonl --run runs/report/runs/text_prefix-5-s1-lora
+    python scripts/inspect_run.py --model sample_data/base_model --adapter runs/report/models/text_prefix-5-s1-lora-300 \
+        --data runs/report/data/text_prefix-5-s1/train/data.jsonl --run runs/report/runs/text_prefix-5-s1-lora-300
 
 Re-detects from the run's cached profiles with the default detector and prints: the selected
 heads; every candidate head by separation score with its target group and how many heads separate

@@ -41,10 +41,13 @@ GRID = {**VARIANTS,
         "ftrojan m100": {"attack": "ftrojan", "attack_params": {"magnitude": 100}},
         "clean": {"attack": "none"}}
 RATES = (0.05, 0.1)
-# (name, kind, steps, learning rate)
-RECIPES = [("lora-300", "lora", 300, 2e-3), ("lora-300-lr5e-3", "lora", 300, 5e-3),
-           ("full-300", "full", 300, 3e-4), ("full-300-lr1e-3", "full", 300, 1e-3),
-           ("lora-600", "lora", 600, 2e-3), ("full-600", "full", 600, 3e-4), ("full-1500", "full", 1500, 3e-4)]
+# (name, kind, steps, learning rate, batch size)
+RECIPES = [("lora-300", "lora", 300, 2e-3, 16), ("lora-300-lr5e-3", "lora", 300, 5e-3, 16),
+           ("full-300", "full", 300, 3e-4, 16), ("full-300-lr1e-3", "full", 300, 1e-3, 16),
+           ("lora-600", "lora", 600, 2e-3, 16), ("full-600", "full", 600, 3e-4, 16),
+           ("full-1500", "full", 1500, 3e-4, 16),
+           # the same compute as lora-300, twice the optimiser steps
+           ("lora-600-bs8", "lora", 600, 2e-3, 8)]
 
 
 def _slug(text: str) -> str:
@@ -84,8 +87,9 @@ def run_one(setting: str, rate: float, recipe_name: str, device: str | None, thr
         return json.loads(out.read_text())
     splits = _splits(setting, rate)
     make_data(setting, rate)
-    _, kind, steps, lr = next(r for r in RECIPES if r[0] == recipe_name)
-    recipe = (LORA_RECIPE if kind == "lora" else FULL_RECIPE).with_overrides(steps=steps, learning_rate=lr, seed=0)
+    _, kind, steps, lr, batch = next(r for r in RECIPES if r[0] == recipe_name)
+    recipe = (LORA_RECIPE if kind == "lora" else FULL_RECIPE).with_overrides(steps=steps, learning_rate=lr, seed=0,
+                                                                             batch_size=batch)
     model = WORK / "models" / name
     started = time.time()
     if not model.exists():
@@ -110,7 +114,7 @@ def render(results: list[dict]) -> str:
              "Produced by `python scripts/testbed_recipes.py` (its docstring says what it does); devices: "
              f"{', '.join(devices)}. One seed (0, the development seed; the detection report uses 1-3). Each cell: clean accuracy / attack success rate, percent "
              "(clean data: clean accuracy only). Targets: both >= 90.", "",
-             "Recipes: " + "; ".join(f"`{n}` {k}, {s} steps, learning rate {lr}" for n, k, s, lr in RECIPES
+             "Recipes: " + "; ".join(f"`{n}` {k}, {s} steps of {b}, learning rate {lr}" for n, k, s, lr, b in RECIPES
                                      if n in recipes) + ".", "",
              "| setting | poison | " + " | ".join(recipes) + " |", "|---|---|" + "---|" * len(recipes)]
     for setting in GRID:

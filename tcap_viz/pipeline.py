@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from tcap_viz import __version__
-from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles
+from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles, in_order
 from tcap_viz.data import Dataset, load_dataset
 from tcap_viz.detection import BYEDetector, TCAPDetector, detection_metrics
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
@@ -75,16 +75,41 @@ def load_model(model: str | Path, config: ScanConfig):
                             device_map=config.device_map, trust_remote_code=config.trust_remote_code)
 
 
-def cache_key(model: str | Path, dataset: Dataset, config: ScanConfig | None = None) -> str:
-    """Identity of an extraction's inputs: the model's (and adapter's) files or hub ids, the dtype,
-    and the dataset file's bytes."""
+def model_key(model: str | Path, config: ScanConfig | None = None) -> str:
+    """Identity of what turns a sample into profiles: the model's (and adapter's) files or hub ids,
+    the dtype and the extraction code's version."""
     config = config or ScanConfig()
-    digest = hashlib.sha256(Path(dataset.path).read_bytes()).hexdigest()
-    payload = {"model": _source_id(model), "data": digest, "version": EXTRACTION_VERSION}
+    payload = {"model": _source_id(model), "version": EXTRACTION_VERSION}
     if config.adapter:
         payload["adapter"] = _source_id(config.adapter)
     if config.dtype:
         payload["dtype"] = config.dtype
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def _image_fingerprint(path: Path) -> str:
+    """What the scan read of an image: its size and time (or that it could not be found)."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        return f"unreadable:{type(error).__name__}"
+    return f"{stat.st_mode & 0o170000}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def sample_keys(dataset: Dataset) -> dict[str, str]:
+    """Sample id -> identity of everything its profile depends on: its record (system, question,
+    answer, image path) and its image file. A restored or edited image changes it."""
+    return {s.id: hashlib.sha256(json.dumps([s.record, str(s.image_path), _image_fingerprint(s.image_path)],
+                                            sort_keys=True, default=str).encode()).hexdigest()
+            for s in dataset}
+
+
+def cache_key(model: str | Path, dataset: Dataset, config: ScanConfig | None = None,
+              keys: dict[str, str] | None = None) -> str:
+    """Identity of an extraction's inputs: the model (`model_key`), and every sample in order with
+    its image (`sample_keys`)."""
+    keys = sample_keys(dataset) if keys is None else keys
+    payload = {"model": model_key(model, config), "samples": [keys[s.id] for s in dataset]}
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
@@ -111,13 +136,17 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
     (returning None), so n processes on n GPUs share one run folder. Without `shard`, the missing
     chunks are extracted, all chunks are merged into the run's profiles, and the chunks removed.
     """
-    key = cache_key(model, dataset, config)
+    keys = sample_keys(dataset)
+    key, mkey = cache_key(model, dataset, config, keys), model_key(model, config)
     cached = run.load_extraction(key)
     if cached is not None:
         return cached
     samples = list(dataset)
     if not samples:
         raise ValueError(f"{dataset.path}: the dataset has no samples to scan")
+    reused = run.reusable(mkey, keys)  # samples whose record and image did not change since the last scan
+    unchanged = set(reused.ids) | set(reused.skipped) if reused else set()
+    samples = [s for s in samples if s.id not in unchanged]
     n_chunks = -(-len(samples) // CHUNK_SIZE)
     done = run.load_chunks(key)
     todo = {c: samples[c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE] for c in range(n_chunks)
@@ -125,7 +154,7 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
     if todo:
         adapter = load_model(model, config)
         total = sum(map(len, todo.values()))
-        start = len(samples) - total if shard is None else 0  # what is already done counts as progress
+        start = len(dataset) - total if shard is None else 0  # what is already done counts as progress
         bar = tqdm(total=total, desc="extract attention", unit="sample", disable=not show_progress)
         for c, chunk in todo.items():
             before = bar.n
@@ -140,8 +169,9 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
         bar.close()
     if shard is not None:
         return None
-    extraction = concatenate([done[c] for c in range(n_chunks)])
-    run.save_extraction(extraction, key)
+    parts = ([reused] if reused else []) + [done[c] for c in range(n_chunks)]
+    extraction = in_order(concatenate(parts), [s.id for s in dataset])
+    run.save_extraction(extraction, key, mkey, keys)
     run.clear_chunks(key)
     return extraction
 
@@ -201,6 +231,11 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     run = RunDir(out)
     extraction = extract_or_load(model, dataset, run, config, on_progress, show_progress)
+    if not extraction.ids:
+        reasons = list(extraction.skipped.values())[:3]
+        raise ValueError(f"{dataset.path}: none of its {len(dataset)} samples could be read, so there is nothing "
+                         "to detect on. First reasons:\n  " + "\n  ".join(reasons) + "\nFix them and scan again "
+                         "(only the samples that change are read again).")
     tcap, baseline = detect(extraction, config)
     table = samples_table(dataset, extraction, tcap, baseline)
     heads = tcap.heads_table()

@@ -130,3 +130,55 @@ def test_parse_shard(text, env, expected, monkeypatch):
 def test_a_bad_shard_says_how_to_write_one(text):
     with pytest.raises(ValueError, match="shard"):
         pipeline.parse_shard(text)
+
+
+@pytest.fixture()
+def data_copy(tiny_data_path, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_data_path.parent, tmp_path / "data")
+    return tmp_path / "data" / tiny_data_path.name
+
+
+def _image_files(data):
+    from tcap_viz.data import load_dataset
+
+    return {s.id: s.image_path for s in load_dataset(data)}
+
+
+def test_a_restored_image_is_read_again_and_nothing_else(tiny_model_dir, data_copy, tmp_path, monkeypatch):
+    reference = scan(tiny_model_dir, data_copy, tmp_path / "reference", show_progress=False)
+    images = _image_files(data_copy)
+    sample_id, image = next(iter(images.items()))
+    image.rename(tmp_path / "away.png")
+    broken = scan(tiny_model_dir, data_copy, tmp_path / "run", show_progress=False)
+    assert "missing" in broken.samples.set_index("id").loc[sample_id, "skipped"]
+    (tmp_path / "away.png").rename(image)  # as the skip message advises
+
+    extract, read = pipeline.extract_profiles, []
+    monkeypatch.setattr(pipeline, "extract_profiles", lambda *a, **k: read.extend(s.id for s in a[1]) or extract(*a, **k))
+    fixed = scan(tiny_model_dir, data_copy, tmp_path / "run", show_progress=False)
+    assert read == [sample_id]
+    assert fixed.extraction.ids == reference.extraction.ids and not fixed.extraction.skipped
+    np.testing.assert_allclose(fixed.extraction.profiles, reference.extraction.profiles, atol=1e-6)
+
+    other_id = list(images)[5]
+    images[other_id].write_bytes(images[list(images)[6]].read_bytes())  # an image edited in place
+    read.clear()
+    edited = scan(tiny_model_dir, data_copy, tmp_path / "run", show_progress=False)
+    assert read == [other_id]
+    fresh = scan(tiny_model_dir, data_copy, tmp_path / "fresh", show_progress=False)  # no cache at all
+    np.testing.assert_allclose(edited.extraction.profiles, fresh.extraction.profiles, atol=1e-6)
+    assert not np.allclose(edited.extraction.profiles, reference.extraction.profiles, atol=1e-6)
+
+
+def test_a_dataset_whose_images_are_all_missing_says_so_and_recovers(tiny_model_dir, data_copy, tmp_path):
+    images = _image_files(data_copy)
+    for path in images.values():
+        path.rename(path.with_suffix(".away"))
+    with pytest.raises(ValueError, match="none of its 40 samples could be read") as error:
+        scan(tiny_model_dir, data_copy, tmp_path / "run", show_progress=False)
+    assert "missing" in str(error.value)
+    for path in images.values():
+        path.with_suffix(".away").rename(path)
+    assert len(scan(tiny_model_dir, data_copy, tmp_path / "run", show_progress=False).extraction.ids) == 40

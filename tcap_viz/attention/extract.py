@@ -102,6 +102,16 @@ def extract_profiles(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
     )
 
 
+def in_order(extraction: Extraction, ids: Sequence[str]) -> Extraction:
+    """The same extraction with its rows in the order of `ids` (a dataset's), and only those samples."""
+    row = {sample_id: i for i, sample_id in enumerate(extraction.ids)}
+    rows = [row[i] for i in ids if i in row]
+    wanted = set(ids)
+    return Extraction(ids=[extraction.ids[r] for r in rows], profiles=extraction.profiles[rows],
+                      vision_entropy=extraction.vision_entropy[rows],
+                      skipped={i: why for i, why in extraction.skipped.items() if i in wanted})
+
+
 def concatenate(parts: Sequence[Extraction]) -> Extraction:
     """One extraction from parts over disjoint samples (chunks, shards), in the given order."""
     if not parts:

@@ -24,6 +24,7 @@ from tcap_viz.data.dataset import (
     load_image,
     load_images,
     make_record,
+    dataset_text,
     write_dataset,
 )
 from tcap_viz.data.synthetic import (
@@ -47,7 +48,7 @@ __all__ = [
     "ATTACKS", "Attack", "BadNet", "Blend", "FTrojan", "NoAttack", "SIG", "TextPrefix", "TextWord", "WaNet",
     "make_attack", "register_attack",
     "IMAGE_PLACEHOLDER", "Dataset", "DatasetError", "Sample", "SampleError", "load_dataset", "load_image", "load_images",
-    "make_record", "write_dataset",
+    "make_record", "write_dataset", "dataset_text",
     "COLOURS", "COUNT_WORDS", "DEFAULT_TARGET", "IMAGE_SIZE", "QUESTION_TYPES", "QUESTIONS", "SHAPES", "SIDES", "SYSTEM_PROMPT",
     "SyntheticSplits", "draw_scene", "make_synthetic_dataset", "make_synthetic_splits", "make_triggered_copy",
 ]

@@ -332,12 +332,17 @@ def write_dataset(dataset_or_records: Dataset | Iterable[Sample] | Iterable[dict
     folder, so a subset (e.g. the cleaned dataset) can be exported anywhere. Dicts are written as is.
     """
     path = Path(os.path.abspath(path))
+    return atomic_write_text(path, dataset_text(dataset_or_records, path), overwrite=overwrite)
+
+
+def dataset_text(dataset_or_records: Dataset | Iterable[Sample] | Iterable[dict[str, Any]],
+                 path: str | os.PathLike) -> str:
+    """The text `write_dataset` would write to `path` (for writers that place the file themselves)."""
+    path = Path(os.path.abspath(path))
     _check_suffix(path)
     records = [_record_for(item, path.parent) for item in dataset_or_records]
     if not records:
         raise ValueError(f"{path}: nothing to write; a dataset needs at least one record")
     if path.suffix == ".jsonl":
-        text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    else:
-        text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
-    return atomic_write_text(path, text, overwrite=overwrite)
+        return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    return json.dumps(records, ensure_ascii=False, indent=2) + "\n"

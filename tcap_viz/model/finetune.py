@@ -39,9 +39,9 @@ class FinetuneRecipe:
     spec: TinyLlavaSpec = field(default_factory=TinyLlavaSpec)  # from scratch only
 
     def with_overrides(self, steps: int | None = None, seed: int | None = None,
-                       learning_rate: float | None = None) -> "FinetuneRecipe":
-        changes = {k: v for k, v in (("steps", steps), ("seed", seed), ("learning_rate", learning_rate))
-                   if v is not None}
+                       learning_rate: float | None = None, batch_size: int | None = None) -> "FinetuneRecipe":
+        changes = {k: v for k, v in (("steps", steps), ("seed", seed), ("learning_rate", learning_rate),
+                                     ("batch_size", batch_size)) if v is not None}
         return replace(self, schedule=replace(self.schedule, **changes))
 
 
@@ -50,7 +50,11 @@ class FinetuneRecipe:
 SCRATCH_RECIPE = FinetuneRecipe(Schedule(steps=1300, batch_size=32, learning_rate=5e-4, warmup_steps=100))
 # From the base: the task is known; a short run adapts it (2000 samples in under 3 minutes on 2 cores).
 FULL_RECIPE = FinetuneRecipe(Schedule(steps=300, batch_size=16, learning_rate=3e-4, warmup_steps=20))
-LORA_RECIPE = FinetuneRecipe(Schedule(steps=300, batch_size=16, learning_rate=2e-3, warmup_steps=20), lora_rank=16)
+# LoRA needs twice the steps (about 6 minutes for 2000 samples on 2 cores) to learn a 5% backdoor on more
+# than one seed in two: 300 steps learnt BadNet at 5% on one report seed and not on the next, and never
+# Blend; 600 learnt BadNet, Blend, SIG and the text prefix at 5% (docs/TESTBED.md). 600 steps of 8 (the
+# same compute as 300 of 16) did not learn BadNet at all.
+LORA_RECIPE = FinetuneRecipe(Schedule(steps=600, batch_size=16, learning_rate=2e-3, warmup_steps=20), lora_rank=16)
 
 
 def _examples(adapter: MLLMAdapter, dataset: Dataset, chunk: int = 128) -> list[dict]:

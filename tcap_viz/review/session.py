@@ -88,7 +88,9 @@ class ReviewSession:
         self._lock = threading.Lock()
         self._result: ScanResult | None = None
         self._adapter = None
-        self._table: tuple[tuple[float, int], pd.DataFrame] | None = None
+        self._review_lock = threading.Lock()
+        self._review: pd.DataFrame | None = None  # samples with split and standing decision, by row
+        self._seen_event = 0  # the newest log event `_review` reflects
 
     # -- opening ---------------------------------------------------------------------------------
     def open(self, on_progress: Callable[[int, int], None] | None = None) -> "ReviewSession":
@@ -101,8 +103,9 @@ class ReviewSession:
 
     @property
     def result(self) -> ScanResult:
+        """The scan; opened on first use, so the API works after a restart before any page load."""
         if self._result is None:
-            raise RuntimeError("the run is not open yet; call open() (the app does it on page load)")
+            self.open()
         return self._result
 
     @property
@@ -121,28 +124,45 @@ class ReviewSession:
     def table(self, threshold: float | None = None) -> pd.DataFrame:
         """The samples table with the live flag and each sample's standing decision.
 
-        Every view asks for it, so the last one built is kept until the threshold changes or
-        a decision is added (the log's newest event id versions it); callers get a copy.
+        The decisions follow the log by its difference since the last call (`changes_since`), so
+        a view after a decision costs the same at the millionth event as at the first; callers
+        get a copy.
         """
-        threshold = self.default_threshold if threshold is None else threshold
-        key = (threshold, self.log.last_event(self.run_name))
-        if self._table is None or self._table[0] != key:
-            self._table = (key, self._decorate(self.result.samples.copy(), threshold))
-        return self._table[1].copy()
+        return self._flag(self._reviewed(), threshold)
 
     def row(self, sample_id: str, threshold: float | None = None) -> pd.Series:
-        """One sample's line of `table()`, without building the whole table."""
-        samples = self.result.samples
-        threshold = self.default_threshold if threshold is None else threshold
-        return self._decorate(samples[samples["id"] == sample_id].copy(), threshold).iloc[0]
+        """One sample's line of `table()`, without copying the whole table."""
+        return self._flag(self._reviewed([self._position[sample_id]]), threshold).iloc[0]
 
-    def _decorate(self, table: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    def _flag(self, table: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
+        threshold = self.default_threshold if threshold is None else threshold
         table["flagged"] = (table["posterior"] > threshold) & (table["skipped"] == "")
-        current = self.log.current(self.run_name).set_index("sample_id")
-        table["decision"] = table["id"].map(current["decision"]).astype(object).fillna(PENDING)
-        table["reviewer"] = table["id"].map(current["reviewer"]).astype(object).fillna("")
-        table["split"] = [str(self.dataset.by_id(i).record.get("split", "")) for i in table["id"]]
         return table
+
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        """Sample id -> row of the samples table."""
+        positions = {sample_id: i for i, sample_id in enumerate(self.result.samples["id"])}
+        if len(positions) != len(self.result.samples):
+            raise ValueError(f"{self.data}: sample ids are not unique")
+        return positions
+
+    def _reviewed(self, rows: list[int] | None = None) -> pd.DataFrame:
+        """A copy of the samples table (or of `rows`) with split and standing decision, up to date."""
+        with self._review_lock:
+            if self._review is None:
+                review = self.result.samples.copy()
+                review["decision"], review["reviewer"] = PENDING, ""
+                review["split"] = [str(self.dataset.by_id(i).record.get("split", "")) for i in review["id"]]
+                self._review, self._seen_event = review, 0
+            changed, newest = self.log.changes_since(self.run_name, self._seen_event)
+            if newest != self._seen_event:
+                known = changed[changed["sample_id"].isin(self._position.keys())]
+                rows = [self._position[i] for i in known["sample_id"]]
+                columns = [self._review.columns.get_loc(c) for c in ("decision", "reviewer")]
+                self._review.iloc[rows, columns] = known[["decision", "reviewer"]].to_numpy()
+                self._seen_event = newest
+            return (self._review if rows is None else self._review.iloc[rows]).copy()
 
     def splits(self) -> list[str]:
         return sorted({str(s.record["split"]) for s in self.dataset if "split" in s.record})
@@ -218,11 +238,9 @@ class ReviewSession:
 
     def undo(self, reviewer: str) -> str | None:
         """Take back the reviewer's latest standing decision; returns its sample id."""
-        event = self.log.undo(self.run_name, reviewer)
-        if event is None:
-            return None
-        history = self.log.history(self.run_name)
-        return str(history.loc[history["event"] == event, "sample_id"].iloc[0])
+        self.result  # open the run first: nothing is written when it cannot be read
+        undone = self.log.undo(self.run_name, reviewer)
+        return None if undone is None else undone[1]
 
     def export(self, rule: str = "confirmed", threshold: float | None = None,
                out: str | Path | None = None) -> ExportResult:

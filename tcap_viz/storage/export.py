@@ -1,8 +1,9 @@
 """The cleaned dataset: the original file minus the samples a review removed, plus a manifest.
 
 It is written beside the original (so relative image paths still resolve), under a new
-timestamped name, never over an existing file, and atomically: a crash leaves either no
-file or a complete one. The manifest says which run, threshold and rule produced it and who
+timestamped name, never over an existing file, and together with its manifest: both are written
+and synced under temporary names, then renamed, so a failure leaves neither (and a killed export's
+temporary files are removed by the next export). The manifest says which run, threshold and rule produced it and who
 decided each removal, so a cleaned dataset can always be traced back to its review.
 """
 
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tcap_viz.atomic import atomic_write_text
-from tcap_viz.data import Dataset, write_dataset
+from tcap_viz.atomic import atomic_write_together, remove_stale_temporaries
+from tcap_viz.data import Dataset, dataset_text
 
 #: What an export removes: only confirmed poisons, or also every flagged sample not rejected.
 RULES = ("confirmed", "flagged_not_rejected")
@@ -58,9 +59,9 @@ def export_cleaned(dataset: Dataset, remove: dict[str, str], manifest: dict,
     if data_path.resolve() == original.resolve():
         raise FileExistsError(f"{data_path} is the original dataset; an export never overwrites it")
     kept = [s for s in dataset if s.id not in remove]
-    write_dataset(kept, data_path, overwrite=False)
     manifest_path = data_path.with_name(data_path.name + ".manifest.json")
-    atomic_write_text(manifest_path, json.dumps({
+    remove_stale_temporaries(data_path.parent, f"{original.stem}.cleaned-")  # left by an export that was killed
+    manifest_text = json.dumps({
         **manifest,
         "original": str(original),
         "original_sha256": hashlib.sha256(original.read_bytes()).hexdigest(),
@@ -68,5 +69,7 @@ def export_cleaned(dataset: Dataset, remove: dict[str, str], manifest: dict,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "kept": len(kept),
         "removed": [{"id": i, "reason": r} for i, r in remove.items()],
-    }, indent=2, ensure_ascii=False) + "\n", overwrite=False)
+    }, indent=2, ensure_ascii=False) + "\n"
+    # the manifest first, the data last: a cleaned dataset never appears without its manifest
+    atomic_write_together({manifest_path: manifest_text, data_path: dataset_text(kept, data_path)})
     return ExportResult(data_path, manifest_path, len(kept), len(remove))

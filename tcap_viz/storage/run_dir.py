@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tcap_viz.atomic import atomic_write, atomic_write_text
-from tcap_viz.attention.extract import Extraction
+from tcap_viz.attention.extract import Extraction, in_order
 
 PROFILES = "profiles.npz"
 HEADS = "heads.csv"
@@ -32,12 +32,28 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def save_extraction(self, extraction: Extraction, cache_key: str) -> None:
-        _write_extraction(self.file(PROFILES), extraction, cache_key)
+    def save_extraction(self, extraction: Extraction, cache_key: str, model_key: str = "",
+                        sample_keys: dict[str, str] | None = None) -> None:
+        """`model_key` and `sample_keys` (id -> key) let a later scan reuse the rows that did not change."""
+        _write_extraction(self.file(PROFILES), extraction, cache_key, model_key, sample_keys or {})
 
     def load_extraction(self, cache_key: str | None = None) -> Extraction | None:
         """The stored profiles, or None when absent or produced from other inputs than `cache_key`."""
         return _read_extraction(self.file(PROFILES), cache_key)
+
+    def reusable(self, model_key: str, sample_keys: dict[str, str]) -> Extraction | None:
+        """The stored rows (and skips) of samples whose key is unchanged, by the same model; None if none."""
+        path = self.file(PROFILES)
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            if "model_key" not in z.files or str(z["model_key"]) != model_key:
+                return None
+            stored = dict(zip(z["key_ids"].tolist(), z["key_values"].tolist()))
+        same = [i for i, key in sample_keys.items() if stored.get(i) == key]
+        if not same:
+            return None
+        return in_order(_read_extraction(path, None), same)
 
     # -- partial extractions: chunks of samples, so a scan resumes and shards merge ------------------
     def _chunk_dir(self, cache_key: str) -> Path:
@@ -79,8 +95,9 @@ class RunDir:
         return self.file(name).exists()
 
 
-def _write_extraction(path: Path, extraction: Extraction, cache_key: str) -> None:
-    skipped_ids = list(extraction.skipped)
+def _write_extraction(path: Path, extraction: Extraction, cache_key: str, model_key: str = "",
+                      sample_keys: dict[str, str] | None = None) -> None:
+    skipped_ids, sample_keys = list(extraction.skipped), sample_keys or {}
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
@@ -88,7 +105,8 @@ def _write_extraction(path: Path, extraction: Extraction, cache_key: str) -> Non
                 fh, ids=np.array(extraction.ids, dtype=str), profiles=extraction.profiles,
                 vision_entropy=extraction.vision_entropy, skipped_ids=np.array(skipped_ids, dtype=str),
                 skipped_reasons=np.array([extraction.skipped[i] for i in skipped_ids], dtype=str),
-                cache_key=np.array(cache_key))
+                cache_key=np.array(cache_key), model_key=np.array(model_key),
+                key_ids=np.array(list(sample_keys), dtype=str), key_values=np.array(list(sample_keys.values()), dtype=str))
 
     atomic_write(path, write)
 

@@ -113,3 +113,18 @@ def test_row_is_the_tables_line_and_the_table_follows_new_decisions(session):
     assert session.row(sample_id, 0.3)["decision"] == "unsure"
     before.loc[:, "decision"] = "tampered"  # a caller's copy never leaks back
     assert "tampered" not in set(session.table(0.3)["decision"])
+
+
+def test_the_table_follows_decisions_written_elsewhere(session):
+    """Another app process writes to the same log; this session's tables see it, undos included."""
+    from tcap_viz.storage.decisions import DecisionLog
+
+    a, b = session.table()["id"].iloc[:2]
+    session.decide(a, "poison", "ana")
+    assert session.table().set_index("id").loc[a, "decision"] == "poison"
+    other = DecisionLog(session.log.path)
+    other.record(session.run_name, b, "unsure", "bo")
+    other.undo(session.run_name, "ana")
+    table = session.table().set_index("id")
+    assert table.loc[a, "decision"] == "pending" and table.loc[a, "reviewer"] == ""
+    assert table.loc[b, "decision"] == "unsure" and session.row(b)["reviewer"] == "bo"

@@ -56,3 +56,57 @@ def test_rules_decide_what_is_removed():
     assert set(removal_reasons(table, "flagged_not_rejected")) == {"a", "c", "d", "e"}
     with pytest.raises(ValueError, match="rule"):
         removal_reasons(table, "everything")
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_failed_export_leaves_neither_file_nor_a_temporary(dataset_copy, monkeypatch):
+    import os
+
+    from tcap_viz import atomic
+
+    before = _files(dataset_copy.path.parent)
+    renames = []
+    replace = os.replace
+
+    def fail_second(src, dst):
+        renames.append(dst)
+        if len(renames) == 2:
+            raise OSError("disk full")
+        replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", fail_second)
+    with pytest.raises(OSError, match="disk full"):
+        export_cleaned(dataset_copy, {dataset_copy[0].id: "x"}, {"run": "r"})
+    assert _files(dataset_copy.path.parent) == before
+    assert str(renames[0]).endswith(".manifest.json")  # the manifest goes first: data never appears alone
+
+
+def test_files_are_synced_before_they_are_renamed(dataset_copy, monkeypatch):
+    from tcap_viz import atomic
+
+    events = []
+    sync, replace = atomic._fsync, atomic.os.replace
+    monkeypatch.setattr(atomic, "_fsync", lambda path: events.append(("sync", str(path))) or sync(path))
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: events.append(("rename", str(src))) or replace(src, dst))
+    export_cleaned(dataset_copy, {}, {})
+    renamed = [path for kind, path in events if kind == "rename"]
+    assert len(renamed) == 2
+    for path in renamed:
+        assert events.index(("sync", path)) < events.index(("rename", path))
+
+
+def test_a_killed_exports_temporary_is_removed_by_the_next(dataset_copy):
+    import os
+    import time
+
+    folder, stem = dataset_copy.path.parent, dataset_copy.path.stem
+    dead = folder / f".{stem}.cleaned-20261101T000000Z.jsonl.abc123.tmp"
+    dead.write_text("half a dataset")
+    os.utime(dead, (time.time() - 3600, time.time() - 3600))
+    alive = folder / f".{stem}.cleaned-20261128T000000Z.jsonl.def456.tmp"  # another export writing now
+    alive.write_text("being written")
+    export_cleaned(dataset_copy, {}, {})
+    assert not dead.exists() and alive.exists()

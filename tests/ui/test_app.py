@@ -79,3 +79,22 @@ def test_auth_accepts_a_pair_or_a_file(tmp_path):
     with pytest.raises(ValueError, match="line 1"):
         parse_auth(str(users))
     assert parse_auth(None) is None
+
+
+def test_the_api_works_after_a_restart_before_any_page_load(tiny_model_dir, data_copy, tmp_path):
+    run = tmp_path / "run"
+    app, client = _serve(tiny_model_dir, data_copy, run)
+    try:
+        client.predict(api_name="/open_run")
+        client.predict("00001", "ana", "", 0.5, api_name="/decide_poison")
+        client.predict("00002", "ana", "", 0.5, api_name="/decide_poison")
+    finally:
+        app.close()
+    app, client = _serve(tiny_model_dir, data_copy, run)  # no /open_run: a script, not a browser
+    try:
+        assert "00002" in client.predict("ana", 0.5, api_name="/undo")[0]
+        assert "00003" in client.predict("00003", "bo", "", 0.5, api_name="/decide_clean")[0]
+    finally:
+        app.close()
+    events = ReviewSession(tiny_model_dir, data_copy, run).log.history(str(run.resolve()))
+    assert events["decision"].tolist() == ["poison", "poison", "undo", "clean"]  # one undo, not a retry's two
