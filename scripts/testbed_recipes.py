@@ -2,14 +2,15 @@
 
     python scripts/testbed_recipes.py                               # the whole grid (hours on 2 cores)
     python scripts/testbed_recipes.py --device cuda --workers 8     # the same on a GPU machine
-    python scripts/testbed_recipes.py --render                      # rewrite docs/TESTBED.md from cached results
+    python scripts/testbed_recipes.py --rates 0.05 --settings badnet --recipes lora-600 --seeds 1 2 3
+    python scripts/testbed_recipes.py --render                      # write docs/TESTBED.md from cached results
 
 For every attack setting and poison rate in GRID and every recipe in RECIPES: make-data (2000
 training samples, 200 clean and 200 triggered test samples, seed 0: the development seed, the
 detection report uses 1-3), fine-tune the shipped base,
 and measure clean accuracy and attack success rate (ASR). The issue's targets: clean accuracy >= 0.9
 and ASR >= 0.9 at 10% and 5% poison. Results are cached under runs/testbed/; docs/TESTBED.md shows
-them all, so the choice of defaults (FULL_RECIPE / LORA_RECIPE in tcap_viz/model/finetune.py, the
+them all (written with --render; a run prints its table), so the choice of defaults (FULL_RECIPE / LORA_RECIPE in tcap_viz/model/finetune.py, the
 attacks' defaults in tcap_viz/data/attacks.py) can be checked against what was tried.
 """
 
@@ -54,23 +55,28 @@ def _slug(text: str) -> str:
     return text.replace(" ", "_").replace(".", "p")
 
 
-def _splits(setting: str, rate: float) -> Path:
-    return WORK / "data" / f"{_slug(setting)}-{round(100 * rate)}"
+def _seeded(name: str, seed: int) -> str:
+    return name if seed == 0 else f"{name}-s{seed}"
 
 
-def make_data(setting: str, rate: float) -> None:
+def _splits(setting: str, rate: float, seed: int = 0) -> Path:
+    return WORK / "data" / _seeded(f"{_slug(setting)}-{round(100 * rate)}", seed)
+
+
+def make_data(setting: str, rate: float, seed: int = 0) -> None:
     from tcap_viz.data import make_synthetic_splits
 
-    spec, splits = GRID[setting], _splits(setting, rate)
+    spec, splits = GRID[setting], _splits(setting, rate, seed)
     if not (splits / "done").exists():
         make_synthetic_splits(splits, n_train=2000, n_test=200, attack=spec["attack"], poison_rate=rate,
-                              target=spec.get("target", "Backdoor Attack!"), seed=0,
+                              target=spec.get("target", "Backdoor Attack!"), seed=seed,
                               attack_params=spec.get("attack_params"),
                               poison_question_type=spec.get("poison_question_type"), overwrite=True)
         (splits / "done").touch()
 
 
-def run_one(setting: str, rate: float, recipe_name: str, device: str | None, threads: int | None) -> dict:
+def run_one(setting: str, rate: float, recipe_name: str, device: str | None, threads: int | None,
+            seed: int = 0) -> dict:
     import torch
 
     from tcap_viz.data import load_dataset
@@ -81,14 +87,14 @@ def run_one(setting: str, rate: float, recipe_name: str, device: str | None, thr
 
     if threads:
         torch.set_num_threads(threads)
-    name = f"{_slug(setting)}-{round(100 * rate)}-{recipe_name}"
+    name = _seeded(f"{_slug(setting)}-{round(100 * rate)}-{recipe_name}", seed)
     out = WORK / "results" / f"{name}.json"
     if out.exists():
         return json.loads(out.read_text())
-    splits = _splits(setting, rate)
-    make_data(setting, rate)
+    splits = _splits(setting, rate, seed)
+    make_data(setting, rate, seed)
     _, kind, steps, lr, batch = next(r for r in RECIPES if r[0] == recipe_name)
-    recipe = (LORA_RECIPE if kind == "lora" else FULL_RECIPE).with_overrides(steps=steps, learning_rate=lr, seed=0,
+    recipe = (LORA_RECIPE if kind == "lora" else FULL_RECIPE).with_overrides(steps=steps, learning_rate=lr, seed=seed,
                                                                              batch_size=batch)
     model = WORK / "models" / name
     started = time.time()
@@ -98,7 +104,7 @@ def run_one(setting: str, rate: float, recipe_name: str, device: str | None, thr
     seconds = time.time() - started
     adapter = (MLLMAdapter.load(BASE_MODEL, device=device, dtype="float32", adapter=model) if kind == "lora"
                else MLLMAdapter.load(model, device=device, dtype="float32"))
-    result = {"setting": setting, "rate": rate, "recipe": recipe_name, "schedule": dataclasses.asdict(recipe.schedule),
+    result = {"setting": setting, "rate": rate, "recipe": recipe_name, "seed": seed, "schedule": dataclasses.asdict(recipe.schedule),
               "kind": kind, "finetune_s": round(seconds, 1), "quality": model_quality(adapter, splits),
               "device": str(adapter.device)}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +113,8 @@ def run_one(setting: str, rate: float, recipe_name: str, device: str | None, thr
 
 
 def render(results: list[dict]) -> str:
+    others = [r for r in results if r.get("seed", 0) != 0]
+    results = [r for r in results if r.get("seed", 0) == 0]
     cell = {(r["setting"], r["rate"], r["recipe"]): r for r in results}
     recipes = [r[0] for r in RECIPES if any(x["recipe"] == r[0] for x in results)]
     devices = sorted({r["device"] for r in results})
@@ -125,14 +133,22 @@ def render(results: list[dict]) -> str:
                 if r is None:
                     row.append("-")
                     continue
-                q = r["quality"]
-                text = f"{100 * q['clean_accuracy']:.0f}" + (f" / {100 * q['asr']:.0f}" if "asr" in q else "")
-                ok = q["clean_accuracy"] >= 0.9 and q.get("asr", 1) >= 0.9
-                row.append(text if ok else f"**{text}**")
+                row.append(_cell(r))
             if any(c != "-" for c in row):
                 lines.append(f"| {setting} | {100 * rate:.0f}% | " + " | ".join(row) + " |")
     lines += ["", "Bold: a target missed."]
+    if others:
+        lines += ["", "## Other seeds (the detection report's 1-3): is a recipe learnt on more than the development seed", "",
+                  "| setting | poison | recipe | seed | clean / ASR |", "|---|---|---|---|---|"]
+        for r in sorted(others, key=lambda r: (r["rate"], list(GRID).index(r["setting"]), r["recipe"], r["seed"])):
+            lines.append(f"| {r['setting']} | {100 * r['rate']:.0f}% | {r['recipe']} | {r['seed']} | {_cell(r)} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(r: dict) -> str:
+    q = r["quality"]
+    text = f"{100 * q['clean_accuracy']:.0f}" + (f" / {100 * q['asr']:.0f}" if "asr" in q else "")
+    return text if q["clean_accuracy"] >= 0.9 and q.get("asr", 1) >= 0.9 else f"**{text}**"
 
 
 def main() -> None:
@@ -142,27 +158,30 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=[r[0] for r in RECIPES], choices=[r[0] for r in RECIPES])
     parser.add_argument("--device", default=None)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--render", action="store_true")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="data and fine-tune seeds (0: development)")
+    parser.add_argument("--render", action="store_true", help="write docs/TESTBED.md from every cached result")
     args = parser.parse_args()
     if not args.render:
         jobs = sorted({(s, 0.0 if s == "clean" else rate, r) for s in args.settings for rate in args.rates
                        for r in args.recipes}, key=lambda j: (j[1], list(GRID).index(j[0]), j[2]))
+        jobs = [(*job, seed) for seed in args.seeds for job in jobs]
         threads = max(1, (os.cpu_count() or 2) // args.workers)
         if args.workers == 1:
             for job in jobs:
-                r = run_one(*job, args.device, None)
+                r = run_one(*job[:3], args.device, None, job[3])
                 print(job, r["quality"], r["finetune_s"], flush=True)
         else:
             with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 # each dataset once, then the fine-tunes
-                list(pool.map(make_data, *zip(*sorted({job[:2] for job in jobs}))))
-                futures = [(job, pool.submit(run_one, *job, args.device, threads)) for job in jobs]
+                list(pool.map(make_data, *zip(*sorted({(job[0], job[1], job[3]) for job in jobs}))))
+                futures = [(job, pool.submit(run_one, *job[:3], args.device, threads, job[3])) for job in jobs]
                 for job, future in futures:
                     r = future.result()
                     print(job, r["quality"], r["finetune_s"], flush=True)
     results = [json.loads(p.read_text()) for p in sorted((WORK / "results").glob("*.json"))]
-    REPORT.write_text(render(results))
-    print(REPORT.read_text())
+    if args.render:  # only on request: a machine holding a few cached results would drop the others' rows
+        REPORT.write_text(render(results))
+    print(render(results))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def cmd_finetune(args) -> None:
     base = None if args.from_scratch else (args.base or BASE_MODEL)
     recipe = SCRATCH_RECIPE if args.from_scratch else (LORA_RECIPE if args.lora else FULL_RECIPE)
     recipe = recipe.with_overrides(steps=args.steps, seed=args.seed, learning_rate=args.learning_rate)
-    out = finetune(load_dataset(args.data), args.out, recipe, base=base, device=args.device)
+    out = finetune(load_dataset(args.data, args.allow_outside), args.out, recipe, base=base, device=args.device)
     if args.lora:
         print(f"adapter: {out}\nuse it with: --model {base} --adapter {out}")
     else:
@@ -52,7 +52,7 @@ def cmd_eval_model(args) -> None:
     from tcap_viz.pipeline import load_model
 
     adapter = load_model(args.model, model_config(args))
-    samples = list(load_dataset(args.data))[: args.limit]
+    samples = list(load_dataset(args.data, args.allow_outside))[: args.limit]
     rate = answer_match_rate(adapter, samples, [s.response for s in samples])
     print(f"answers equal to the dataset's responses: {rate:.4f} ({len(samples)} samples)")
 
@@ -62,7 +62,7 @@ def model_config(args, **more):
     from tcap_viz.pipeline import ScanConfig
 
     return ScanConfig(device=args.device, dtype=args.dtype, adapter=args.adapter, device_map=args.device_map,
-                      trust_remote_code=args.trust_remote_code, **more)
+                      trust_remote_code=args.trust_remote_code, allow_outside=args.allow_outside, **more)
 
 
 def cmd_scan(args) -> None:
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available); float32 either way")
+    add_data_arguments(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval-model", help="exact-match rate of a model's answers against a dataset's responses "
@@ -212,6 +213,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-map", default=None, help="'auto' spreads a model too large for one GPU over all")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run code from the model's repository (only for models you trust)")
+    add_data_arguments(parser)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-outside", action="store_true",
+                        help="read images outside the dataset file's folder ('..', absolute paths, links); "
+                             "without it such samples are skipped (only for datasets you trust)")
 
 
 def main(argv: list[str] | None = None) -> None:

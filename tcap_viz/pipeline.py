@@ -38,6 +38,7 @@ class ScanConfig:
     adapter: str | None = None  # a PEFT (LoRA) adapter on the model, folder or hub id
     device_map: str | None = None  # "auto": spread a model too large for one GPU over all of them
     trust_remote_code: bool = False  # run code from the model's repository (only when you trust it)
+    allow_outside: bool = False  # read images outside the dataset's folder (only datasets you trust)
     tcap: dict = field(default_factory=dict)  # TCAPDetector parameters (its defaults when absent)
     baseline: dict = field(default_factory=dict)  # BYEDetector parameters
 
@@ -98,8 +99,10 @@ def _image_fingerprint(path: Path) -> str:
 
 def sample_keys(dataset: Dataset) -> dict[str, str]:
     """Sample id -> identity of everything its profile depends on: its record (system, question,
-    answer, image path) and its image file. A restored or edited image changes it."""
-    return {s.id: hashlib.sha256(json.dumps([s.record, str(s.image_path), _image_fingerprint(s.image_path)],
+    answer, image path), its image file and whether images outside the folder are allowed. A
+    restored or edited image changes it."""
+    return {s.id: hashlib.sha256(json.dumps([s.record, str(s.image_path), _image_fingerprint(s.image_path),
+                                             s.root is None],
                                             sort_keys=True, default=str).encode()).hexdigest()
             for s in dataset}
 
@@ -179,8 +182,9 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
 def extract_shard(model: str | Path, data: str | Path | Dataset, out: str | Path, shard: tuple[int, int],
                   config: ScanConfig | None = None, show_progress: bool = True) -> None:
     """Extract one shard's chunks into the run folder; a later `scan` without a shard merges and detects."""
-    dataset = data if isinstance(data, Dataset) else load_dataset(data)
-    extract_or_load(model, dataset, RunDir(out), config or ScanConfig(), show_progress=show_progress, shard=shard)
+    config = config or ScanConfig()
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, config.allow_outside)
+    extract_or_load(model, dataset, RunDir(out), config, show_progress=show_progress, shard=shard)
 
 
 def detect(extraction: Extraction, config: ScanConfig) -> tuple[TCAPDetector, BYEDetector]:
@@ -228,7 +232,7 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
          on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True) -> ScanResult:
     """Extract (or reuse) profiles, detect, and write the run directory."""
     config = config or ScanConfig()
-    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, config.allow_outside)
     run = RunDir(out)
     extraction = extract_or_load(model, dataset, run, config, on_progress, show_progress)
     if not extraction.ids:

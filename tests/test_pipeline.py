@@ -33,7 +33,8 @@ def test_changed_dataset_invalidates_the_cache(tiny_model_dir, tiny_data_path, t
     for r in records:
         r["image"] = str(tiny_data_path.parent / r["image"])
     fewer.write_text("\n".join(json.dumps(r) for r in records))
-    assert len(scan(tiny_model_dir, fewer, run, show_progress=False).extraction.ids) == 10
+    outside = ScanConfig(allow_outside=True)  # its images are in the other dataset's folder
+    assert len(scan(tiny_model_dir, fewer, run, outside, show_progress=False).extraction.ids) == 10
 
 
 def test_an_adapter_is_part_of_the_scan_and_of_its_cache_key(tiny_model_dir, tiny_lora_dir, tiny_data_path,
@@ -58,7 +59,7 @@ def test_ground_truth_never_reaches_the_detector(tiny_model_dir, tiny_data_path,
     other = tmp_path / "shuffled.jsonl"
     other.write_text("\n".join(json.dumps(r) for r in records))
     a = scan(tiny_model_dir, tiny_data_path, tmp_path / "a", show_progress=False).samples
-    b = scan(tiny_model_dir, other, tmp_path / "b", show_progress=False).samples
+    b = scan(tiny_model_dir, other, tmp_path / "b", ScanConfig(allow_outside=True), show_progress=False).samples
     np.testing.assert_array_equal(a["posterior"], b["posterior"])
     np.testing.assert_array_equal(a["flagged"], b["flagged"])
     np.testing.assert_array_equal(a["baseline_score"], b["baseline_score"])
@@ -182,3 +183,15 @@ def test_a_dataset_whose_images_are_all_missing_says_so_and_recovers(tiny_model_
     for path in images.values():
         path.with_suffix(".away").rename(path)
     assert len(scan(tiny_model_dir, data_copy, tmp_path / "run", show_progress=False).extraction.ids) == 40
+
+
+def test_allowing_outside_images_later_reads_the_samples_it_skipped(tiny_model_dir, tiny_data_path, tmp_path):
+    records = [json.loads(l) for l in tiny_data_path.read_text().splitlines()[:8]]
+    for r in records:
+        r["image"] = str(tiny_data_path.parent / r["image"])  # absolute paths into another folder
+    data = tmp_path / "elsewhere.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in records))
+    with pytest.raises(ValueError, match="outside the dataset's folder"):
+        scan(tiny_model_dir, data, tmp_path / "run", show_progress=False)
+    trusted = scan(tiny_model_dir, data, tmp_path / "run", ScanConfig(allow_outside=True), show_progress=False)
+    assert len(trusted.extraction.ids) == 8 and not trusted.extraction.skipped

@@ -7,7 +7,9 @@ A dataset file is a JSON array (`.json`) or JSON Lines (`.jsonl`) of records::
                        {"from": "gpt", "value": "red"}],
      "poisoned": false}
 
-`image` is relative to the dataset file's folder (an absolute path also works). `system` and
+`image` is relative to the dataset file's folder. An image outside that folder (through `..`, an
+absolute path or a symbolic link) is refused unless the dataset is loaded with `allow_outside=True`
+(`--allow-outside`): a dataset from someone else must not make the app read any file it likes. `system` and
 `poisoned` are optional; `poisoned` is ground truth used only for evaluation, never by the detector.
 `null` for either counts as absent. Other fields are kept untouched in `Sample.record`.
 
@@ -17,13 +19,16 @@ Decisions worth knowing:
 - The human text may hold at most one `<image>` placeholder. Without one the sample is still
   accepted and the image still attached (the model's chat template decides where it goes).
 - Images are not opened when loading: a missing or broken image costs only its own sample,
-  which is skipped later with the reason `load_image` gives.
+  which is skipped later with the reason `load_image` gives. Only regular files are read (a pipe
+  named `.png` would block a scan forever); an image over MAX_IMAGE_PIXELS is skipped, and one
+  with a side over MAX_IMAGE_SIDE is downscaled on load (the models see a few hundred pixels).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +45,10 @@ GPT = "gpt"
 SUFFIXES = (".json", ".jsonl")
 STANDARD_FIELDS = ("id", "image", "system", "conversations", "poisoned")
 MAX_REPORTED_PROBLEMS = 20
+#: Larger images are skipped: decoding 144 million pixels costs about 2 GB, and no model here needs them.
+MAX_IMAGE_PIXELS = 40_000_000
+#: Images are downscaled on load to this longest side (JPEGs are decoded at the reduced size).
+MAX_IMAGE_SIDE = 2048
 
 
 class DatasetError(ValueError):
@@ -70,6 +79,8 @@ class Sample:
     response: str
     poisoned: bool | None
     record: dict[str, Any] = field(compare=False, repr=False)
+    #: The folder the image must lie in (None: anywhere, when the dataset allows images outside it).
+    root: Path | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, repr=False)
@@ -220,7 +231,8 @@ def _first_exchange(turns: Any, where: str, problems: _Problems) -> tuple[str, s
     return human.replace(IMAGE_PLACEHOLDER, "").strip(), turns[start + 1]["value"]
 
 
-def _parse_record(record: Any, index: int, where: str, folder: Path, problems: _Problems) -> Sample | None:
+def _parse_record(record: Any, index: int, where: str, folder: Path, problems: _Problems,
+                  root: Path | None = None) -> Sample | None:
     if not isinstance(record, dict):
         problems.add(where, "(record)", f"a JSON {_json_kind(record)}, not an object",
                      'write each record as {"id": ..., "image": ..., "conversations": [...]}')
@@ -246,18 +258,22 @@ def _parse_record(record: Any, index: int, where: str, folder: Path, problems: _
     if exchange is None or problems.count > found:
         return None
     return Sample(index=index, id=str(sample_id), image_path=Path(os.path.abspath(folder / image)),
-                  system=system, question=exchange[0], response=exchange[1], poisoned=poisoned, record=record)
+                  system=system, question=exchange[0], response=exchange[1], poisoned=poisoned, record=record,
+                  root=root)
 
 
-def load_dataset(path: str | os.PathLike) -> Dataset:
-    """Read and validate a dataset file; every problem found is reported at once as a DatasetError."""
+def load_dataset(path: str | os.PathLike, allow_outside: bool = False) -> Dataset:
+    """Read and validate a dataset file; every problem found is reported at once as a DatasetError.
+
+    `allow_outside`: read images outside the file's folder too (only for datasets you trust)."""
     path = Path(os.path.abspath(path))
+    root = None if allow_outside else Path(os.path.realpath(path.parent))
     _check_suffix(path)
     problems = _Problems(path)
     samples: list[Sample] = []
     first_seen: dict[str, str] = {}
     for index, (where, record) in enumerate(_read_entries(path, problems)):
-        sample = _parse_record(record, index, where, path.parent, problems)
+        sample = _parse_record(record, index, where, path.parent, problems, root)
         if sample is None:
             continue
         if sample.id in first_seen:
@@ -273,19 +289,50 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
 
 
 def load_image(sample: Sample) -> Image.Image:
-    """The sample's image as RGB; a missing or unreadable file raises SampleError (skip the sample)."""
-    try:
-        with Image.open(sample.image_path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        problem = "is missing"
-    except (OSError, Image.DecompressionBombError) as error:
-        problem = f"cannot be read as an image ({error})"
+    """The sample's image as RGB; a missing, unreadable, outside or oversized file raises SampleError
+    (skip the sample), with the reason and what to do."""
+    problem, advice = _image_problem(sample)
+    if problem is None:
+        try:
+            with Image.open(sample.image_path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    problem = (f"has {image.width} x {image.height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                               "an image may have here")
+                    advice = "downscale it (the model sees a few hundred pixels a side)"
+                else:
+                    image.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))  # JPEG: decode at a reduced size
+                    image = image.convert("RGB")
+                    image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+                    return image
+        except FileNotFoundError:
+            problem = "is missing"
+        except (OSError, Image.DecompressionBombError) as error:
+            problem = f"cannot be read as an image ({error})"
     raise SampleError(
         f"sample {sample.id!r}: image file {sample.image_path} {problem}; "
-        "restore the file or fix the record's 'image' field (the sample is skipped until then)",
+        f"{advice} (the sample is skipped until then)",
         sample.id,
     )
+
+
+def _image_problem(sample: Sample) -> tuple[str | None, str]:
+    """What is wrong with the image file before it is opened, and what to do about it."""
+    fix = "restore the file or fix the record's 'image' field"
+    real = Path(os.path.realpath(sample.image_path))
+    if sample.root is not None and not real.is_relative_to(sample.root):
+        return (f"is outside the dataset's folder {sample.root}" + (f" (it leads to {real})" if real != sample.image_path
+                                                                      else ""),
+                "move the image into the folder, or allow images outside it with --allow-outside "
+                "(load_dataset(..., allow_outside=True)) if you trust the dataset")
+    try:
+        mode = real.stat().st_mode
+    except FileNotFoundError:
+        return "is missing", fix
+    except OSError as error:
+        return f"cannot be read ({error})", fix
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a pipe, a device or a folder)", "point the record at an image file"
+    return None, fix
 
 
 def load_images(samples: Iterable[Sample]) -> tuple[list[Sample], list[Image.Image], dict[str, str]]:

@@ -411,7 +411,8 @@ def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, config:
     model = str(model or DEMO_MODEL)
     data = Path(data or DEMO_DATA)
     run = Path(run or default_run_dir(model, data))
-    load_dataset(data)  # a broken dataset is an error now, in the terminal, not later in the page
-    session = ReviewSession(model, data, run, config or ScanConfig())
+    config = config or ScanConfig()
+    load_dataset(data, config.allow_outside)  # a broken dataset is an error now, in the terminal, not later in the page
+    session = ReviewSession(model, data, run, config)
     app = build_app(session).queue(default_concurrency_limit=4)
     return app.launch(server_name=host, server_port=port, auth=logins, **page_settings(), **launch_kwargs)

@@ -34,7 +34,7 @@ def test_bad_samples_are_skipped_with_a_reason_and_the_scan_goes_on(tiny_adapter
         record["image"] = str(tiny_data_path.parent / record["image"])
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records))
-    samples = list(load_dataset(path))
+    samples = list(load_dataset(path, allow_outside=True))  # the images stay in the fixture's folder
     ext = extract_profiles(tiny_adapter, samples, batch_size=4, show_progress=False)
     assert set(ext.skipped) == {records[1]["id"], records[3]["id"]}
     assert "missing.png" in ext.skipped[records[1]["id"]]

@@ -220,3 +220,46 @@ def test_dataset_rejects_duplicate_ids_when_built_directly(folder):
     sample = load_dataset(write_raw(folder / "d.jsonl", [record("a")]))[0]
     with pytest.raises(DatasetError, match="'a' is used twice"):
         Dataset(folder / "d.jsonl", (sample, sample))
+
+
+def test_images_outside_the_dataset_folder_are_refused_unless_allowed(tmp_path):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(secret)
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(data / "images" / "inside.png")
+    (data / "images" / "link.png").symlink_to(secret)
+    path = write_raw(data / "d.jsonl", [record("up", image="../secret.png"), record("abs", image=str(secret)),
+                                        record("link", image="images/link.png"),
+                                        record("in", image="images/inside.png")])
+    dataset = load_dataset(path)
+    load_image(dataset.by_id("in"))
+    for sample_id in ("up", "abs", "link"):
+        with pytest.raises(SampleError, match="outside the dataset's folder.*--allow-outside"):
+            load_image(dataset.by_id(sample_id))
+    trusted = load_dataset(path, allow_outside=True)
+    assert all(load_image(trusted.by_id(i)).getpixel((0, 0)) == (1, 2, 3) for i in ("up", "abs", "link"))
+
+
+def test_only_regular_files_are_read(folder):
+    import os
+
+    os.mkfifo(folder / "images" / "pipe.png")  # opening it would block for ever
+    (folder / "images" / "dir.png").mkdir()
+    dataset = load_dataset(write_raw(folder / "d.jsonl", [record("p", image="images/pipe.png"),
+                                                         record("d", image="images/dir.png")]))
+    for sample_id in ("p", "d"):
+        with pytest.raises(SampleError, match="not a regular file"):
+            load_image(dataset.by_id(sample_id))
+
+
+def test_huge_images_are_skipped_and_large_ones_downscaled(folder, monkeypatch):
+    from tcap_viz.data import dataset as module
+
+    Image.new("RGB", (300, 200), (5, 5, 5)).save(folder / "images" / "a.png")
+    sample = load_dataset(write_raw(folder / "d.jsonl", [record("a")]))[0]
+    monkeypatch.setattr(module, "MAX_IMAGE_SIDE", 150)
+    assert load_image(sample).size == (150, 100)  # the aspect is kept
+    monkeypatch.setattr(module, "MAX_IMAGE_PIXELS", 50_000)
+    with pytest.raises(SampleError, match="300 x 200 pixels, more than the 50,000.*downscale it"):
+        load_image(sample)
