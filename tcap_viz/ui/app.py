@@ -24,6 +24,7 @@ from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, R
                                      SampleQuery)
 from tcap_viz.storage.export import RULES  # noqa: E402
 from tcap_viz.ui import figures  # noqa: E402
+from tcap_viz.ui.host_guard import host_guard  # noqa: E402
 from tcap_viz.ui.render import TOKEN_CSS, attention_picture, token_html  # noqa: E402
 
 ASSETS = ROOT / "assets"
@@ -398,10 +399,11 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def page_settings() -> dict:
-    """Theme, stylesheet and keyboard shortcuts, as `Blocks.launch` takes them (gradio 6)."""
+def page_settings(host: str = "127.0.0.1") -> dict:
+    """Theme, stylesheet, keyboard shortcuts and the host guard, as `Blocks.launch` takes them (gradio 6)."""
     return {"theme": theme(), "css": (ASSETS / "app.css").read_text(encoding="utf-8"),
-            "js": (ASSETS / "shortcuts.js").read_text(encoding="utf-8")}
+            "js": (ASSETS / "shortcuts.js").read_text(encoding="utf-8"),
+            "app_kwargs": {"middleware": [host_guard(host)]}}
 
 
 def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, config: ScanConfig | None = None,
@@ -415,4 +417,4 @@ def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, config:
     load_dataset(data, config.allow_outside)  # a broken dataset is an error now, in the terminal, not later in the page
     session = ReviewSession(model, data, run, config)
     app = build_app(session).queue(default_concurrency_limit=4)
-    return app.launch(server_name=host, server_port=port, auth=logins, **page_settings(), **launch_kwargs)
+    return app.launch(server_name=host, server_port=port, auth=logins, **page_settings(host), **launch_kwargs)

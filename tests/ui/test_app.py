@@ -7,6 +7,7 @@ from gradio_client import Client
 
 from tcap_viz.review.session import ReviewSession
 from tcap_viz.ui.app import build_app, parse_auth
+from tcap_viz.ui.host_guard import host_guard
 
 
 @pytest.fixture()
@@ -18,7 +19,8 @@ def data_copy(tiny_data_path, tmp_path):
 
 def _serve(model, data, run, auth=None):
     app = build_app(ReviewSession(model, data, run)).queue()
-    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, auth=auth)
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, auth=auth,
+               app_kwargs={"middleware": [host_guard("127.0.0.1")]})
     return app, Client(app.local_url, verbose=False, auth=auth[0] if auth else None)
 
 
@@ -98,3 +100,32 @@ def test_the_api_works_after_a_restart_before_any_page_load(tiny_model_dir, data
         app.close()
     events = ReviewSession(tiny_model_dir, data_copy, run).log.history(str(run.resolve()))
     assert events["decision"].tolist() == ["poison", "poison", "undo", "clean"]  # one undo, not a retry's two
+
+
+def test_requests_for_another_host_or_from_another_origin_are_refused(tiny_model_dir, data_copy, tmp_path):
+    """DNS rebinding (Host: evil.example) and a cross-site post reach nothing; the app's own names work."""
+    import httpx
+
+    app, client = _serve(tiny_model_dir, data_copy, tmp_path / "run")
+    try:
+        url = app.local_url.rstrip("/")
+        port = url.rsplit(":", 1)[1]
+        assert httpx.get(url + "/config").status_code == 200
+        assert httpx.get(url + "/config", headers={"Host": f"localhost:{port}"}).status_code == 200
+        rebound = httpx.get(url + "/config", headers={"Host": f"evil.example:{port}"})
+        assert rebound.status_code == 403 and "--host" in rebound.text
+        posted = httpx.post(url + "/gradio_api/queue/join", json={}, headers={"Origin": "http://evil.example"})
+        assert posted.status_code == 403
+        client.predict("00001", "ana", "", 0.5, api_name="/decide_poison")  # the API client still works
+    finally:
+        app.close()
+    events = ReviewSession(tiny_model_dir, data_copy, tmp_path / "run").log.history(str((tmp_path / "run").resolve()))
+    assert events["sample_id"].tolist() == ["00001"]
+
+
+def test_allowed_hosts_follow_the_serving_address():
+    from tcap_viz.ui.host_guard import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1") == {"127.0.0.1", "localhost", "::1"}
+    assert "review.lab.example" in allowed_hosts("review.lab.example")
+    assert allowed_hosts("0.0.0.0") is None  # every interface: any name (use --auth there)
