@@ -9,6 +9,7 @@ loses nothing. Public API names (for gradio_client) are listed in the README.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
@@ -24,7 +25,7 @@ from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, R
                                      SampleQuery)
 from tcap_viz.storage.export import RULES  # noqa: E402
 from tcap_viz.ui import figures  # noqa: E402
-from tcap_viz.ui.host_guard import host_guard  # noqa: E402
+from tcap_viz.ui.request_guards import request_guards  # noqa: E402
 from tcap_viz.ui.render import TOKEN_CSS, attention_picture, token_html  # noqa: E402
 
 ASSETS = ROOT / "assets"
@@ -114,8 +115,18 @@ def why_markdown(contributions: pd.DataFrame) -> str:
 
 
 # -- the app -------------------------------------------------------------------------------------
+def private_temp_dir() -> Path:
+    """Gradio's file cache for this process: a folder of its own (owner-only), not the machine-wide
+    /tmp/gradio that every Gradio app shares and serves from (a file another app put there was
+    served by this one). GRADIO_TEMP_DIR, when the user set it, is kept."""
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="tcap-viz-gradio-")
+    return Path(os.environ["GRADIO_TEMP_DIR"])
+
+
 def build_app(session: ReviewSession) -> gr.Blocks:
     """The Blocks of the app for one session; `launch` serves it."""
+    private_temp_dir()  # before any component: each takes its cache folder when it is made
     gr.set_static_paths([PLOTLY_JS])
 
     def page(q: SampleQuery, threshold: float):
@@ -403,7 +414,7 @@ def page_settings(host: str = "127.0.0.1") -> dict:
     """Theme, stylesheet, keyboard shortcuts and the host guard, as `Blocks.launch` takes them (gradio 6)."""
     return {"theme": theme(), "css": (ASSETS / "app.css").read_text(encoding="utf-8"),
             "js": (ASSETS / "shortcuts.js").read_text(encoding="utf-8"),
-            "app_kwargs": {"middleware": [host_guard(host)]}}
+            "app_kwargs": {"middleware": request_guards(host)}}
 
 
 def launch(model=None, data=None, run=None, host="127.0.0.1", port=7860, config: ScanConfig | None = None,

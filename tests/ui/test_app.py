@@ -7,7 +7,7 @@ from gradio_client import Client
 
 from tcap_viz.review.session import ReviewSession
 from tcap_viz.ui.app import build_app, parse_auth
-from tcap_viz.ui.host_guard import host_guard
+from tcap_viz.ui.request_guards import request_guards
 
 
 @pytest.fixture()
@@ -20,7 +20,7 @@ def data_copy(tiny_data_path, tmp_path):
 def _serve(model, data, run, auth=None):
     app = build_app(ReviewSession(model, data, run)).queue()
     app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, auth=auth,
-               app_kwargs={"middleware": [host_guard("127.0.0.1")]})
+               app_kwargs={"middleware": request_guards("127.0.0.1")})
     return app, Client(app.local_url, verbose=False, auth=auth[0] if auth else None)
 
 
@@ -124,8 +124,49 @@ def test_requests_for_another_host_or_from_another_origin_are_refused(tiny_model
 
 
 def test_allowed_hosts_follow_the_serving_address():
-    from tcap_viz.ui.host_guard import allowed_hosts
+    from tcap_viz.ui.request_guards import allowed_hosts
 
     assert allowed_hosts("127.0.0.1") == {"127.0.0.1", "localhost", "::1"}
     assert "review.lab.example" in allowed_hosts("review.lab.example")
     assert allowed_hosts("0.0.0.0") is None  # every interface: any name (use --auth there)
+
+
+def test_logins_are_throttled(tiny_model_dir, data_copy, tmp_path):
+    import httpx
+
+    from tcap_viz.ui.request_guards import LOGIN_ATTEMPTS
+
+    app, _ = _serve(tiny_model_dir, data_copy, tmp_path / "run", auth=[("ana", "secret")])
+    try:
+        url = app.local_url.rstrip("/") + "/login"
+        codes = [httpx.post(url, data={"username": "ana", "password": f"guess{i}"}).status_code
+                 for i in range(LOGIN_ATTEMPTS + 2)]
+        # the API client logged in once already: one attempt of the window is spent
+        assert 429 not in codes[:LOGIN_ATTEMPTS - 1] and codes[LOGIN_ATTEMPTS - 1:] == [429] * 3
+        refused = httpx.post(url, data={"username": "ana", "password": "secret"})
+        assert refused.status_code == 429 and "Retry-After" in refused.headers  # even the right one, for now
+    finally:
+        app.close()
+
+
+def test_the_app_keeps_its_files_in_a_folder_of_its_own(tiny_model_dir, data_copy, tmp_path):
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    shared = Path(tempfile.gettempdir()) / "gradio"
+    shared.mkdir(exist_ok=True)
+    other_apps_file = shared / "another-apps-secret.txt"
+    other_apps_file.write_text("not yours")
+    app, _ = _serve(tiny_model_dir, data_copy, tmp_path / "run")
+    try:
+        own = Path(app.GRADIO_CACHE)
+        assert own != shared and not own.is_relative_to(shared) and (own.stat().st_mode & 0o077) == 0
+        served = httpx.get(app.local_url.rstrip("/") + f"/gradio_api/file={other_apps_file}")
+        assert served.status_code in (403, 404) and "not yours" not in served.text
+    finally:
+        app.close()
+        other_apps_file.unlink()
+        assert os.environ["GRADIO_TEMP_DIR"] == str(own)

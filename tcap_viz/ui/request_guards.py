@@ -1,4 +1,7 @@
-"""Refuse requests addressed to another host name than the app's (DNS rebinding, cross-site posts).
+"""What every request passes before the app sees it: the host check and the login throttle.
+
+Host check: refuse requests addressed to another host name than the app's (DNS rebinding,
+cross-site posts).
 
 Without a login, the app trusts whoever can reach it. A web page on `evil.example` whose name
 is made to resolve to 127.0.0.1 can reach it from the analyst's own browser, with `Host:
@@ -6,16 +9,23 @@ evil.example` (DNS rebinding), and any page can post to it with its own `Origin`
 request must name an allowed host, and a request that says where it comes from must come from
 one: loopback names by default, plus the name the app was told to serve on (`--host`). Serving
 on every interface (0.0.0.0 or ::) allows any host name; use a login (`--auth`) there.
+
+Login throttle: Gradio's login form takes about 600 guesses a second; a client (by address) gets
+LOGIN_ATTEMPTS tries per LOGIN_WINDOW_S seconds, then 429 until the window has passed.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import defaultdict, deque
 from urllib.parse import urlsplit
 
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOGIN_ATTEMPTS, LOGIN_WINDOW_S = 10, 60.0
 EVERY_INTERFACE = ("0.0.0.0", "::", "")
 
 
@@ -54,6 +64,33 @@ class HostGuard:
         await self.app(scope, receive, send)
 
 
-def host_guard(host: str) -> Middleware:
+class LoginThrottle:
+    """ASGI middleware: at most `attempts` login posts per client address in any `window_s` seconds."""
+
+    def __init__(self, app, attempts: int = LOGIN_ATTEMPTS, window_s: float = LOGIN_WINDOW_S):
+        self.app, self.attempts, self.window_s = app, attempts, window_s
+        self.recent: dict[str, deque] = defaultdict(deque)
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/login"):
+            client = (scope.get("client") or ("?", 0))[0]
+            now = time.monotonic()
+            with self.lock:
+                recent = self.recent[client]
+                while recent and now - recent[0] > self.window_s:
+                    recent.popleft()
+                wait = self.window_s - (now - recent[0]) if len(recent) >= self.attempts else 0.0
+                if not wait:
+                    recent.append(now)
+            if wait:
+                response = PlainTextResponse(f"too many login attempts; try again in {wait:.0f} s", status_code=429,
+                                             headers={"Retry-After": str(int(wait) + 1)})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def request_guards(host: str) -> list[Middleware]:
     """The middleware for `Blocks.launch(app_kwargs={"middleware": [...]})`."""
-    return Middleware(HostGuard, allowed=allowed_hosts(host))
+    return [Middleware(HostGuard, allowed=allowed_hosts(host)), Middleware(LoginThrottle)]
