@@ -110,6 +110,8 @@ def cmd_evaluate(args) -> None:
     from tcap_viz.storage.run_dir import METRICS, RunDir
 
     run = RunDir(args.run)
+    if not run.path.is_dir():
+        sys.exit(f"error: {run.path} is not a folder; give the run folder that `tcap-viz scan --out` wrote")
     if not run.has(METRICS):
         sys.exit(f"{run.file(METRICS)} not found: the run's dataset has no 'poisoned' labels, "
                  "or the folder is not a run written by `tcap-viz scan`")

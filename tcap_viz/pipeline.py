@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from tcap_viz import __version__
 from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles, in_order
-from tcap_viz.data import Dataset, load_dataset
+from tcap_viz.data import Dataset, DatasetError, load_dataset
 from tcap_viz.detection import BYEDetector, TCAPDetector, detection_metrics
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
@@ -146,7 +146,7 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
         return cached
     samples = list(dataset)
     if not samples:
-        raise ValueError(f"{dataset.path}: the dataset has no samples to scan")
+        raise DatasetError(f"{dataset.path}: the dataset has no samples to scan")
     reused = run.reusable(mkey, keys)  # samples whose record and image did not change since the last scan
     unchanged = set(reused.ids) | set(reused.skipped) if reused else set()
     samples = [s for s in samples if s.id not in unchanged]
@@ -237,7 +237,7 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
     extraction = extract_or_load(model, dataset, run, config, on_progress, show_progress)
     if not extraction.ids:
         reasons = list(extraction.skipped.values())[:3]
-        raise ValueError(f"{dataset.path}: none of its {len(dataset)} samples could be read, so there is nothing "
+        raise DatasetError(f"{dataset.path}: none of its {len(dataset)} samples could be read, so there is nothing "
                          "to detect on. First reasons:\n  " + "\n  ".join(reasons) + "\nFix them and scan again "
                          "(only the samples that change are read again).")
     tcap, baseline = detect(extraction, config)

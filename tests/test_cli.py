@@ -76,3 +76,8 @@ def test_scan_in_shards_then_merge(tmp_path, tiny_model_dir, tiny_data_path, cap
     assert "scanned 40, skipped 0" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="i/n"):
         main([*common, "--shard", "2/2"])
+
+
+def test_evaluate_on_a_folder_that_does_not_exist_says_so(tmp_path):
+    with pytest.raises(SystemExit, match="is not a folder; give the run folder"):
+        main(["evaluate", str(tmp_path / "no-such-run")])

@@ -195,3 +195,13 @@ def test_allowing_outside_images_later_reads_the_samples_it_skipped(tiny_model_d
         scan(tiny_model_dir, data, tmp_path / "run", show_progress=False)
     trusted = scan(tiny_model_dir, data, tmp_path / "run", ScanConfig(allow_outside=True), show_progress=False)
     assert len(trusted.extraction.ids) == 8 and not trusted.extraction.skipped
+
+
+def test_a_damaged_profiles_cache_is_set_aside_and_extracted_again(tiny_model_dir, tiny_data_path, tmp_path):
+    run = tmp_path / "run"
+    first = scan(tiny_model_dir, tiny_data_path, run, show_progress=False)
+    (run / PROFILES).write_bytes((run / PROFILES).read_bytes()[:1000])  # a copy cut short
+    with pytest.warns(UserWarning, match="could not be read.*extracted again"):
+        again = scan(tiny_model_dir, tiny_data_path, run, show_progress=False)
+    np.testing.assert_allclose(again.extraction.profiles, first.extraction.profiles, atol=1e-6)
+    assert len(list(run.glob(f"{PROFILES}.unreadable-*"))) == 1  # kept for a look, not deleted

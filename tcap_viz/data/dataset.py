@@ -173,11 +173,19 @@ def _read_entries(path: Path, problems: _Problems) -> Iterator[tuple[str, Any]]:
     """(location, parsed record) pairs, 'line N' for JSONL and 'index N' for JSON; lazy, so that
     problems are reported in file order."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a folder; give the dataset file inside it (.json or .jsonl)") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is accepted
     except UnicodeDecodeError as error:
-        raise DatasetError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+        start = error.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        raise DatasetError(f"{path}, line {line}, column {column}: byte 0x{data[start]:02x} is not UTF-8 text; "
+                           "save the file as UTF-8 (most editors: 'Save with encoding', UTF-8)") from None
     if path.suffix == ".jsonl":
         for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may sit in a string
             if not line.strip():

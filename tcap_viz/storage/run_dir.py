@@ -7,6 +7,9 @@ them (model, dataset, extraction settings), so reopening or re-detecting reuses 
 from __future__ import annotations
 
 import json
+import warnings
+import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +49,15 @@ class RunDir:
         path = self.file(PROFILES)
         if not path.exists():
             return None
+        extraction = _read_extraction(path, None)  # sets a damaged file aside
+        if extraction is None:
+            return None
         with np.load(path, allow_pickle=False) as z:
             if "model_key" not in z.files or str(z["model_key"]) != model_key:
                 return None
             stored = dict(zip(z["key_ids"].tolist(), z["key_values"].tolist()))
         same = [i for i, key in sample_keys.items() if stored.get(i) == key]
-        if not same:
-            return None
-        return in_order(_read_extraction(path, None), same)
+        return in_order(extraction, same) if same else None
 
     # -- partial extractions: chunks of samples, so a scan resumes and shards merge ------------------
     def _chunk_dir(self, cache_key: str) -> Path:
@@ -112,13 +116,26 @@ def _write_extraction(path: Path, extraction: Extraction, cache_key: str, model_
 
 
 def _read_extraction(path: Path, cache_key: str | None) -> Extraction | None:
+    """The stored profiles; None when absent, from other inputs, or unreadable (then set aside)."""
     if not path.exists():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        if cache_key is not None and str(z["cache_key"]) != cache_key:
-            return None
-        return Extraction(ids=z["ids"].tolist(), profiles=z["profiles"], vision_entropy=z["vision_entropy"],
-                          skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if cache_key is not None and str(z["cache_key"]) != cache_key:
+                return None
+            return Extraction(ids=z["ids"].tolist(), profiles=z["profiles"], vision_entropy=z["vision_entropy"],
+                              skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())))
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as error:
+        _set_aside(path, error)
+        return None
+
+
+def _set_aside(path: Path, error: Exception) -> None:
+    """A damaged cache (a disk error, a copy cut short) is renamed, not deleted, and extracted again."""
+    aside = path.with_name(f"{path.name}.unreadable-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}")
+    path.rename(aside)
+    warnings.warn(f"{path} could not be read ({type(error).__name__}: {error}); it was renamed to {aside.name} "
+                  "and its profiles are extracted again", stacklevel=3)
 
 
 def _jsonable(value):

@@ -18,7 +18,7 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly  # noqa: E402
 
-from tcap_viz.data import load_dataset  # noqa: E402
+from tcap_viz.data import DatasetError, load_dataset  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, ROOT, default_run_dir  # noqa: E402
 from tcap_viz.pipeline import ScanConfig  # noqa: E402
 from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, ReviewSession,  # noqa: E402
@@ -157,7 +157,10 @@ def build_app(session: ReviewSession) -> gr.Blocks:
 
     def open_run(progress=gr.Progress()):
         progress(0, desc="loading the run (scanning if it is not cached)")
-        session.open(on_progress=lambda done, total: progress(done / total, desc="extracting attention"))
+        try:
+            session.open(on_progress=lambda done, total: progress(done / total, desc="extracting attention"))
+        except DatasetError as err:
+            raise gr.Error(str(err), duration=None) from None
         threshold = session.default_threshold
         table = session.result.heads
         heads = [MEAN_OF_SELECTED] + [_head_label(l, h) for l, h in sorted(zip(table["layer"], table["head"]))]
@@ -233,7 +236,11 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         return pending.iloc[0]["id"], gr.Tabs(selected=DETAIL_TAB)
 
     def export(rule, threshold):
-        result = session.export(rule, threshold)
+        try:
+            result = session.export(rule, threshold)
+        except (OSError, ValueError, KeyError) as err:  # a full disk, a read-only folder, a file in the way
+            raise gr.Error(f"The export failed and wrote nothing: {type(err).__name__}: {str(err).strip(chr(39))}. "
+                           "Free space or fix the folder's permissions, then export again.", duration=None) from None
         return (f"Wrote `{result.data_path}` ({result.kept} samples kept, {result.removed} removed) and its manifest "
                 f"`{result.manifest_path}`. The original file is untouched."), str(result.data_path)
 

@@ -263,3 +263,28 @@ def test_huge_images_are_skipped_and_large_ones_downscaled(folder, monkeypatch):
     monkeypatch.setattr(module, "MAX_IMAGE_PIXELS", 50_000)
     with pytest.raises(SampleError, match="300 x 200 pixels, more than the 50,000.*downscale it"):
         load_image(sample)
+
+
+def test_a_byte_order_mark_is_accepted(folder):
+    for suffix in (".jsonl", ".json"):
+        path = write_raw(folder / f"d{suffix}", [record("a"), record("b")])
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Notepad saves "UTF-8"
+        assert [s.id for s in load_dataset(path)] == ["a", "b"]
+
+
+def test_bytes_that_are_not_utf8_are_located_by_line_and_column(folder):
+    path = folder / "d.jsonl"
+    path.write_bytes(json.dumps(record("a")).encode() + b'\n{"id": "caf\xe9"}\n')
+    with pytest.raises(DatasetError, match=r"line 2, column 12: byte 0xe9 is not UTF-8.*save the file as UTF-8"):
+        load_dataset(path)
+
+
+def test_a_folder_given_as_the_dataset_says_so(folder):
+    with pytest.raises(DatasetError, match="is a folder; give the dataset file"):
+        load_dataset(_folder_named_like_a_dataset(folder))
+
+
+def _folder_named_like_a_dataset(folder):
+    path = folder / "data.jsonl"
+    path.mkdir()
+    return path

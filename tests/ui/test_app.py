@@ -17,8 +17,8 @@ def data_copy(tiny_data_path, tmp_path):
     return folder / tiny_data_path.name
 
 
-def _serve(model, data, run, auth=None):
-    app = build_app(ReviewSession(model, data, run)).queue()
+def _serve(model, data, run, auth=None, session=None):
+    app = build_app(session or ReviewSession(model, data, run)).queue()
     app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, auth=auth,
                app_kwargs={"middleware": request_guards("127.0.0.1")})
     return app, Client(app.local_url, verbose=False, auth=auth[0] if auth else None)
@@ -170,3 +170,29 @@ def test_the_app_keeps_its_files_in_a_folder_of_its_own(tiny_model_dir, data_cop
         app.close()
         other_apps_file.unlink()
         assert os.environ["GRADIO_TEMP_DIR"] == str(own)
+
+
+def test_a_failed_export_says_why_and_that_nothing_was_written(tiny_model_dir, data_copy, tmp_path):
+    session = ReviewSession(tiny_model_dir, data_copy, tmp_path / "run")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    session.export = full_disk
+    app, client = _serve(tiny_model_dir, data_copy, tmp_path / "run", session=session)
+    try:
+        with pytest.raises(Exception, match="export failed and wrote nothing.*No space left"):
+            client.predict("confirmed", 0.5, api_name="/export")
+    finally:
+        app.close()
+
+
+def test_a_run_that_cannot_be_scanned_says_why_in_the_page(tiny_model_dir, data_copy, tmp_path):
+    for image in (data_copy.parent / "images").iterdir():
+        image.unlink()
+    app, client = _serve(tiny_model_dir, data_copy, tmp_path / "run")
+    try:
+        with pytest.raises(Exception, match="none of its 40 samples could be read"):
+            client.predict(api_name="/open_run")
+    finally:
+        app.close()
