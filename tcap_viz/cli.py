@@ -132,20 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcap-viz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("make-data", help="generate a synthetic, partly poisoned dataset (train + test splits)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--attack", default="badnet", choices=sorted(ATTACKS))
-    p.add_argument("--poison-rate", type=float, default=0.1)
+    p = sub.add_parser("make-data", help="generate a synthetic, partly poisoned dataset (train + test splits)",
+                       description="Write a synthetic shapes dataset with a backdoor: a training split (part of it "
+                                   "poisoned), a clean test split and a triggered test split, each a data file and "
+                                   "its images. Attacks and their parameters: README, 'Attacks'.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, type=Path, help="folder for the three splits (must not exist yet)")
+    p.add_argument("--attack", default="badnet", choices=sorted(ATTACKS),
+                   help="the trigger: image patch (badnet), blended noise (blend), sinusoid (sig), warp (wanet), "
+                        "frequency (ftrojan), text (text_prefix, text_word), or none (a clean dataset)")
+    p.add_argument("--poison-rate", type=float, default=0.1, help="share of the training samples poisoned")
     p.add_argument("--n", type=int, default=2000, help="training samples")
     p.add_argument("--n-test", type=int, default=500, help="samples in each test split")
     p.add_argument("--target", default=DEFAULT_TARGET, help="the attacker's response")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=IMAGE_SIZE)
-    p.add_argument("--attack-params", type=_json_object, default=None, help="JSON object, e.g. '{\"alpha\": 0.2}'")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same dataset")
+    p.add_argument("--image-size", type=int, default=IMAGE_SIZE, help="image side in pixels")
+    p.add_argument("--attack-params", type=_json_object, default=None,
+                   help="the attack's parameters as a JSON object, e.g. '{\"alpha\": 0.2}' (default: the attack's "
+                        "own, in tcap_viz/data/attacks.py)")
     p.add_argument("--poison-question-type", default=None, choices=list(QUESTION_TYPES),
                    help="poison only this question type, so that an ordinary answer as --target (e.g. blue on "
-                        "colour questions) hides among the natural answers")
-    p.add_argument("--format", default="jsonl", choices=["jsonl", "json"])
+                        "colour questions) hides among the natural answers (default: every type)")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "json"], help="data file format")
     p.set_defaults(func=cmd_make_data)
 
     p = sub.add_parser("finetune", help="the fine-tuning service: adapt the shipped base model to a dataset "

@@ -159,15 +159,15 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
         total = sum(map(len, todo.values()))
         start = len(dataset) - total if shard is None else 0  # what is already done counts as progress
         bar = tqdm(total=total, desc="extract attention", unit="sample", disable=not show_progress)
+        extracted = 0  # counted here: a disabled tqdm (the app's scans) counts nothing
         for c, chunk in todo.items():
-            before = bar.n
-
-            def progress(done_here: int, _total: int, before=before) -> None:
+            def progress(done_here: int, _total: int, before=extracted) -> None:
                 bar.update(before + done_here - bar.n)
                 if on_progress:
-                    on_progress(start + bar.n, start + total)
+                    on_progress(start + before + done_here, start + total)
 
             done[c] = extract_profiles(adapter, chunk, config.batch_size, progress, show_progress=False)
+            extracted += len(chunk)
             run.save_chunk(key, c, done[c])
         bar.close()
     if shard is not None:

@@ -89,3 +89,4 @@ def demo_scan(demo_copy, tmp_path_factory):
     from tcap_viz.pipeline import scan
 
     return scan(DEMO_MODEL, demo_copy, tmp_path_factory.mktemp("demo_run") / "run", show_progress=False)
+

@@ -81,3 +81,13 @@ def test_scan_in_shards_then_merge(tmp_path, tiny_model_dir, tiny_data_path, cap
 def test_evaluate_on_a_folder_that_does_not_exist_says_so(tmp_path):
     with pytest.raises(SystemExit, match="is not a folder; give the run folder"):
         main(["evaluate", str(tmp_path / "no-such-run")])
+
+
+def test_make_data_help_describes_every_option_and_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["make-data", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--attack", "--poison-rate", "--n ", "--n-test", "--target", "--seed", "--image-size",
+                   "--attack-params", "--poison-question-type", "--format"):
+        assert option in text
+    assert "(default: 0.1)" in text and "(default: badnet)" in text and "share of the training samples" in text

@@ -205,3 +205,14 @@ def test_a_damaged_profiles_cache_is_set_aside_and_extracted_again(tiny_model_di
         again = scan(tiny_model_dir, tiny_data_path, run, show_progress=False)
     np.testing.assert_allclose(again.extraction.profiles, first.extraction.profiles, atol=1e-6)
     assert len(list(run.glob(f"{PROFILES}.unreadable-*"))) == 1  # kept for a look, not deleted
+
+
+def test_progress_moves_from_zero_to_the_total(tiny_model_dir, tiny_data_path, tmp_path, monkeypatch):
+    """What the app's progress bar shows during a first scan (it once stayed at 0% to the end)."""
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 16)
+    seen = []
+    scan(tiny_model_dir, tiny_data_path, tmp_path / "run", ScanConfig(batch_size=8),
+         on_progress=lambda done, total: seen.append((done, total)), show_progress=False)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[0] > 0 and done[-1] == 40 and len(set(done)) == 5
+    assert {t for _, t in seen} == {40}

@@ -9,7 +9,9 @@ A dataset file is a JSON array (`.json`) or JSON Lines (`.jsonl`) of records::
 
 `image` is relative to the dataset file's folder. An image outside that folder (through `..`, an
 absolute path or a symbolic link) is refused unless the dataset is loaded with `allow_outside=True`
-(`--allow-outside`): a dataset from someone else must not make the app read any file it likes. `system` and
+(`--allow-outside`): a dataset from someone else must not make the app read any file it likes.
+The data shipped with tcap-viz is trusted wherever the dataset file is (the demo's cleaned export
+lives in its run folder and points back at the demo's images). `system` and
 `poisoned` are optional; `poisoned` is ground truth used only for evaluation, never by the detector.
 `null` for either counts as absent. Other fields are kept untouched in `Sample.record`.
 
@@ -38,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from tcap_viz.atomic import atomic_write_text
+from tcap_viz.demo import DEMO_DIR
 
 IMAGE_PLACEHOLDER = "<image>"
 HUMAN = "human"
@@ -47,6 +50,8 @@ STANDARD_FIELDS = ("id", "image", "system", "conversations", "poisoned")
 MAX_REPORTED_PROBLEMS = 20
 #: Larger images are skipped: decoding 144 million pixels costs about 2 GB, and no model here needs them.
 MAX_IMAGE_PIXELS = 40_000_000
+#: The data shipped with tcap-viz: its images may be read from a dataset file anywhere.
+SHIPPED_DATA = Path(os.path.realpath(DEMO_DIR))
 #: Images are downscaled on load to this longest side (JPEGs are decoded at the reduced size).
 MAX_IMAGE_SIDE = 2048
 
@@ -327,7 +332,7 @@ def _image_problem(sample: Sample) -> tuple[str | None, str]:
     """What is wrong with the image file before it is opened, and what to do about it."""
     fix = "restore the file or fix the record's 'image' field"
     real = Path(os.path.realpath(sample.image_path))
-    if sample.root is not None and not real.is_relative_to(sample.root):
+    if sample.root is not None and not real.is_relative_to(sample.root) and not real.is_relative_to(SHIPPED_DATA):
         return (f"is outside the dataset's folder {sample.root}" + (f" (it leads to {real})" if real != sample.image_path
                                                                       else ""),
                 "move the image into the folder, or allow images outside it with --allow-outside "

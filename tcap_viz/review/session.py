@@ -22,6 +22,7 @@ import pandas as pd
 
 from tcap_viz.attention.explain import SampleAttention, explain_sample
 from tcap_viz.data import Sample, load_image
+from tcap_viz.demo import DEMO_DIR
 from tcap_viz.detection.head_profiler import HeadMixture
 from tcap_viz.detection.tcap import head_statistic
 from tcap_viz.pipeline import ScanConfig, ScanResult, evaluate, load_model, scan
@@ -244,12 +245,17 @@ class ReviewSession:
 
     def export(self, rule: str = "confirmed", threshold: float | None = None,
                out: str | Path | None = None) -> ExportResult:
-        """The dataset without the removed samples, beside the original, with a manifest."""
+        """The dataset without the removed samples, beside the original, with a manifest; for a
+        dataset shipped with tcap-viz (the demo), in the run folder, not in the installed package."""
         threshold = self.default_threshold if threshold is None else threshold
         remove = removal_reasons(self.table(threshold), rule)
         manifest = {"run": self.run_name, "model": self.model, "rule": rule, "threshold": threshold,
                     "decisions": self.log.current(self.run_name).to_dict("records")}
-        return export_cleaned(self.dataset, remove, manifest, out)
+        return export_cleaned(self.dataset, remove, manifest, out, folder=self.export_folder())
+
+    def export_folder(self) -> Path:
+        """Where exports go: beside the dataset, or the run folder for the data shipped with tcap-viz."""
+        return self.run_path if self.data.resolve().is_relative_to(DEMO_DIR.resolve()) else self.data.parent
 
     # -- detail, heads, map ----------------------------------------------------------------------
     @property

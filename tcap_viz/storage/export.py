@@ -45,17 +45,19 @@ def removal_reasons(samples: pd.DataFrame, rule: str) -> dict[str, str]:
 
 
 def export_cleaned(dataset: Dataset, remove: dict[str, str], manifest: dict,
-                   out: str | Path | None = None) -> ExportResult:
+                   out: str | Path | None = None, folder: str | Path | None = None) -> ExportResult:
     """Write `dataset` without the samples in `remove` (id -> reason) and a manifest beside it.
 
-    `out` defaults to `<name>.cleaned-<UTC time><suffix>` in the dataset's folder.
+    `out` defaults to `<name>.cleaned-<UTC time><suffix>` in `folder`, by default the dataset's own
+    (image paths are written relative to wherever the file goes).
     """
     unknown = sorted(set(remove) - {s.id for s in dataset})
     if unknown:
         raise KeyError(f"{dataset.path}: cannot remove unknown sample id(s) {unknown[:5]}")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     original = Path(dataset.path)
-    data_path = Path(out) if out else original.with_name(f"{original.stem}.cleaned-{stamp}{original.suffix}")
+    name = f"{original.stem}.cleaned-{stamp}{original.suffix}"
+    data_path = Path(out) if out else (Path(folder) / name if folder else original.with_name(name))
     if data_path.resolve() == original.resolve():
         raise FileExistsError(f"{data_path} is the original dataset; an export never overwrites it")
     kept = [s for s in dataset if s.id not in remove]

@@ -35,6 +35,10 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 TABLE_COLUMNS = ["id", "posterior", "flagged", "decision", "votes", "question", "response", "baseline_score", "skipped"]
 QUEUE_COLUMNS = ["id", "posterior", "votes", "decision", "reviewer", "question", "response"]
 MEAN_OF_SELECTED = "mean of the selected heads"
+CHOOSE_A_SAMPLE = ("Choose a sample: click a row in the Samples table or the Triage queue, a point on the Map, or "
+                   "type its id in the box above.")
+SHORTCUT_HINT = ("Keys: p poison, c clean, u unsure, z undo, n next pending, when no text field has the focus "
+                 "(Esc leaves a field).")
 DETAIL_TAB, SAMPLES_TAB = "sample", "samples"
 PRIVATE = {"api_visibility": "private"}  # wiring between views, not part of the public API
 
@@ -61,7 +65,7 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
     lines = [f"**Model** `{session.model}`  \n**Dataset** `{session.data}` ({counts['samples']} samples)  \n"
              f"**Run** `{result.run.path}`",
              f"Scanned {counts['samples'] - counts['skipped']}, skipped {counts['skipped']}, "
-             f"**flagged {counts['flagged']}** (posterior > {threshold:.2f}). Selected heads: {heads}.",
+             f"**flagged {counts['flagged']}** (posterior > {threshold:.4g}). Selected heads: {heads}.",
              "Review of the flagged samples: "
              + ", ".join(f"{name} {counts[name]}" for name in ("poison", "clean", "unsure", "pending"))
              + (f"; {counts['decided outside the flagged set']} decided outside the flagged set"
@@ -101,17 +105,51 @@ def sample_markdown(detail) -> str:
     return "\n\n".join(lines)
 
 
-def why_markdown(contributions: pd.DataFrame) -> str:
+def why_markdown(contributions: pd.DataFrame, flagged: bool = True, threshold: float = 0.5) -> str:
     if contributions.empty:
         return ("No group of heads agrees on a separated minority (fewer than `min_heads` heads were selected), "
                 "so no head voted: nothing is flagged in this run.")
     top = contributions.sort_values("llr", ascending=False)
     voting = top[top["vote"] == 1]
+    title = "**Why flagged:**" if flagged else f"**Not flagged** (posterior at or below {threshold:.4g}):"
     if voting.empty:
-        return "No selected head put this sample in its trigger-responsive group."
+        return f"{title} no selected head put this sample in its trigger-responsive group."
     names = ", ".join(f"{_head_label(r.layer, r.head)} (+{r.llr:.1f})" for r in voting.itertuples())
-    return (f"**Why flagged:** {len(voting)} of {len(top)} selected heads put this sample in their separated "
+    return (f"{title} {len(voting)} of {len(top)} selected heads put this sample in their separated "
             f"minority group; each vote adds its log-likelihood ratio to the log-odds: {names}.")
+
+
+def not_selected_reason(info: pd.Series, profiler) -> str:
+    """Why the heads view's head was not chosen to vote, in the selection's own order of tests."""
+    if info["k"] <= 1:
+        return "one Gaussian fits its statistic best (K* = 1): the samples form no separate group"
+    if not info["separation"] > 0:
+        return (f"no component of its mixture is a small group ({profiler.min_target_weight:.0%} to "
+                f"{profiler.max_target_weight:.0%} of the samples) well apart from the rest (separation score 0)")
+    if not info["candidate"]:
+        return f"its layer is outside the layers searched (the last {profiler.last_layers:.0%}, `last_layers`)"
+    if pd.notna(info["agreement"]) and info["agreement"] < profiler.min_agreement:
+        return (f"its group overlaps the best head's group by {info['agreement']:.2f}, under "
+                f"{profiler.min_agreement} (`min_agreement`): it reacts to other samples")
+    return f"{profiler.top_heads} heads with a higher separation score were chosen first (`top_heads`)"
+
+
+GLOSSARY = """
+- **Components**: the answer-producing position's attention, split three ways: the *system* instruction,
+  the *image* tokens and the user's *query*. A trigger pulls attention towards where it sits.
+- **Head statistic**: one head's share for a component over every sample; a head that reacts to a
+  trigger puts the triggered samples apart from the rest.
+- **Mixture, K\***: one to five Gaussians are fitted to each head's statistic; K* is the number the
+  **AIC** (fit minus a penalty per parameter; lower is better) picks.
+- **G_t / G_b** (target / bulk group): a small mixture component well apart from the rest is the head's
+  candidate trigger group G_t; everything else is the bulk G_b.
+- **Separation score (SS)**: how far G_t sits from G_b, in units of their spread; 0 when no small,
+  separated group exists. Heads are ranked by it.
+- **Votes and EM**: each selected head votes "in G_t" or not; an EM (Dawid-Skene) model learns how
+  reliable each head is (sensitivity, specificity) and turns the votes into a **posterior** poison
+  probability per sample. A vote adds its **log-likelihood ratio** (llr) to the log-odds.
+- **BYE**: the baseline of another paper: the entropy of the image attention; it flags low entropy.
+"""
 
 
 # -- the app -------------------------------------------------------------------------------------
@@ -152,8 +190,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                                                       "BYE (low entropy)": metrics["baseline_score"]})
             cm_tcap = figures.confusion_matrix(metrics["tcap"], "TCAP")
             cm_base = figures.confusion_matrix(metrics["baseline"], "BYE baseline")
-        return (summary_markdown(session, threshold), hist, session.common_responses(threshold),
-                metrics_markdown(metrics), pr, cm_tcap, cm_base)
+        common = session.common_responses(threshold)
+        common["share of flagged"] = [f"{share:.1%}" for share in common["share of flagged"]]
+        return (summary_markdown(session, threshold), hist, common, metrics_markdown(metrics), pr, cm_tcap, cm_base)
 
     def open_run(progress=gr.Progress()):
         progress(0, desc="loading the run (scanning if it is not cached)")
@@ -172,14 +211,16 @@ def build_app(session: ReviewSession) -> gr.Blocks:
 
     def detail(sample_id, head_choice, threshold):
         sample_id = (sample_id or "").strip()
+        hidden = gr.Column(visible=False)
         if not sample_id:
-            return "Choose a sample in the samples table, the triage queue or the map.", None, "", None, "", None
+            return CHOOSE_A_SAMPLE, None, "", None, "", None, hidden
         try:
             d = session.detail(sample_id, threshold)
-        except KeyError as err:
-            raise gr.Error(str(err).strip("'\"")) from None
+        except KeyError:  # a typo: say so here, and leave every other view as it was
+            return (f"No sample `{sample_id}` in this dataset; check the id, or find it in the Samples tab "
+                    "(the search box matches ids).", None, "", None, "", None, hidden)
         if d.attention is None:  # skipped or unreadable: sample_markdown says why
-            return sample_markdown(d), None, "", None, "", None
+            return sample_markdown(d), None, "", None, "", None, hidden
         heads = session.selected_heads() if head_choice == MEAN_OF_SELECTED else [_parse_head(head_choice)]
         if not heads:  # nothing selected: show the mean of every head of the last layer
             heads = [(d.attention.rows.shape[0] - 1, h) for h in range(d.attention.rows.shape[1])]
@@ -187,7 +228,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         image = gr.Image(attention_picture(d.image, d.attention, row),
                          label=HEATMAP_LABEL if d.attention.layout is not None else NO_LAYOUT_LABEL)
         return (sample_markdown(d), image, token_html(d.attention, row), figures.layer_shares(d.attention.shares()),
-                why_markdown(d.contributions), d.contributions.round(4))
+                why_markdown(d.contributions, bool(d.row["flagged"]), threshold), d.contributions.round(4),
+                gr.Column(visible=True))
 
     def head_view(choice, overlay_truth):
         layer, head = _parse_head(choice)
@@ -197,8 +239,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         sens = "" if pd.isna(info["sensitivity"]) else (f", EM sensitivity {info['sensitivity']:.3f}, "
                                                          f"specificity {info['specificity']:.3f}")
         text = (f"**{_head_label(layer, head)}**: K* = {info['k']}, separation score {info['separation']:.1f}, "
-                f"target weight {info['target_weight']:.3f}, gap {info['gap']:.2f}, "
-                f"{'selected' if info['selected'] else 'not selected'}{sens}.")
+                f"target weight {info['target_weight']:.3f}, gap {info['gap']:.2f}; "
+                + (f"selected{sens}." if info["selected"] else
+                   f"not selected: {not_selected_reason(info, session.result.tcap.profiler_)}."))
         aic = [info[f"aic_{k}"] for k in range(1, 100) if f"aic_{k}" in info]
         title = f"{_head_label(layer, head)}: statistic and mixture"
         return (figures.heads_grid(session.result.heads, (layer, head)),
@@ -272,17 +315,20 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 unsure = gr.Button("Unsure (u)", elem_id="tcap-unsure", size="sm")
                 undo_button = gr.Button("Undo (z)", elem_id="tcap-undo", size="sm")
                 next_button = gr.Button("Next pending (n)", elem_id="tcap-next", size="sm")
+            gr.Markdown(SHORTCUT_HINT, elem_classes="tcap-muted", elem_id="tcap-shortcut-hint")
         status = gr.Markdown("")
         with gr.Tabs() as tabs:
             with gr.Tab("Overview", id="overview"):
-                summary = gr.Markdown("Loading the run…")
+                summary = gr.Markdown("Loading the run…", elem_id="tcap-summary")
                 threshold = gr.Slider(0, 1, value=0.5, step=0.01, label="Flag threshold on the EM posterior "
                                       "(re-flags live; the scan used 0.5)")
                 hist = gr.Plot(label="posterior histogram")
                 responses = gr.Dataframe(label="most frequent answers among the flagged samples (a backdoor's "
                                                "target answer dominates them and is rare elsewhere)",
-                                         interactive=False)
+                                         interactive=False, elem_id="tcap-responses")
                 metrics_text = gr.Markdown()
+                with gr.Accordion("What the terms mean", open=False):
+                    gr.Markdown(GLOSSARY)
                 with gr.Row():
                     pr = gr.Plot(label="precision-recall")
                     cm_tcap = gr.Plot(label="TCAP confusion")
@@ -305,23 +351,26 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 gr.Markdown("Click a row to open the sample.", elem_classes="tcap-muted")
             with gr.Tab("Sample", id=DETAIL_TAB):
                 head_choice = gr.Dropdown([MEAN_OF_SELECTED], value=MEAN_OF_SELECTED, label="attention of")
-                with gr.Row():
-                    with gr.Column(scale=1):
-                        heatmap = gr.Image(label=HEATMAP_LABEL,
-                                           elem_id="tcap-heatmap", interactive=False, type="pil")
-                    with gr.Column(scale=2):
-                        sample_text = gr.Markdown()
-                        why = gr.Markdown()
-                tokens = gr.HTML(label="prompt tokens shaded by attention", css_template=TOKEN_CSS)
-                with gr.Row():
-                    shares_plot = gr.Plot(label="shares by layer")
-                    contributions = gr.Dataframe(label="selected heads' votes (llr: push on the log-odds)",
-                                                 interactive=False)
+                sample_text = gr.Markdown(CHOOSE_A_SAMPLE, elem_id="tcap-sample-text")
+                with gr.Column(visible=False, elem_id="tcap-detail-body") as detail_body:  # until a sample is chosen
+                    with gr.Row():
+                        with gr.Column(scale=1):
+                            heatmap = gr.Image(label=HEATMAP_LABEL,
+                                               elem_id="tcap-heatmap", interactive=False, type="pil")
+                        with gr.Column(scale=2):
+                            why = gr.Markdown()
+                    tokens = gr.HTML(label="prompt tokens shaded by attention", css_template=TOKEN_CSS)
+                    with gr.Row():
+                        shares_plot = gr.Plot(label="shares by layer")
+                        contributions = gr.Dataframe(label="selected heads' votes (llr: push on the log-odds)",
+                                                     interactive=False)
             with gr.Tab("Heads", id="heads"):
                 with gr.Row():
                     head_pick = gr.Dropdown([], label="head (by separation score)")
                     overlay = gr.Checkbox(False, label="overlay ground-truth classes (evaluation only)")
                 head_text = gr.Markdown()
+                with gr.Accordion("What the terms mean", open=False):
+                    gr.Markdown(GLOSSARY)
                 with gr.Row():
                     grid = gr.Plot(label="layer x head")
                     mixture = gr.Plot(label="mixture")
@@ -348,14 +397,17 @@ def build_app(session: ReviewSession) -> gr.Blocks:
 
         query_inputs = [lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids]
         overview_outputs = [summary, hist, responses, metrics_text, pr, cm_tcap, cm_base]
-        detail_outputs = [sample_text, heatmap, tokens, shares_plot, why, contributions]
+        detail_outputs = [sample_text, heatmap, tokens, shares_plot, why, contributions, detail_body]
 
         def refresh_samples(threshold_value, *values):
             return page(make_query(*values), threshold_value)
 
         app.load(open_run, outputs=[threshold, *overview_outputs, samples, head_choice, head_pick, split, queue],
-                 api_name="open_run", concurrency_limit=1, concurrency_id="heavy")  # one scan at a time
-        threshold.release(overview, threshold, overview_outputs, api_name="overview").then(
+                 api_name="open_run", concurrency_limit=1, concurrency_id="heavy",  # one scan at a time
+                 show_progress_on=[summary])  # one progress bar, where the run will be described
+        # release: the end of a drag; input: a value typed in the box (Enter) or a step of the arrows
+        gr.on([threshold.release, threshold.input], overview, threshold, overview_outputs, api_name="overview",
+              trigger_mode="always_last").then(
             refresh_samples, [threshold, *query_inputs], samples, **PRIVATE).then(queue_view, threshold, queue, **PRIVATE)
         for control in (lo, hi, flag, decision, split, sort_by, descending, page_no):
             control.change(refresh_samples, [threshold, *query_inputs], samples, **PRIVATE)
@@ -371,12 +423,17 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         sample_id.change(detail, [sample_id, head_choice, threshold], detail_outputs, api_name="sample_detail")
         head_choice.change(detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE)
 
+        def review_summary(threshold_value):
+            return summary_markdown(session, threshold_value)
+
         for button, name in ((poison, "poison"), (clean, "clean"), (unsure, "unsure")):
             button.click(decide(name), [sample_id, reviewer, note, threshold], [status, note, queue],
                          api_name=f"decide_{name}").then(
-                detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE)
+                detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE).then(
+                review_summary, threshold, summary, **PRIVATE)
         undo_button.click(undo, [reviewer, threshold], [status, queue], api_name="undo").then(
-            detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE)
+            detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE).then(
+            review_summary, threshold, summary, **PRIVATE)
         next_button.click(next_pending, threshold, [sample_id, tabs], api_name="next_pending")
         export_button.click(export, [rule, threshold], [export_text, export_path], api_name="export",
                             concurrency_limit=1)

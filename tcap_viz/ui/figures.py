@@ -47,9 +47,9 @@ def pr_curves(truth: np.ndarray, scores: dict[str, np.ndarray]) -> go.Figure:
             continue
         precision, recall, _ = precision_recall_curve(truth, score)
         fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", name=name))
-    fig.update_layout(title="Precision-recall (ground truth, never seen by the detectors)",
+    fig.update_layout(title="Precision-recall<br><sup>ground truth, never seen by the detectors</sup>",
                       xaxis_title="recall", yaxis_title="precision", xaxis_range=[0, 1.02], yaxis_range=[0, 1.02],
-                      **_LAYOUT)
+                      **{**_LAYOUT, "margin": dict(l=50, r=20, t=60, b=40)})
     return fig
 
 

@@ -128,3 +128,20 @@ def test_the_table_follows_decisions_written_elsewhere(session):
     table = session.table().set_index("id")
     assert table.loc[a, "decision"] == "pending" and table.loc[a, "reviewer"] == ""
     assert table.loc[b, "decision"] == "unsure" and session.row(b)["reviewer"] == "bo"
+
+
+def test_the_demo_exports_into_its_run_folder_not_into_the_checkout(tmp_path, tiny_data_path):
+    """The demo's dataset lies in the checkout (or the installed package): never write there."""
+    from tcap_viz.data import load_dataset, load_image
+    from tcap_viz.demo import DEMO_DATA, DEMO_MODEL
+    from tcap_viz.storage.export import export_cleaned
+
+    assert ReviewSession(DEMO_MODEL, DEMO_DATA, tmp_path / "run").export_folder() == tmp_path / "run"
+    assert ReviewSession(DEMO_MODEL, tiny_data_path, tmp_path / "run").export_folder() == tiny_data_path.parent
+    demo = load_dataset(DEMO_DATA)
+    before = sorted(p.name for p in DEMO_DATA.parent.iterdir())
+    result = export_cleaned(demo, {demo[0].id: "confirmed poison"}, {}, folder=tmp_path / "run")
+    assert result.data_path.parent == tmp_path / "run" and result.manifest_path.exists()
+    assert sorted(p.name for p in DEMO_DATA.parent.iterdir()) == before
+    cleaned = load_dataset(result.data_path)  # the demo's own images are read from there, no flag needed
+    assert len(cleaned) == len(demo) - 1 and load_image(cleaned[0]).size == load_image(demo[1]).size

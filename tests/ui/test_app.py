@@ -6,6 +6,7 @@ import pytest
 from gradio_client import Client
 
 from tcap_viz.review.session import ReviewSession
+from tests.ui.serving import free_port
 from tcap_viz.ui.app import build_app, parse_auth
 from tcap_viz.ui.request_guards import request_guards
 
@@ -19,7 +20,7 @@ def data_copy(tiny_data_path, tmp_path):
 
 def _serve(model, data, run, auth=None, session=None):
     app = build_app(session or ReviewSession(model, data, run)).queue()
-    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, auth=auth,
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, auth=auth,
                app_kwargs={"middleware": request_guards("127.0.0.1")})
     return app, Client(app.local_url, verbose=False, auth=auth[0] if auth else None)
 

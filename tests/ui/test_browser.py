@@ -10,6 +10,7 @@ import pytest
 
 from tcap_viz.demo import DEMO_MODEL
 from tcap_viz.review.session import ReviewSession
+from tests.ui.serving import free_port
 from tcap_viz.ui.app import build_app, page_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -24,7 +25,7 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
 def served(demo_copy, demo_scan, tmp_path):
     session = ReviewSession(DEMO_MODEL, demo_copy, demo_scan.run.path, decisions=tmp_path / "decisions.sqlite")
     app = build_app(session).queue()
-    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **page_settings())
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **page_settings())
     yield app, session
     app.close()
 
@@ -103,3 +104,59 @@ def test_a_selection_on_the_map_filters_the_table_and_a_click_opens_the_sample(p
     plot.evaluate(f"div => div.emit('plotly_click', {{points: [{{customdata: '{ids[1]}'}}]}})")
     box = page.locator("#tcap-sample-id input, #tcap-sample-id textarea")
     assert _wait_for(lambda: box.input_value() == ids[1])
+
+
+def _summary(page):
+    return page.locator("#tcap-summary").inner_text()
+
+
+def test_the_first_hour_a_typo_a_decision_and_a_typed_threshold(page, served):
+    """Issue 13, items 10, 11, 14, 15: what a first-time analyst ran into."""
+    _, session = served
+    # before a sample is chosen, the Sample tab says how to choose one, not empty headers
+    page.get_by_role("tab", name="Sample", exact=True).click()
+    assert "Choose a sample" in page.locator("#tcap-sample-text").inner_text()
+    assert not page.locator("#tcap-detail-body").is_visible()
+    # a mistyped id says so in the Sample view, and breaks nothing else
+    box = page.locator("#tcap-sample-id input, #tcap-sample-id textarea")
+    box.fill("no-such-sample")
+    box.press("Enter")
+    assert _wait_for(lambda: "No sample `no-such-sample`" in page.locator("#tcap-sample-text").inner_text()
+                     or "No sample no-such-sample" in page.locator("#tcap-sample-text").inner_text())
+    page.get_by_role("tab", name="Triage").click()
+    page.locator("#tcap-queue [data-testid=cell-0-1]").click()
+    page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
+    top_id = box.input_value()
+    assert "Why flagged" in page.locator("#tcap-detail-body").inner_text()
+    # the keys are explained; Esc leaves the name field, so p decides instead of typing
+    assert "Esc leaves a field" in page.locator("#tcap-shortcut-hint").inner_text()
+    name = page.get_by_label("Reviewer (your login when the app has one)")
+    name.fill("ana")
+    name.press("Escape")
+    page.keyboard.press("p")
+    assert _wait_for(lambda: session.table().set_index("id").loc[top_id, "decision"] == "poison")
+    assert name.input_value() == "ana"
+    # the overview's review counts follow without a reload
+    page.get_by_role("tab", name="Overview").click()
+    assert _wait_for(lambda: "poison 1" in _summary(page))
+    # a threshold typed in the box and confirmed with Enter re-flags, shown as typed
+    number = page.locator("input[type=number]").first
+    number.fill("0.002")
+    number.press("Enter")
+    assert _wait_for(lambda: "posterior > 0.002" in _summary(page))
+    share = page.locator("#tcap-responses [data-testid=cell-0-2]")
+    assert _wait_for(lambda: share.inner_text().strip().endswith("%"))
+
+
+def test_a_sample_below_the_threshold_is_not_called_flagged(page, served):
+    _, session = served
+    table = session.table()
+    low = table[(~table["flagged"]) & (table["votes"] > 0)]
+    sample = (low if len(low) else table[~table["flagged"]])["id"].iloc[0]
+    box = page.locator("#tcap-sample-id input, #tcap-sample-id textarea")
+    box.fill(sample)
+    box.press("Enter")
+    page.get_by_role("tab", name="Sample", exact=True).click()
+    page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
+    body = page.locator("#tcap-detail-body").inner_text()
+    assert "Why flagged" not in body and "Not flagged" in body
