@@ -29,12 +29,13 @@ from tcap_viz.ui.request_guards import request_guards  # noqa: E402
 from tcap_viz.ui.render import TOKEN_CSS, attention_picture, token_html  # noqa: E402
 
 ASSETS = ROOT / "assets"
-HEATMAP_LABEL = "image attention (answer row over the image tokens)"
+HEATMAP_LABEL = "the image | the answer's attention over it"
 NO_LAYOUT_LABEL = "image (no heatmap: this model's image-token layout is unknown; the prompt below gives the image's share)"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 TABLE_COLUMNS = ["id", "posterior", "flagged", "decision", "votes", "question", "response", "baseline_score", "skipped"]
 QUEUE_COLUMNS = ["id", "posterior", "votes", "decision", "reviewer", "question", "response"]
 MEAN_OF_SELECTED = "mean of the selected heads"
+DEFAULT_OPACITY = 0.75
 CHOOSE_A_SAMPLE = ("Choose a sample: click a row in the Samples table or the Triage queue, a point on the Map, or "
                    "type its id in the box above.")
 SHORTCUT_HINT = ("Keys: p poison, c clean, u unsure, z undo, n next pending, when no text field has the focus "
@@ -209,7 +210,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 gr.Dropdown(choices=heads, value=MEAN_OF_SELECTED), gr.Dropdown(choices=by_score, value=by_score[0][1]),
                 gr.Dropdown(choices=["all", *session.splits()], value="all"), queue_view(threshold))
 
-    def detail(sample_id, head_choice, threshold):
+    def detail(sample_id, head_choice, threshold, opacity=DEFAULT_OPACITY):
         sample_id = (sample_id or "").strip()
         hidden = gr.Column(visible=False)
         if not sample_id:
@@ -225,7 +226,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         if not heads:  # nothing selected: show the mean of every head of the last layer
             heads = [(d.attention.rows.shape[0] - 1, h) for h in range(d.attention.rows.shape[1])]
         row = d.attention.row(heads)
-        image = gr.Image(attention_picture(d.image, d.attention, row),
+        image = gr.Image(attention_picture(d.image, d.attention, row, alpha=opacity),
                          label=HEATMAP_LABEL if d.attention.layout is not None else NO_LAYOUT_LABEL)
         return (sample_markdown(d), image, token_html(d.attention, row), figures.layer_shares(d.attention.shares()),
                 why_markdown(d.contributions, bool(d.row["flagged"]), threshold), d.contributions.round(4),
@@ -350,7 +351,10 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                                        label="samples", elem_id="tcap-samples")
                 gr.Markdown("Click a row to open the sample.", elem_classes="tcap-muted")
             with gr.Tab("Sample", id=DETAIL_TAB):
-                head_choice = gr.Dropdown([MEAN_OF_SELECTED], value=MEAN_OF_SELECTED, label="attention of")
+                with gr.Row():
+                    head_choice = gr.Dropdown([MEAN_OF_SELECTED], value=MEAN_OF_SELECTED, label="attention of",
+                                              scale=3)
+                    opacity = gr.Slider(0, 1, value=DEFAULT_OPACITY, step=0.05, label="heatmap opacity", scale=1)
                 sample_text = gr.Markdown(CHOOSE_A_SAMPLE, elem_id="tcap-sample-text")
                 with gr.Column(visible=False, elem_id="tcap-detail-body") as detail_body:  # until a sample is chosen
                     with gr.Row():
@@ -420,8 +424,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
 
         samples.select(open_row, None, [sample_id, tabs], **PRIVATE)
         queue.select(open_row, None, [sample_id, tabs], **PRIVATE)
-        sample_id.change(detail, [sample_id, head_choice, threshold], detail_outputs, api_name="sample_detail")
-        head_choice.change(detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE)
+        sample_id.change(detail, [sample_id, head_choice, threshold, opacity], detail_outputs, api_name="sample_detail")
+        head_choice.change(detail, [sample_id, head_choice, threshold, opacity], detail_outputs, **PRIVATE)
+        opacity.release(detail, [sample_id, head_choice, threshold, opacity], detail_outputs, **PRIVATE)
 
         def review_summary(threshold_value):
             return summary_markdown(session, threshold_value)
@@ -429,10 +434,10 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         for button, name in ((poison, "poison"), (clean, "clean"), (unsure, "unsure")):
             button.click(decide(name), [sample_id, reviewer, note, threshold], [status, note, queue],
                          api_name=f"decide_{name}").then(
-                detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE).then(
+                detail, [sample_id, head_choice, threshold, opacity], detail_outputs, **PRIVATE).then(
                 review_summary, threshold, summary, **PRIVATE)
         undo_button.click(undo, [reviewer, threshold], [status, queue], api_name="undo").then(
-            detail, [sample_id, head_choice, threshold], detail_outputs, **PRIVATE).then(
+            detail, [sample_id, head_choice, threshold, opacity], detail_outputs, **PRIVATE).then(
             review_summary, threshold, summary, **PRIVATE)
         next_button.click(next_pending, threshold, [sample_id, tabs], api_name="next_pending")
         export_button.click(export, [rule, threshold], [export_text, export_path], api_name="export",

@@ -1,4 +1,4 @@
-"""Pictures of one sample's attention: the image with its patch attention laid over it, and the
+"""Pictures of one sample's attention: the image beside its patch attention laid over it, and the
 prompt token by token, shaded by attention, with its system / image / query parts boxed.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tcap_viz.attention.explain import SampleAttention
 from tcap_viz.model.adapter import QUERY, SYSTEM, VISION
@@ -15,6 +15,8 @@ from tcap_viz.model.adapter import QUERY, SYSTEM, VISION
 #: Component id -> (label, RGB used for shading and the part's frame).
 PARTS = {SYSTEM: ("system", (31, 119, 180)), VISION: ("image", (44, 160, 44)), QUERY: ("query", (255, 127, 14))}
 DISPLAY_SIZE = 384
+GAP, BAR_HEIGHT = 8, 26  # between the plain image and the overlay; the colour scale under the overlay
+BACKGROUND_DIM = 0.5  # the grey picture under the overlay, at half brightness
 
 
 def _inferno_like(x: np.ndarray) -> np.ndarray:
@@ -38,10 +40,14 @@ def _resized(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def heatmap_overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.75) -> Image.Image:
-    """The image at the heat map's size with the attention (scaled to its max) laid on top:
-    the more attention a pixel gets, the more opaque and brighter its colour."""
+    """The image at the heat map's size, in dimmed grey, with the attention (scaled to its max)
+    laid on top: the more attention a pixel gets, the more opaque and brighter its colour.
+
+    Grey and dimmed, so that the colours read the same over any picture (a yellow shape under a
+    yellow ramp once hid the attention); `alpha` is the opacity at the peak."""
     height, width = heat.shape
-    base = np.asarray(_resized(image, width, height), dtype=float)
+    grey = np.asarray(_resized(image, width, height).convert("L"), dtype=float)[..., None]
+    base = np.repeat(grey * BACKGROUND_DIM, 3, axis=-1)
     peak = float(heat.max())
     weight = (heat / peak if peak > 0 else heat)[..., None]
     colour = _inferno_like(weight[..., 0]).astype(float)
@@ -49,13 +55,34 @@ def heatmap_overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.75) -
     return Image.fromarray((base * (1 - opacity) + colour * opacity).astype(np.uint8))
 
 
+def colour_bar(width: int, peak: float) -> Image.Image:
+    """The ramp of the overlay with what its ends mean: no attention, and this sample's peak."""
+    bar = Image.new("RGB", (width, BAR_HEIGHT), "white")
+    ramp = _inferno_like(np.linspace(0, 1, width))[None].repeat(10, axis=0)
+    bar.paste(Image.fromarray(ramp), (0, 0))
+    draw = ImageDraw.Draw(bar)
+    draw.text((0, 12), "0", fill=(60, 60, 60))
+    label = f"{peak:.1%} of the answer's attention (this sample's peak token)"
+    draw.text((max(0, width - int(draw.textlength(label))), 12), label, fill=(60, 60, 60))
+    return bar
+
+
 def attention_picture(image: Image.Image, attention: SampleAttention, row: np.ndarray,
-                      size: int = DISPLAY_SIZE) -> Image.Image:
-    """The detail view's picture: the heat map over the image, or the plain image when the
-    model's image-token layout is unknown (the prompt view still gives the image's share)."""
+                      size: int = DISPLAY_SIZE, alpha: float = 0.75) -> Image.Image:
+    """The detail view's picture: the plain image beside the heat map over it, with the colour
+    scale below; or the plain image alone when the model's image-token layout is unknown (the
+    prompt view still gives the image's share)."""
     width, height = display_size(image, size)
     heat = attention.image_heat(row, width, height)
-    return heatmap_overlay(image, heat) if heat is not None else _resized(image, width, height)
+    plain = _resized(image, width, height)
+    if heat is None:
+        return plain
+    picture = Image.new("RGB", (2 * width + GAP, height + BAR_HEIGHT), "white")
+    picture.paste(plain, (0, 0))
+    picture.paste(heatmap_overlay(image, heat, alpha), (width + GAP, 0))
+    peak = float(row[attention.components == VISION].max(initial=0))
+    picture.paste(colour_bar(width, peak), (width + GAP, height))
+    return picture
 
 
 def _token_text(token: str) -> str:

@@ -12,6 +12,7 @@ from tcap_viz.demo import DEMO_MODEL
 from tcap_viz.review.session import ReviewSession
 from tests.ui.serving import free_port
 from tcap_viz.ui.app import build_app, page_settings
+from tcap_viz.ui.render import GAP
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
@@ -62,7 +63,7 @@ def test_open_a_sample_from_the_table_and_see_its_heatmap(page):
     page.locator("#tcap-samples [data-testid=cell-0-1]").click()
     heatmap = page.locator("#tcap-heatmap img")
     heatmap.wait_for(timeout=30_000)
-    assert _wait_for(lambda: heatmap.evaluate("img => img.complete && img.naturalWidth") == 384)
+    assert _wait_for(lambda: heatmap.evaluate("img => img.complete && img.naturalWidth") == 2 * 384 + GAP)
     assert page.locator("#tcap-sample-id input, #tcap-sample-id textarea").input_value() == first_id
     assert page.locator(".tcap-part").count() >= 3  # system, image and query framed
 

@@ -51,22 +51,42 @@ def test_heatmap_is_brightest_over_the_most_attended_patch():
     heat[48:, :16] = 1.0
     out = np.asarray(heatmap_overlay(image, heat)).astype(int).sum(-1)
     assert out[56, 4] > out[4, 56] + 100  # bottom-left patch lit, top-right untouched
-    assert out[4, 56] == 3 * 128
+    assert out[4, 56] == 3 * 64  # the picture under it: grey, dimmed
 
 
-def test_the_picture_keeps_the_images_aspect_and_shows_it_plain_without_a_layout():
+def test_the_overlay_reads_the_same_over_a_yellow_picture():
+    """Over yellow shapes the old overlay blended in: the attention is now as visible on any colour."""
+    heat = np.zeros((64, 64))
+    heat[:16, :16] = 1.0
+    contrast = {}
+    for name, colour in {"grey": (128, 128, 128), "yellow": (250, 220, 40), "blue": (20, 40, 200)}.items():
+        out = np.asarray(heatmap_overlay(Image.new("RGB", (64, 64), colour), heat)).astype(int)
+        cold, hot = out[40, 40], out[8, 8]
+        assert cold[0] == cold[1] == cold[2]  # no colour where there is no attention
+        contrast[name] = hot.sum() - cold.sum()
+    assert min(contrast.values()) > 200
+    faint = np.asarray(heatmap_overlay(Image.new("RGB", (64, 64), (250, 220, 40)), heat, alpha=0.2)).astype(int)
+    assert faint[8, 8].sum() - faint[40, 40].sum() < contrast["yellow"]  # the opacity control works
+
+
+def test_the_picture_shows_the_plain_image_beside_the_heatmap_and_a_scale():
     from tcap_viz.model.vision_layout import VisionBlock
+    from tcap_viz.ui.render import BAR_HEIGHT, GAP
 
-    image = Image.new("RGB", (200, 100), (128, 128, 128))
+    image = Image.new("RGB", (200, 100), (200, 30, 30))
     comps = np.array([SYSTEM, VISION, VISION, QUERY])
     row = np.array([0.1, 0.6, 0.2, 0.1], np.float32)
     layout = [VisionBlock(np.array([[0, 1]]), (0.0, 0.0, 1.0, 1.0))]
     lit = attention_picture(image, SampleAttention(["a", "", "", "b"], comps, row[None, None], layout), row, size=80)
-    assert lit.size == (80, 40)
-    pixels = np.asarray(lit).astype(int).sum(-1)
-    assert pixels[20, 10] > pixels[20, 70] + 100  # the left token took three times the attention
+    assert lit.size == (2 * 80 + GAP, 40 + BAR_HEIGHT)  # the image's aspect kept, side by side
+    pixels = np.asarray(lit).astype(int)
+    assert (pixels[:40, :80] == (200, 30, 30)).all()  # left: the plain image
+    overlay = pixels[:40, 80 + GAP:].sum(-1)
+    assert overlay[20, 10] > overlay[20, 70] + 100  # right: the left token took three times the attention
+    ramp = pixels[40 + 2, 80 + GAP:].sum(-1)
+    assert ramp[-1] > ramp[len(ramp) // 2] > ramp[0]  # the scale runs dark to bright
     plain = attention_picture(image, SampleAttention(["a", "", "", "b"], comps, row[None, None], None), row, size=80)
-    assert plain.size == (80, 40) and (np.asarray(plain) == 128).all()
+    assert plain.size == (80, 40) and (np.asarray(plain) == (200, 30, 30)).all()
 
 
 def test_token_html_frames_the_parts_in_order_and_escapes_text():
