@@ -163,6 +163,12 @@ def private_temp_dir() -> Path:
     return Path(os.environ["GRADIO_TEMP_DIR"])
 
 
+def glossary() -> None:
+    """The method's terms, folded, where the views use them."""
+    with gr.Accordion("What the terms mean", open=False):
+        gr.Markdown(GLOSSARY)
+
+
 def build_app(session: ReviewSession) -> gr.Blocks:
     """The Blocks of the app for one session; `launch` serves it."""
     private_temp_dir()  # before any component: each takes its cache folder when it is made
@@ -328,8 +334,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                                                "target answer dominates them and is rare elsewhere)",
                                          interactive=False, elem_id="tcap-responses")
                 metrics_text = gr.Markdown()
-                with gr.Accordion("What the terms mean", open=False):
-                    gr.Markdown(GLOSSARY)
+                glossary()
                 with gr.Row():
                     pr = gr.Plot(label="precision-recall")
                     cm_tcap = gr.Plot(label="TCAP confusion")
@@ -373,8 +378,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                     head_pick = gr.Dropdown([], label="head (by separation score)")
                     overlay = gr.Checkbox(False, label="overlay ground-truth classes (evaluation only)")
                 head_text = gr.Markdown()
-                with gr.Accordion("What the terms mean", open=False):
-                    gr.Markdown(GLOSSARY)
+                glossary()
                 with gr.Row():
                     grid = gr.Plot(label="layer x head")
                     mixture = gr.Plot(label="mixture")
