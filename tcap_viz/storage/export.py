@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from glob import escape as glob_escape
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,7 +50,10 @@ def export_cleaned(dataset: Dataset, remove: dict[str, str], manifest: dict,
     """Write `dataset` without the samples in `remove` (id -> reason) and a manifest beside it.
 
     `out` defaults to `<name>.cleaned-<UTC time><suffix>` in `folder`, by default the dataset's own
-    (image paths are written relative to wherever the file goes).
+    (image paths are written relative to wherever the file goes). Named automatically, an export
+    whose content the newest one there already has (same original, same removals, same rule and
+    threshold) is not written again: that one is returned, so repeated clicks or retries cannot
+    fill the disk with copies.
     """
     unknown = sorted(set(remove) - {s.id for s in dataset})
     if unknown:
@@ -63,10 +67,18 @@ def export_cleaned(dataset: Dataset, remove: dict[str, str], manifest: dict,
     kept = [s for s in dataset if s.id not in remove]
     manifest_path = data_path.with_name(data_path.name + ".manifest.json")
     remove_stale_temporaries(data_path.parent, f"{original.stem}.cleaned-")  # left by an export that was killed
+    original_sha = hashlib.sha256(original.read_bytes()).hexdigest()
+    content = hashlib.sha256(json.dumps([original_sha, sorted(remove.items()), manifest.get("rule"),
+                                         manifest.get("threshold")]).encode()).hexdigest()
+    if out is None:
+        previous = _newest_export(data_path.parent, original)
+        if previous is not None and previous[1].get("content_sha256") == content:
+            return ExportResult(Path(previous[1]["cleaned"]), previous[0], previous[1]["kept"], len(remove))
     manifest_text = json.dumps({
         **manifest,
         "original": str(original),
-        "original_sha256": hashlib.sha256(original.read_bytes()).hexdigest(),
+        "original_sha256": original_sha,
+        "content_sha256": content,
         "cleaned": str(data_path),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "kept": len(kept),
@@ -75,3 +87,15 @@ def export_cleaned(dataset: Dataset, remove: dict[str, str], manifest: dict,
     # the manifest first, the data last: a cleaned dataset never appears without its manifest
     atomic_write_together({manifest_path: manifest_text, data_path: dataset_text(kept, data_path)})
     return ExportResult(data_path, manifest_path, len(kept), len(remove))
+
+
+def _newest_export(folder: Path, original: Path) -> tuple[Path, dict] | None:
+    """The newest automatically named export of `original` in `folder` whose files are both there."""
+    for manifest_path in sorted(folder.glob(f"{glob_escape(original.stem)}.cleaned-*.manifest.json"), reverse=True):
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if Path(manifest.get("cleaned", "")).exists():
+            return manifest_path, manifest
+    return None

@@ -110,3 +110,15 @@ def test_a_killed_exports_temporary_is_removed_by_the_next(dataset_copy):
     alive.write_text("being written")
     export_cleaned(dataset_copy, {}, {})
     assert not dead.exists() and alive.exists()
+
+
+def test_the_same_export_twice_is_written_once(dataset_copy):
+    """Repeated clicks or a retry cannot fill the disk: an unchanged export returns the existing files."""
+    remove = {dataset_copy[0].id: "confirmed poison"}
+    first = export_cleaned(dataset_copy, remove, {"rule": "confirmed", "threshold": 0.5})
+    again = export_cleaned(dataset_copy, remove, {"rule": "confirmed", "threshold": 0.5})
+    assert again.data_path == first.data_path and again.manifest_path == first.manifest_path
+    changed = export_cleaned(dataset_copy, {**remove, dataset_copy[1].id: "confirmed poison"},
+                             {"rule": "confirmed", "threshold": 0.5})
+    assert changed.data_path != first.data_path and changed.removed == 2
+    assert len(list(dataset_copy.path.parent.glob("*.cleaned-*.manifest.json"))) == 2
