@@ -99,3 +99,29 @@ def test_token_html_frames_the_parts_in_order_and_escapes_text():
     assert labels == sorted(labels)
     assert "2 image tokens: 60.0% of the row" in html
     assert "&lt;b&gt;what&lt;/b&gt;" in html and "<b>what</b>" not in html
+
+
+def test_the_pr_chart_title_fits_its_plot():
+    """Its one long line was cut off at the plot's width; the main title is now short, the rest below."""
+    truth = np.array([0, 0, 1, 1], bool)
+    fig = figures.pr_curves(truth, {"TCAP": np.array([0.1, 0.2, 0.8, 0.9])})
+    first_line = fig.layout.title.text.split("<br>")[0]
+    assert len(first_line) <= 30 and fig.layout.margin.t >= 60
+
+
+def test_a_head_not_selected_says_why():
+    from types import SimpleNamespace
+
+    from tcap_viz.ui.app import not_selected_reason
+
+    profiler = SimpleNamespace(min_target_weight=0.01, max_target_weight=0.2, last_layers=0.5, min_agreement=0.5,
+                               top_heads=8)
+
+    def head(**changes):
+        return pd.Series({"k": 2, "separation": 3.0, "candidate": True, "agreement": 0.9, **changes})
+
+    assert "K* = 1" in not_selected_reason(head(k=1), profiler)
+    assert "separation score 0" in not_selected_reason(head(separation=0.0), profiler)
+    assert "outside the layers searched" in not_selected_reason(head(candidate=False), profiler)
+    assert "overlaps the best head's group by 0.20" in not_selected_reason(head(agreement=0.2), profiler)
+    assert "8 heads with a higher separation score" in not_selected_reason(head(), profiler)
