@@ -1,11 +1,15 @@
-"""How well a fine-tuned model does its task and its backdoor, scored by exact answer match."""
+"""How well a fine-tuned model does its task and its backdoor (exact answer match), and how
+plausible a model finds each sample's response (its log-probability)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from tcap_viz.data import Sample, load_image
+import numpy as np
+import torch
+
+from tcap_viz.data import Sample, load_image, load_images
 from tcap_viz.model.adapter import MLLMAdapter
 
 
@@ -38,3 +42,34 @@ def model_quality(adapter: MLLMAdapter, splits: str | Path) -> dict:
         triggered = list(load_dataset(triggered_path))
         quality["asr"] = answer_match_rate(adapter, triggered, [s.response for s in triggered])
     return quality
+
+
+@torch.no_grad()
+def response_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size: int = 16) -> np.ndarray:
+    """Each sample's mean log-probability per response token under `adapter`'s model (teacher forced).
+
+    A response the model finds implausible for its image and question scores low: under a base
+    model that never saw the poison, a backdoor's target answer should (issue 12's plausibility
+    lever). NaN for a sample whose image cannot be read.
+    """
+    scores = np.full(len(samples), np.nan)
+    for start in range(0, len(samples), batch_size):
+        part = list(samples[start:start + batch_size])
+        readable, images, _ = load_images(part)
+        if not readable:
+            continue
+        batch = adapter.encode([s.question for s in readable], [s.system for s in readable], images,
+                               [s.response for s in readable])
+        inputs = {k: v.to(adapter.device) for k, v in batch.inputs.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(adapter.model.dtype)
+        logits = adapter.model(**inputs, use_cache=False).logits.float()
+        labels = batch.labels.to(logits.device)[:, 1:]  # token t is predicted at position t - 1
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        taken = logprobs.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+        counted = labels != -100
+        mean = (taken * counted).sum(-1) / counted.sum(-1).clamp_min(1)
+        where = {s.id: start + i for i, s in enumerate(part)}
+        for sample, value in zip(readable, mean.cpu().numpy()):
+            scores[where[sample.id]] = value
+    return scores
