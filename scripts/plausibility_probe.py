@@ -4,6 +4,7 @@ clean data?
 
     python scripts/plausibility_probe.py                 # every attack at 5% and 10%, and clean data; seed 0
     python scripts/plausibility_probe.py --seeds 1 2 3   # the report's seeds: does the rule chosen on 0 hold?
+    python scripts/plausibility_probe.py --customers     # with TCAP's head votes, on the testbed's LoRA-600 models
     python scripts/plausibility_probe.py --render        # only rewrite docs/PLAUSIBILITY.md from cached results
 
 For each attack variant of the detection report (seed 0, the development seed, unless --seeds; 2000 training
@@ -13,11 +14,17 @@ score: AUROC of the implausibility (-log-probability), and a label-free rule a d
 flag a sample whose log-probability is more than Z robust standard deviations (1.4826 MAD) below
 the median of its question type (the base answers some question types far better than others), for
 each Z in ZS. Per-sample log-probabilities are cached under runs/plausibility/.
+
+--customers: for every LoRA-600 customer model that `scripts/testbed_recipes.py ... --recipes lora-600
+--seeds S` left under runs/testbed/models/, a scan with today's TCAP (defaults) and the base model's
+plausibility vote (Z = CUSTOMER_Z, chosen on seed 0 above), each alone and as one more annotator
+in TCAP's Dawid-Skene EM beside the selected heads' votes. Cached under runs/plausibility/customers/.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +39,8 @@ WORK = ROOT / "runs" / "plausibility"
 REPORT = ROOT / "docs" / "PLAUSIBILITY.md"
 RATES = (0.05, 0.1)
 ZS = (4.0, 6.0, 8.0)
+CUSTOMER_Z = 8.0
+TESTBED = ROOT / "runs" / "testbed"
 
 
 def robust_z(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -120,9 +129,89 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def customer(model: Path) -> dict:
+    """TCAP, the plausibility vote and both in one EM, on one customer model of the testbed (cached)."""
+    from tcap_viz.data import load_dataset
+    from tcap_viz.demo import BASE_MODEL
+    from tcap_viz.detection import detection_metrics
+    from tcap_viz.detection.dawid_skene import DawidSkene
+    from tcap_viz.detection.head_profiler import HeadProfiler
+    from tcap_viz.detection.tcap import head_statistic
+    from tcap_viz.model.adapter import MLLMAdapter
+    from tcap_viz.model.evaluate import response_logprob
+    from tcap_viz.pipeline import ScanConfig, scan
+
+    out = WORK / "customers" / f"{model.name}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    setting, _, seed = model.name.partition("-lora-600")
+    data = TESTBED / "data" / (setting + seed) / "train" / "data.jsonl"
+    quality = json.loads((TESTBED / "results" / f"{model.name}.json").read_text())["quality"]
+    result = scan(BASE_MODEL, data, WORK / "customers" / "runs" / model.name,
+                  ScanConfig(adapter=str(model), dtype="float32"), show_progress=False)
+    samples = {s.id: s for s in load_dataset(data)}
+    ids = result.extraction.ids
+    scanned = [samples[i] for i in ids]
+    cached = WORK / "customers" / f"{model.name}-logprob.npy"
+    if not cached.exists():
+        np.save(cached, response_logprob(MLLMAdapter.load(BASE_MODEL, dtype="float32"), scanned))
+    logprob = np.load(cached)
+    vote = robust_z(logprob, np.array([str(s.record.get("question_type")) for s in scanned])) < -CUSTOMER_Z
+    votes = result.tcap.votes_
+    combined = DawidSkene().fit(np.column_stack([votes, vote]).astype(int)).posterior_ > 0.5
+    # the heads chosen by agreement with the plausibility vote instead of with the best-ranked head
+    tcap = result.tcap
+    shares = head_statistic(result.extraction.profiles.astype(float), tcap.statistic, tcap.transform)
+    params = {name: getattr(tcap, name) for name in HeadProfiler().get_params()}
+    anchored_votes = HeadProfiler(**params).fit(shares, anchor=vote).votes(shares)
+    anchored = (DawidSkene().fit(np.column_stack([anchored_votes, vote]).astype(int)).posterior_ > 0.5
+                if anchored_votes.shape[1] >= tcap.min_heads else vote)
+    truth = np.array([bool(s.poisoned) for s in scanned])  # scoring only
+    scored = {name: detection_metrics(truth, flags, flags.astype(float)) for name, flags in
+              (("tcap", tcap.posterior_ > tcap.threshold), ("plausibility", vote), ("combined", combined),
+               ("anchored", anchored))}
+    row = {"model": model.name, "setting": setting, "seed": int(seed.removeprefix("-s") or 0), "quality": quality,
+           "heads": int(votes.shape[1]), "anchored_heads": int(anchored_votes.shape[1]),
+           **{k: {m: float(v[m]) for m in ("precision", "recall", "f1")} | {"flagged": int(v["n_flagged"])}
+              for k, v in scored.items()}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def render_customers(rows: list[dict]) -> list[str]:
+    lines = ["", "## With TCAP's head votes, on customer models (LoRA-600) of the report's seeds", "",
+             "`python scripts/plausibility_probe.py --customers`: each model a LoRA-600 fine-tune of the base on a "
+             "5% poisoned dataset of the testbed (`scripts/testbed_recipes.py`, seeds 1-3), scanned with today's "
+             f"defaults; the plausibility vote at Z = {CUSTOMER_Z:g}; \"combined\": that vote as one more "
+             "annotator in the Dawid-Skene EM beside today's selected heads; \"anchored\": the heads selected by "
+             "agreement with that vote (`HeadProfiler.fit(shares, anchor=...)`) instead of with the best-ranked "
+             "head, then the same EM. Precision / recall / F1 (flagged).", "",
+             "| model | clean acc. / ASR | heads (anchored) | TCAP today | plausibility alone | combined | anchored |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["setting"], r["seed"])):
+        q = r["quality"]
+        cells = [f"{r[k]['precision']:.2f} / {r[k]['recall']:.2f} / {r[k]['f1']:.2f} ({r[k]['flagged']})"
+                 for k in ("tcap", "plausibility", "combined", "anchored")]
+        lines.append(f"| {r['setting']} seed {r['seed']} | {100 * q['clean_accuracy']:.1f} / {100 * q['asr']:.1f} | "
+                     f"{r['heads']} ({r['anchored_heads']}) | " + " | ".join(cells) + " |")
+    means = [f"{np.mean([r[k]['f1'] for r in rows]):.2f}" for k in ("tcap", "plausibility", "combined", "anchored")]
+    lines += [f"| mean F1 ({len(rows)} models) | | | " + " | ".join(means) + " |", "",
+              "Reading: today's TCAP finds the text prefix and flags a clean content group (or nothing) on BadNet "
+              "and Blend, although the backdoors are learnt; the plausibility vote alone finds every one. As one "
+              "more annotator beside today's heads it is outvoted wherever several heads agree on a wrong group "
+              "(EM trusts the majority that agrees); choosing the heads by agreement with it keeps the heads "
+              "that see the trigger (Blend: 6 heads, precision 1.00) and, where no head agrees (BadNet), leaves "
+              "the vote alone. Not yet in the product: the scan does not extract the base model's "
+              "log-probabilities, and the question-type grouping of the rule uses a field only the synthetic "
+              "data has (issue 12)."]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--customers", action="store_true", help="also on the testbed's LoRA-600 models")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if not args.render:
@@ -141,7 +230,14 @@ def main() -> None:
         results.append(measure(name, int(rate) / 100, None, int(seed)))
     if not results:
         raise SystemExit(f"no cached results under {WORK / 'results'}; {REPORT} is left as it is")
-    REPORT.write_text(render(results))
+    if args.customers:
+        for model in sorted((TESTBED / "models").glob("*-lora-600-s*")):
+            print(customer(model), flush=True)
+    text = render(results)
+    rows = [json.loads(p.read_text()) for p in sorted((WORK / "customers").glob("*.json"))]
+    if rows:
+        text += "\n".join(render_customers(rows)) + "\n"
+    REPORT.write_text(text)
     print(REPORT.read_text())
 
 

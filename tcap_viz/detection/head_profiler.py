@@ -218,8 +218,14 @@ class HeadProfiler(BaseEstimator):
         self.random_state = random_state
         self.mixture = mixture
 
-    def fit(self, shares):
-        """Profile every head of ``shares`` (M samples, L layers, H heads)."""
+    def fit(self, shares, anchor=None):
+        """Profile every head of ``shares`` (M samples, L layers, H heads).
+
+        ``anchor``: (M,) bool votes of an independent, label-free signal (e.g. the base model
+        finding a response implausible). Heads are then kept when their target group agrees
+        with it rather than with the best-ranked head's: heads that single out a clean content
+        group, however well separated, are not selected.
+        """
         shares = np.asarray(shares, dtype=float)
         if shares.ndim != 3:
             raise ValueError(f"shares must be (M, L, H), got shape {shares.shape}")
@@ -258,11 +264,15 @@ class HeadProfiler(BaseEstimator):
         self.layer_filter_ = np.zeros(n_layers, dtype=bool)
         self.layer_filter_[n_layers - _layer_count(self.last_layers, n_layers) :] = True
         self.candidate_ = self.layer_filter_[:, None] & (self.separation_ > 0)
-        self._select(shares)
+        if anchor is not None:
+            anchor = np.asarray(anchor, dtype=bool)
+            if anchor.shape != (len(shares),):
+                raise ValueError(f"anchor must be one vote per sample, shape ({len(shares)},), got {anchor.shape}")
+        self._select(shares, anchor)
         return self
 
-    def _select(self, shares):
-        """Rank the candidates, anchor on the first, keep the top heads that agree with it."""
+    def _select(self, shares, anchor=None):
+        """Rank the candidates, anchor on the first (or on `anchor`), keep the top heads that agree with it."""
         n_layers, n_heads = self.candidate_.shape
         # SS is compared to 0.1% of its cap 1/eps: heads at the cap differ only by numerical noise
         ss_level = np.round(self.separation_.ravel() * self.eps, 3)
@@ -271,7 +281,6 @@ class HeadProfiler(BaseEstimator):
         self.agreement_ = np.full((n_layers, n_heads), np.nan)
         self.selected_ = np.zeros((n_layers, n_heads), dtype=bool)
         self.selected_heads_ = []
-        anchor = None
         for r in ranked:
             layer, head = (int(i) for i in np.unravel_index(r, (n_layers, n_heads)))
             votes = self.head_mixture(layer, head).target_posterior(shares[:, layer, head]) > self.tau_vote

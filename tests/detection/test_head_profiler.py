@@ -168,3 +168,21 @@ def test_heads_that_single_out_another_group_than_the_anchor_are_not_selected(mi
 def test_an_unknown_mixture_backend_is_refused():
     with pytest.raises(ValueError, match="binned"):
         HeadProfiler(mixture="fast").fit(np.random.default_rng(0).random((50, 1, 1)))
+
+
+def test_an_external_anchor_selects_the_heads_that_agree_with_it():
+    """Heads on a clean content group rank first; a label-free signal that points at the other
+    group (the base model finding those responses implausible) selects its heads instead."""
+    rng = np.random.default_rng(13)
+    n = 1000
+    group = rng.choice(3, n, p=[0.85, 0.1, 0.05])  # 0 background, 1 a content group, 2 the poisoned
+    shares = rng.normal(0.4, 0.02, (n, 1, 6))
+    shares[group == 1, 0, :4] += 0.8  # four heads, farther out: they rank first
+    shares[group == 2, 0, 4:] += 0.3  # two trigger heads
+    assert set(HeadProfiler(last_layers=1).fit(shares).selected_heads_) <= {(0, 0), (0, 1), (0, 2), (0, 3)}
+    implausible = (group == 2) | (rng.random(n) < 0.005)  # the signal, with a few false alarms
+    anchored = HeadProfiler(last_layers=1).fit(shares, anchor=implausible)
+    assert set(anchored.selected_heads_) == {(0, 4), (0, 5)}
+    assert f1_score(group == 2, anchored.votes(shares).all(axis=1)) >= 0.98
+    with pytest.raises(ValueError, match="one vote per sample"):
+        HeadProfiler().fit(shares, anchor=implausible[:10])
