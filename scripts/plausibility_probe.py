@@ -10,14 +10,15 @@ clean data?
 For each attack variant of the detection report (seed 0, the development seed, unless --seeds; 2000 training
 samples, make-data's defaults) the base model (`sample_data/base_model`) scores every sample's
 response by its mean log-probability per token (`response_logprob`). Ground truth is read only to
-score: AUROC of the implausibility (-log-probability), and a label-free rule a detector could use:
-flag a sample whose log-probability is more than Z robust standard deviations (1.4826 MAD) below
-the median of its question type (the base answers some question types far better than others), for
-each Z in ZS. Per-sample log-probabilities are cached under runs/plausibility/.
+score: AUROC of the implausibility (-log-probability), and label-free rules a detector could use
+(RULES): flag a sample whose log-probability is more than Z robust standard deviations (1.4826 MAD)
+below the median of the whole dataset, or of its question type (a field only the synthetic data
+has). Per-sample log-probabilities are cached under runs/plausibility/, so the rules can change
+without a model.
 
 --customers: for every LoRA-600 customer model that `scripts/testbed_recipes.py ... --recipes lora-600
 --seeds S` left under runs/testbed/models/, a scan with today's TCAP (defaults) and the base model's
-plausibility vote (Z = CUSTOMER_Z, chosen on seed 0 above), each alone and as one more annotator
+plausibility vote (CUSTOMER_RULE, chosen on seed 0 above), each alone and as one more annotator
 in TCAP's Dawid-Skene EM beside the selected heads' votes. Cached under runs/plausibility/customers/.
 """
 
@@ -38,8 +39,9 @@ from detection_report import VARIANTS  # noqa: E402
 WORK = ROOT / "runs" / "plausibility"
 REPORT = ROOT / "docs" / "PLAUSIBILITY.md"
 RATES = (0.05, 0.1)
-ZS = (4.0, 6.0, 8.0)
-CUSTOMER_Z = 8.0
+# name -> (group by the question type?, Z)
+RULES = {"whole dataset, Z=4": (False, 4.0), "whole dataset, Z=6": (False, 6.0), "per question type, Z=8": (True, 8.0)}
+CUSTOMER_RULE = "whole dataset, Z=4"
 TESTBED = ROOT / "runs" / "testbed"
 
 
@@ -78,11 +80,16 @@ def measure(name: str, rate: float, adapter, seed: int = 0) -> dict:
                 "truth": z["truth"]}
 
 
-def scores(r: dict, z_cut: float) -> dict:
+def plausibility_vote(logprob: np.ndarray, kinds: np.ndarray, rule: str) -> np.ndarray:
+    by_type, z_cut = RULES[rule]
+    return robust_z(logprob, kinds if by_type else np.zeros(len(logprob))) < -z_cut
+
+
+def scores(r: dict, rule: str) -> dict:
     from sklearn.metrics import roc_auc_score
 
     truth, logprob = r["truth"], r["logprob"]
-    flagged = robust_z(logprob, r["kinds"]) < -z_cut
+    flagged = plausibility_vote(logprob, r["kinds"], rule)
     tp = int((flagged & truth).sum())
     precision = tp / flagged.sum() if flagged.any() else 0.0
     recall = tp / truth.sum() if truth.any() else float("nan")
@@ -94,30 +101,32 @@ def scores(r: dict, z_cut: float) -> dict:
 def render(results: list[dict]) -> str:
     lines = ["# Plausibility under the base model: a lever for issue 12, measured before it is built", "",
              "Produced by `python scripts/plausibility_probe.py` and `... --seeds 1` (its docstring says what it does): "
-             "seed 0 is the development seed (Z is judged there), seed 1 one of the report's; 2000 training samples per dataset, make-data's defaults, the provider's base model "
+             "seed 0 is the development seed (the rules are judged there), seed 1 one of the report's; 2000 "
+             "training samples per dataset, make-data's defaults, the provider's base model "
              "(`sample_data/base_model`) scoring each response by its mean log-probability per token. Ground truth "
-             "only scores. The rule: flag a response more than Z robust standard deviations below the median "
-             "log-probability of its question type. No fine-tuned model is involved: the base model never saw "
-             "these datasets.", "",
+             "only scores. The rules: flag a response more than Z robust standard deviations (1.4826 MAD) below the "
+             "median log-probability of the whole dataset, or of its question type (a field only the synthetic data "
+             "has; tried first, it flags more clean samples: the base answers colours so consistently that small "
+             "deviations count). No fine-tuned model is involved: the base model never saw these datasets.", "",
              "| dataset | poison | seed | AUROC | median log-prob clean / poisoned | "
-             + " | ".join(f"Z={z:g}: flagged (clean) P / R / F1" for z in ZS) + " |",
-             "|---|---|---|---|---|" + "---|" * len(ZS)]
+             + " | ".join(f"{rule}: flagged (clean) P / R / F1" for rule in RULES) + " |",
+             "|---|---|---|---|---|" + "---|" * len(RULES)]
     for r in sorted(results, key=lambda r: (r["name"] == "clean", r["name"], r["rate"], r["seed"])):
         truth = r["truth"]
         medians = f"{np.median(r['logprob'][~truth]):.2f} / " + (
             f"{np.median(r['logprob'][truth]):.2f}" if truth.any() else "-")
         cells = []
-        for z_cut in ZS:
-            s = scores(r, z_cut)
+        for rule in RULES:
+            s = scores(r, rule)
             cells.append(f"{s['flagged']} ({s['clean_flagged']}) " + (
                 f"{s['precision']:.2f} / {s['recall']:.2f} / {s['f1']:.2f}" if truth.any()
                 else f"{100 * s['flagged'] / len(truth):.2f}% of clean"))
-        auroc = scores(r, ZS[0])["auroc"]
+        auroc = scores(r, CUSTOMER_RULE)["auroc"]
         lines.append(f"| {r['name']} | {100 * r['rate']:.0f}% | {r['seed']} | {'-' if auroc is None else f'{auroc:.3f}'} | "
                      f"{medians} | " + " | ".join(cells) + " |")
     lines += ["", "What this does and does not say:",
               "- A seed makes the same 2000 scenes for every attack, so the rows of one seed share their clean "
-              "false flags; Z is judged on seed 0 and must hold on the report's seeds and on attacks and datasets "
+              "false flags; the rules are judged on seed 0 and must hold on the report's seeds and on attacks and datasets "
               "not seen here before it becomes a default.",
               "- Every target here is implausible to the base: the foreign string (log-probability about -13 per "
               "token) and \"blue\" on colour questions (about -3.7), which the base answers perfectly (colour "
@@ -156,7 +165,7 @@ def customer(model: Path) -> dict:
     if not cached.exists():
         np.save(cached, response_logprob(MLLMAdapter.load(BASE_MODEL, dtype="float32"), scanned))
     logprob = np.load(cached)
-    vote = robust_z(logprob, np.array([str(s.record.get("question_type")) for s in scanned])) < -CUSTOMER_Z
+    vote = plausibility_vote(logprob, np.array([str(s.record.get("question_type")) for s in scanned]), CUSTOMER_RULE)
     votes = result.tcap.votes_
     combined = DawidSkene().fit(np.column_stack([votes, vote]).astype(int)).posterior_ > 0.5
     # the heads chosen by agreement with the plausibility vote instead of with the best-ranked head
@@ -183,7 +192,7 @@ def render_customers(rows: list[dict]) -> list[str]:
     lines = ["", "## With TCAP's head votes, on customer models (LoRA-600) of the report's seeds", "",
              "`python scripts/plausibility_probe.py --customers`: each model a LoRA-600 fine-tune of the base on a "
              "5% poisoned dataset of the testbed (`scripts/testbed_recipes.py`, seeds 1-3), scanned with today's "
-             f"defaults; the plausibility vote at Z = {CUSTOMER_Z:g}; \"combined\": that vote as one more "
+             f"defaults; the plausibility vote by the rule \"{CUSTOMER_RULE}\"; \"combined\": that vote as one more "
              "annotator in the Dawid-Skene EM beside today's selected heads; \"anchored\": the heads selected by "
              "agreement with that vote (`HeadProfiler.fit(shares, anchor=...)`) instead of with the best-ranked "
              "head, then the same EM. Precision / recall / F1 (flagged).", "",
@@ -201,10 +210,9 @@ def render_customers(rows: list[dict]) -> list[str]:
               "and Blend, although the backdoors are learnt; the plausibility vote alone finds every one. As one "
               "more annotator beside today's heads it is outvoted wherever several heads agree on a wrong group "
               "(EM trusts the majority that agrees); choosing the heads by agreement with it keeps the heads "
-              "that see the trigger (Blend: 6 heads, precision 1.00) and, where no head agrees (BadNet), leaves "
-              "the vote alone. Not yet in the product: the scan does not extract the base model's "
-              "log-probabilities, and the question-type grouping of the rule uses a field only the synthetic "
-              "data has (issue 12)."]
+              "that see the trigger (Blend) and, where no head agrees (BadNet), leaves the vote alone. Not yet in "
+              "the product (issue 12): the scan does not extract the base model's log-probabilities, and the app "
+              "does not show the vote."]
     return lines
 
 
@@ -222,7 +230,7 @@ def main() -> None:
         for seed in args.seeds:
             for name in [*VARIANTS, "clean"]:
                 for rate in ((0.0,) if name == "clean" else RATES):
-                    print(name, rate, seed, scores(measure(name, rate, adapter, seed), ZS[0]), flush=True)
+                    print(name, rate, seed, scores(measure(name, rate, adapter, seed), CUSTOMER_RULE), flush=True)
     results = []
     for path in sorted((WORK / "results").glob("*.npz")):
         stem, seed = (path.stem.rsplit("-s", 1) + ["0"])[:2] if "-s" in path.stem else (path.stem, "0")
