@@ -363,7 +363,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 sample_text = gr.Markdown(CHOOSE_A_SAMPLE, elem_id="tcap-sample-text")
                 with gr.Column(visible=False, elem_id="tcap-detail-body") as detail_body:  # until a sample is chosen
                     with gr.Row():
-                        with gr.Column(scale=1):
+                        with gr.Column(scale=3):  # two pictures side by side
                             heatmap = gr.Image(label=HEATMAP_LABEL,
                                                elem_id="tcap-heatmap", interactive=False, type="pil")
                         with gr.Column(scale=2):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from tcap_viz.attention.explain import SampleAttention
 from tcap_viz.model.adapter import QUERY, SYSTEM, VISION
@@ -15,7 +15,7 @@ from tcap_viz.model.adapter import QUERY, SYSTEM, VISION
 #: Component id -> (label, RGB used for shading and the part's frame).
 PARTS = {SYSTEM: ("system", (31, 119, 180)), VISION: ("image", (44, 160, 44)), QUERY: ("query", (255, 127, 14))}
 DISPLAY_SIZE = 384
-GAP, BAR_HEIGHT = 8, 26  # between the plain image and the overlay; the colour scale under the overlay
+GAP, BAR_HEIGHT = 8, 28  # between the plain image and the overlay; the colour scale under the overlay
 BACKGROUND_DIM = 0.5  # the grey picture under the overlay, at half brightness
 
 
@@ -60,10 +60,10 @@ def colour_bar(width: int, peak: float) -> Image.Image:
     bar = Image.new("RGB", (width, BAR_HEIGHT), "white")
     ramp = _inferno_like(np.linspace(0, 1, width))[None].repeat(10, axis=0)
     bar.paste(Image.fromarray(ramp), (0, 0))
-    draw = ImageDraw.Draw(bar)
-    draw.text((0, 12), "0", fill=(60, 60, 60))
-    label = f"{peak:.1%} of the answer's attention (this sample's peak token)"
-    draw.text((max(0, width - int(draw.textlength(label))), 12), label, fill=(60, 60, 60))
+    draw, font = ImageDraw.Draw(bar), ImageFont.load_default(size=13)
+    draw.text((0, 11), "0", fill=(60, 60, 60), font=font)
+    label = f"{peak:.1%} of the answer's attention (peak token)"
+    draw.text((max(0, width - int(draw.textlength(label, font=font))), 11), label, fill=(60, 60, 60), font=font)
     return bar
 
 
