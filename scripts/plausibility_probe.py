@@ -45,17 +45,6 @@ CUSTOMER_RULE = "whole dataset, Z=4"
 TESTBED = ROOT / "runs" / "testbed"
 
 
-def robust_z(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """(value - median) / (1.4826 MAD), within each group."""
-    z = np.zeros(len(values))
-    for group in np.unique(groups):
-        inside = groups == group
-        median = np.median(values[inside])
-        spread = 1.4826 * np.median(np.abs(values[inside] - median)) or 1e-9
-        z[inside] = (values[inside] - median) / spread
-    return z
-
-
 def measure(name: str, rate: float, adapter, seed: int = 0) -> dict:
     """The base model's log-probability of every training sample's response (cached)."""
     from tcap_viz.data import load_dataset, make_synthetic_splits
@@ -81,8 +70,16 @@ def measure(name: str, rate: float, adapter, seed: int = 0) -> dict:
 
 
 def plausibility_vote(logprob: np.ndarray, kinds: np.ndarray, rule: str) -> np.ndarray:
+    """The package's PlausibilityVote over the whole dataset, or within each question type."""
+    from tcap_viz.detection import PlausibilityVote
+
     by_type, z_cut = RULES[rule]
-    return robust_z(logprob, kinds if by_type else np.zeros(len(logprob))) < -z_cut
+    groups = kinds if by_type else np.zeros(len(logprob))
+    flagged = np.zeros(len(logprob), dtype=bool)
+    for group in np.unique(groups):
+        inside = groups == group
+        flagged[inside] = PlausibilityVote(z_cut=z_cut).fit(logprob[inside]).flagged_
+    return flagged
 
 
 def scores(r: dict, rule: str) -> dict:
