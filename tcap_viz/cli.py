@@ -62,7 +62,8 @@ def model_config(args, **more):
     from tcap_viz.pipeline import ScanConfig
 
     return ScanConfig(device=args.device, dtype=args.dtype, adapter=args.adapter, device_map=args.device_map,
-                      trust_remote_code=args.trust_remote_code, allow_outside=args.allow_outside, **more)
+                      trust_remote_code=args.trust_remote_code, allow_outside=args.allow_outside,
+                      base_model=args.base_model, **more)
 
 
 def cmd_scan(args) -> None:
@@ -223,6 +224,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-map", default=None, help="'auto' spreads a model too large for one GPU over all")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run code from the model's repository (only for models you trust)")
+    parser.add_argument("--base-model", default=None,
+                        help="the model --model was fine-tuned from (a full fine-tune's base): the scan adds how "
+                             "plausible the base finds each response (base_logprob); with --adapter it is "
+                             "--model itself without the adapter, automatically")
     add_data_arguments(parser)
 
 

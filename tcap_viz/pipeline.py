@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from tcap_viz import __version__
 from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles, in_order
 from tcap_viz.data import Dataset, DatasetError, load_dataset
 from tcap_viz.detection import BYEDetector, TCAPDetector, detection_metrics
+from tcap_viz.model.evaluate import response_logprob
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 1  # bump when extraction's numbers change, so old caches are not reused
@@ -39,6 +40,9 @@ class ScanConfig:
     device_map: str | None = None  # "auto": spread a model too large for one GPU over all of them
     trust_remote_code: bool = False  # run code from the model's repository (only when you trust it)
     allow_outside: bool = False  # read images outside the dataset's folder (only datasets you trust)
+    # the model the scanned one was fine-tuned from, for the plausibility signal (a full fine-tune's
+    # base); with `adapter` and no base_model, the model itself without the adapter
+    base_model: str | None = None
     tcap: dict = field(default_factory=dict)  # TCAPDetector parameters (its defaults when absent)
     baseline: dict = field(default_factory=dict)  # BYEDetector parameters
 
@@ -85,7 +89,17 @@ def model_key(model: str | Path, config: ScanConfig | None = None) -> str:
         payload["adapter"] = _source_id(config.adapter)
     if config.dtype:
         payload["dtype"] = config.dtype
+    base = base_model_of(model, config)
+    if base is not None:
+        payload["base"] = _source_id(base)
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def base_model_of(model: str | Path, config: ScanConfig) -> str | None:
+    """The model the scanned one was fine-tuned from, when the scan knows it."""
+    if config.base_model:
+        return str(config.base_model)
+    return str(model) if config.adapter else None
 
 
 def _image_fingerprint(path: Path) -> str:
@@ -156,6 +170,8 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
             if c not in done and (shard is None or c % shard[1] == shard[0])}
     if todo:
         adapter = load_model(model, config)
+        base_path = base_model_of(model, config)
+        base = None if base_path is None else load_model(base_path, replace(config, adapter=None))
         total = sum(map(len, todo.values()))
         start = len(dataset) - total if shard is None else 0  # what is already done counts as progress
         bar = tqdm(total=total, desc="extract attention", unit="sample", disable=not show_progress)
@@ -167,6 +183,9 @@ def extract_or_load(model: str | Path, dataset: Dataset, run: RunDir, config: Sc
                     on_progress(start + before + done_here, start + total)
 
             done[c] = extract_profiles(adapter, chunk, config.batch_size, progress, show_progress=False)
+            if base is not None:  # the plausibility signal: one pass of the base over the same samples
+                scanned = {s.id: s for s in chunk}
+                done[c].base_logprob = response_logprob(base, [scanned[i] for i in done[c].ids], config.batch_size)
             extracted += len(chunk)
             run.save_chunk(key, c, done[c])
         bar.close()
@@ -206,6 +225,8 @@ def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, 
         "baseline_score": baseline.score_,
         "baseline_flagged": baseline.flagged_,
     })
+    if extraction.base_logprob is not None:  # shown and sortable; not yet read by a detector
+        kept["base_logprob"] = extraction.base_logprob
     base = pd.DataFrame({"id": [s.id for s in dataset], "index": [s.index for s in dataset],
                          "question": [s.question for s in dataset], "response": [s.response for s in dataset]})
     table = base.merge(kept, on="id", how="left")

@@ -216,3 +216,37 @@ def test_progress_moves_from_zero_to_the_total(tiny_model_dir, tiny_data_path, t
     done = [d for d, _ in seen]
     assert done == sorted(done) and done[0] > 0 and done[-1] == 40 and len(set(done)) == 5
     assert {t for _, t in seen} == {40}
+
+
+def test_a_scan_that_knows_the_base_adds_its_plausibility_and_caches_it(tiny_model_dir, tiny_lora_dir, tiny_data_path,
+                                                                        tmp_path, monkeypatch):
+    """With an adapter the base is the model without it: one more pass, cached with the profiles;
+    its log-probabilities come from the responses alone, so shuffled labels change nothing."""
+    from tcap_viz.data import load_dataset
+    from tcap_viz.model.adapter import MLLMAdapter
+    from tcap_viz.model.evaluate import response_logprob
+
+    plain = scan(tiny_model_dir, tiny_data_path, tmp_path / "plain", show_progress=False)
+    assert plain.extraction.base_logprob is None and "base_logprob" not in plain.samples
+    tuned_config = ScanConfig(adapter=str(tiny_lora_dir))
+    tuned = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", tuned_config, show_progress=False)
+    base = MLLMAdapter.load(tiny_model_dir, dtype="float32")
+    samples = {s.id: s for s in load_dataset(tiny_data_path)}
+    expected = response_logprob(base, [samples[i] for i in tuned.extraction.ids])
+    np.testing.assert_allclose(tuned.extraction.base_logprob, expected, atol=1e-4)
+    np.testing.assert_allclose(tuned.samples["base_logprob"], expected, atol=1e-4)
+
+    monkeypatch.setattr(pipeline, "extract_profiles", lambda *a, **k: pytest.fail("the cache was not reused"))
+    again = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", tuned_config, show_progress=False)
+    np.testing.assert_array_equal(again.extraction.base_logprob, tuned.extraction.base_logprob)
+
+    records = [json.loads(l) for l in tiny_data_path.read_text().splitlines()]
+    for r in records:
+        r["poisoned"] = not r["poisoned"]
+        r["image"] = str(tiny_data_path.parent / r["image"])
+    shuffled = tmp_path / "flipped-labels.jsonl"
+    shuffled.write_text("\n".join(json.dumps(r) for r in records))
+    monkeypatch.undo()
+    flipped = scan(tiny_model_dir, shuffled, tmp_path / "flipped", ScanConfig(adapter=str(tiny_lora_dir),
+                                                                              allow_outside=True), show_progress=False)
+    np.testing.assert_allclose(flipped.extraction.base_logprob, tuned.extraction.base_logprob, atol=1e-5)

@@ -27,6 +27,9 @@ class Extraction:
     profiles: np.ndarray  # (M, L, H, 3) float32, components in COMPONENTS order
     vision_entropy: np.ndarray  # (M, L) float32
     skipped: dict[str, str] = field(default_factory=dict)
+    #: (M,) the base model's mean log-probability per response token (the plausibility signal), or
+    #: None when the scan knows no base model.
+    base_logprob: np.ndarray | None = None
 
 
 def shares_from_rows(rows: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
@@ -109,7 +112,8 @@ def in_order(extraction: Extraction, ids: Sequence[str]) -> Extraction:
     wanted = set(ids)
     return Extraction(ids=[extraction.ids[r] for r in rows], profiles=extraction.profiles[rows],
                       vision_entropy=extraction.vision_entropy[rows],
-                      skipped={i: why for i, why in extraction.skipped.items() if i in wanted})
+                      skipped={i: why for i, why in extraction.skipped.items() if i in wanted},
+                      base_logprob=None if extraction.base_logprob is None else extraction.base_logprob[rows])
 
 
 def concatenate(parts: Sequence[Extraction]) -> Extraction:
@@ -119,6 +123,8 @@ def concatenate(parts: Sequence[Extraction]) -> Extraction:
     skipped = {}
     for part in parts:
         skipped.update(part.skipped)
+    base = [part.base_logprob for part in parts]
     return Extraction(ids=[i for part in parts for i in part.ids],
                       profiles=np.concatenate([part.profiles for part in parts]),
-                      vision_entropy=np.concatenate([part.vision_entropy for part in parts]), skipped=skipped)
+                      vision_entropy=np.concatenate([part.vision_entropy for part in parts]), skipped=skipped,
+                      base_logprob=None if any(b is None for b in base) else np.concatenate(base))

@@ -50,26 +50,37 @@ def response_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
 
     A response the model finds implausible for its image and question scores low: under a base
     model that never saw the poison, a backdoor's target answer should (issue 12's plausibility
-    lever). NaN for a sample whose image cannot be read.
+    lever). NaN for a sample whose image cannot be read or that breaks the model.
     """
     scores = np.full(len(samples), np.nan)
     for start in range(0, len(samples), batch_size):
         part = list(samples[start:start + batch_size])
         readable, images, _ = load_images(part)
-        if not readable:
-            continue
-        batch = adapter.encode([s.question for s in readable], [s.system for s in readable], images,
-                               [s.response for s in readable])
-        inputs = {k: v.to(adapter.device) for k, v in batch.inputs.items()}
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(adapter.model.dtype)
-        logits = adapter.model(**inputs, use_cache=False).logits.float()
-        labels = batch.labels.to(logits.device)[:, 1:]  # token t is predicted at position t - 1
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        taken = logprobs.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
-        counted = labels != -100
-        mean = (taken * counted).sum(-1) / counted.sum(-1).clamp_min(1)
         where = {s.id: start + i for i, s in enumerate(part)}
-        for sample, value in zip(readable, mean.cpu().numpy()):
-            scores[where[sample.id]] = value
+        try:
+            groups = [(readable, _mean_logprob(adapter, readable, images))] if readable else []
+        except Exception:  # noqa: BLE001 - one sample that breaks the batch only costs its own value
+            groups = []
+            for sample, image in zip(readable, images):
+                try:
+                    groups.append(([sample], _mean_logprob(adapter, [sample], [image])))
+                except Exception:  # noqa: BLE001
+                    continue
+        for group, values in groups:
+            for sample, value in zip(group, values):
+                scores[where[sample.id]] = value
     return scores
+
+
+def _mean_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], images) -> np.ndarray:
+    batch = adapter.encode([s.question for s in samples], [s.system for s in samples], images,
+                           [s.response for s in samples])
+    inputs = {k: v.to(adapter.device) for k, v in batch.inputs.items()}
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(adapter.model.dtype)
+    logits = adapter.model(**inputs, use_cache=False).logits.float()
+    labels = batch.labels.to(logits.device)[:, 1:]  # token t is predicted at position t - 1
+    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+    taken = logprobs.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+    counted = labels != -100
+    return ((taken * counted).sum(-1) / counted.sum(-1).clamp_min(1)).cpu().numpy()

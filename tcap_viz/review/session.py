@@ -33,7 +33,7 @@ from tcap_viz.storage.export import ExportResult, export_cleaned, removal_reason
 DECISIONS_FILE = "decisions.sqlite"
 FLAG_FILTERS = ("all", "flagged", "not flagged")
 DECISION_FILTERS = ("all", PENDING, *DECISIONS)
-SORTABLE = ("posterior", "id", "votes", "baseline_score", "decision")
+SORTABLE = ("posterior", "id", "votes", "baseline_score", "decision", "base_logprob")
 
 
 @dataclass
@@ -188,6 +188,9 @@ class ReviewSession:
             keep &= table["id"].isin(q.ids)
         if q.sort_by not in SORTABLE:
             raise ValueError(f"sort_by must be one of {SORTABLE}, got {q.sort_by!r}")
+        if q.sort_by not in table:
+            raise ValueError(f"this run has no {q.sort_by!r}: the base model's log-probabilities come with a scan "
+                             "that knows the base (--adapter, or --base-model for a full fine-tune)")
         matched = table[keep].sort_values(q.sort_by, ascending=not q.descending, kind="stable", na_position="last")
         start = max(q.page, 0) * q.page_size
         return matched.iloc[start:start + q.page_size], int(len(matched))

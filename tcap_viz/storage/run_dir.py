@@ -109,6 +109,7 @@ def _write_extraction(path: Path, extraction: Extraction, cache_key: str, model_
                 fh, ids=np.array(extraction.ids, dtype=str), profiles=extraction.profiles,
                 vision_entropy=extraction.vision_entropy, skipped_ids=np.array(skipped_ids, dtype=str),
                 skipped_reasons=np.array([extraction.skipped[i] for i in skipped_ids], dtype=str),
+                **({} if extraction.base_logprob is None else {"base_logprob": extraction.base_logprob}),
                 cache_key=np.array(cache_key), model_key=np.array(model_key),
                 key_ids=np.array(list(sample_keys), dtype=str), key_values=np.array(list(sample_keys.values()), dtype=str))
 
@@ -124,7 +125,8 @@ def _read_extraction(path: Path, cache_key: str | None) -> Extraction | None:
             if cache_key is not None and str(z["cache_key"]) != cache_key:
                 return None
             return Extraction(ids=z["ids"].tolist(), profiles=z["profiles"], vision_entropy=z["vision_entropy"],
-                              skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())))
+                              skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())),
+                              base_logprob=z["base_logprob"] if "base_logprob" in z.files else None)
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as error:
         _set_aside(path, error)
         return None

@@ -179,7 +179,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         first = q.page * q.page_size
         label = f"samples {first + 1 if total else 0}-{first + len(rows)} of {total}" + (
             f" (map selection of {len(q.ids)})" if q.ids is not None else "")
-        return gr.Dataframe(value=rows[TABLE_COLUMNS].round(4), label=label)
+        columns = TABLE_COLUMNS + (["base_logprob"] if "base_logprob" in rows else [])
+        return gr.Dataframe(value=rows[columns].round(4), label=label)
 
     def make_query(lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids):
         """Empty fields (a cleared number box, an untouched search) mean 'no filter'."""
@@ -214,7 +215,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                      _head_label(r.layer, r.head)) for r in table.sort_values("separation", ascending=False).itertuples()]
         return (gr.Slider(value=threshold), *overview(threshold), page(SampleQuery(), threshold),
                 gr.Dropdown(choices=heads, value=MEAN_OF_SELECTED), gr.Dropdown(choices=by_score, value=by_score[0][1]),
-                gr.Dropdown(choices=["all", *session.splits()], value="all"), queue_view(threshold))
+                gr.Dropdown(choices=["all", *session.splits()], value="all"), queue_view(threshold),
+                gr.Dropdown(choices=[c for c in SORTABLE if c != "base_logprob" or c in session.result.samples],
+                            value="posterior"))
 
     def detail(sample_id, head_choice, threshold, opacity=DEFAULT_OPACITY):
         sample_id = (sample_id or "").strip()
@@ -348,7 +351,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                     split = gr.Dropdown(["all"], value="all", label="split (record field)")
                     text = gr.Textbox(label="search id / question / response")
                 with gr.Row():
-                    sort_by = gr.Dropdown(list(SORTABLE), value="posterior", label="sort by")
+                    sort_by = gr.Dropdown([c for c in SORTABLE if c != "base_logprob"], value="posterior",
+                                          label="sort by")
                     descending = gr.Checkbox(True, label="descending")
                     page_no = gr.Number(1, label="page", minimum=1, precision=0)
                     clear_map = gr.Button("Clear the map selection")
@@ -410,7 +414,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         def refresh_samples(threshold_value, *values):
             return page(make_query(*values), threshold_value)
 
-        app.load(open_run, outputs=[threshold, *overview_outputs, samples, head_choice, head_pick, split, queue],
+        app.load(open_run, outputs=[threshold, *overview_outputs, samples, head_choice, head_pick, split, queue, sort_by],
                  api_name="open_run", concurrency_limit=1, concurrency_id="heavy",  # one scan at a time
                  show_progress_on=[summary])  # one progress bar, where the run will be described
         # release: the end of a drag; input: a value typed in the box (Enter) or a step of the arrows

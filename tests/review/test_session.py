@@ -145,3 +145,8 @@ def test_the_demo_exports_into_its_run_folder_not_into_the_checkout(tmp_path, ti
     assert sorted(p.name for p in DEMO_DATA.parent.iterdir()) == before
     cleaned = load_dataset(result.data_path)  # the demo's own images are read from there, no flag needed
     assert len(cleaned) == len(demo) - 1 and load_image(cleaned[0]).size == load_image(demo[1]).size
+
+
+def test_sorting_by_the_base_models_plausibility_needs_a_scan_that_knows_the_base(session):
+    with pytest.raises(ValueError, match="--base-model"):
+        session.query(SampleQuery(sort_by="base_logprob"))
