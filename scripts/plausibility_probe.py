@@ -17,9 +17,10 @@ has). Per-sample log-probabilities are cached under runs/plausibility/, so the r
 without a model.
 
 --customers: for every LoRA-600 customer model that `scripts/testbed_recipes.py ... --recipes lora-600
---seeds S` left under runs/testbed/models/, a scan with today's TCAP (defaults) and the base model's
-plausibility vote (CUSTOMER_RULE, chosen on seed 0 above), each alone and as one more annotator
-in TCAP's Dawid-Skene EM beside the selected heads' votes. Cached under runs/plausibility/customers/.
+--seeds S` left under runs/testbed/models/, a scan with the defaults (which, with an adapter, read the
+base model's log-probabilities and give TCAP the plausibility vote), and beside it TCAP without the
+vote, the vote alone, and the vote as one more annotator of TCAP's EM without choosing the heads by
+it. Cached under runs/plausibility/customers/.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ REPORT = ROOT / "docs" / "PLAUSIBILITY.md"
 RATES = (0.05, 0.1)
 # name -> (group by the question type?, Z)
 RULES = {"whole dataset, Z=4": (False, 4.0), "whole dataset, Z=6": (False, 6.0), "per question type, Z=8": (True, 8.0)}
-CUSTOMER_RULE = "whole dataset, Z=4"
+DEFAULT_RULE = "whole dataset, Z=4"  # PlausibilityVote's default
 TESTBED = ROOT / "runs" / "testbed"
 
 
@@ -118,7 +119,7 @@ def render(results: list[dict]) -> str:
             cells.append(f"{s['flagged']} ({s['clean_flagged']}) " + (
                 f"{s['precision']:.2f} / {s['recall']:.2f} / {s['f1']:.2f}" if truth.any()
                 else f"{100 * s['flagged'] / len(truth):.2f}% of clean"))
-        auroc = scores(r, CUSTOMER_RULE)["auroc"]
+        auroc = scores(r, DEFAULT_RULE)["auroc"]
         lines.append(f"| {r['name']} | {100 * r['rate']:.0f}% | {r['seed']} | {'-' if auroc is None else f'{auroc:.3f}'} | "
                      f"{medians} | " + " | ".join(cells) + " |")
     lines += ["", "What this does and does not say:",
@@ -136,15 +137,11 @@ def render(results: list[dict]) -> str:
 
 
 def customer(model: Path) -> dict:
-    """TCAP, the plausibility vote and both in one EM, on one customer model of the testbed (cached)."""
+    """TCAP without and with the plausibility vote, and the vote alone, on one customer model (cached)."""
     from tcap_viz.data import load_dataset
     from tcap_viz.demo import BASE_MODEL
-    from tcap_viz.detection import detection_metrics
+    from tcap_viz.detection import TCAPDetector, detection_metrics
     from tcap_viz.detection.dawid_skene import DawidSkene
-    from tcap_viz.detection.head_profiler import HeadProfiler
-    from tcap_viz.detection.tcap import head_statistic
-    from tcap_viz.model.adapter import MLLMAdapter
-    from tcap_viz.model.evaluate import response_logprob
     from tcap_viz.pipeline import ScanConfig, scan
 
     out = WORK / "customers" / f"{model.name}.json"
@@ -153,31 +150,21 @@ def customer(model: Path) -> dict:
     setting, _, seed = model.name.partition("-lora-600")
     data = TESTBED / "data" / (setting + seed) / "train" / "data.jsonl"
     quality = json.loads((TESTBED / "results" / f"{model.name}.json").read_text())["quality"]
+    # the scan's default: with an adapter it reads the base model's log-probabilities and TCAP uses the vote
     result = scan(BASE_MODEL, data, WORK / "customers" / "runs" / model.name,
                   ScanConfig(adapter=str(model), dtype="float32"), show_progress=False)
     samples = {s.id: s for s in load_dataset(data)}
-    ids = result.extraction.ids
-    scanned = [samples[i] for i in ids]
-    cached = WORK / "customers" / f"{model.name}-logprob.npy"
-    if not cached.exists():
-        np.save(cached, response_logprob(MLLMAdapter.load(BASE_MODEL, dtype="float32"), scanned))
-    logprob = np.load(cached)
-    vote = plausibility_vote(logprob, np.array([str(s.record.get("question_type")) for s in scanned]), CUSTOMER_RULE)
-    votes = result.tcap.votes_
-    combined = DawidSkene().fit(np.column_stack([votes, vote]).astype(int)).posterior_ > 0.5
-    # the heads chosen by agreement with the plausibility vote instead of with the best-ranked head
-    tcap = result.tcap
-    shares = head_statistic(result.extraction.profiles.astype(float), tcap.statistic, tcap.transform)
-    params = {name: getattr(tcap, name) for name in HeadProfiler().get_params()}
-    anchored_votes = HeadProfiler(**params).fit(shares, anchor=vote).votes(shares)
-    anchored = (DawidSkene().fit(np.column_stack([anchored_votes, vote]).astype(int)).posterior_ > 0.5
-                if anchored_votes.shape[1] >= tcap.min_heads else vote)
+    scanned = [samples[i] for i in result.extraction.ids]
+    vote = result.tcap.plausibility_
+    today = TCAPDetector(**result.tcap.get_params()).fit(result.extraction.profiles)  # without the vote
+    combined = (DawidSkene().fit(np.column_stack([today.votes_, vote]).astype(int)).posterior_ > 0.5
+                if today.votes_.shape[1] else vote)
     truth = np.array([bool(s.poisoned) for s in scanned])  # scoring only
     scored = {name: detection_metrics(truth, flags, flags.astype(float)) for name, flags in
-              (("tcap", tcap.posterior_ > tcap.threshold), ("plausibility", vote), ("combined", combined),
-               ("anchored", anchored))}
+              (("tcap", today.flagged_), ("plausibility", vote), ("combined", combined),
+               ("anchored", result.tcap.flagged_))}
     row = {"model": model.name, "setting": setting, "seed": int(seed.removeprefix("-s") or 0), "quality": quality,
-           "heads": int(votes.shape[1]), "anchored_heads": int(anchored_votes.shape[1]),
+           "heads": int(today.votes_.shape[1]), "anchored_heads": int(result.tcap.votes_.shape[1]),
            **{k: {m: float(v[m]) for m in ("precision", "recall", "f1")} | {"flagged": int(v["n_flagged"])}
               for k, v in scored.items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,12 +175,14 @@ def customer(model: Path) -> dict:
 def render_customers(rows: list[dict]) -> list[str]:
     lines = ["", "## With TCAP's head votes, on customer models (LoRA-600) of the report's seeds", "",
              "`python scripts/plausibility_probe.py --customers`: each model a LoRA-600 fine-tune of the base on a "
-             "5% poisoned dataset of the testbed (`scripts/testbed_recipes.py`, seeds 1-3), scanned with today's "
-             f"defaults; the plausibility vote by the rule \"{CUSTOMER_RULE}\"; \"combined\": that vote as one more "
-             "annotator in the Dawid-Skene EM beside today's selected heads; \"anchored\": the heads selected by "
-             "agreement with that vote (`HeadProfiler.fit(shares, anchor=...)`) instead of with the best-ranked "
-             "head, then the same EM. Precision / recall / F1 (flagged).", "",
-             "| model | clean acc. / ASR | heads (anchored) | TCAP today | plausibility alone | combined | anchored |",
+             "5% poisoned dataset of the testbed (`scripts/testbed_recipes.py`, seeds 1-3). \"TCAP without the "
+             "vote\": the heads and EM alone (the default before this lever); the plausibility vote "
+             "(`PlausibilityVote`, robust z < -4 over the whole dataset); \"combined\": that vote as one more "
+             "annotator in the EM beside those heads; \"the scan's default\": the heads chosen by agreement with "
+             "the vote instead of with the best-ranked head, then the same EM (`TCAPDetector.fit(profiles, "
+             "plausibility)`, what a scan with an adapter now does). Precision / recall / F1 (flagged).", "",
+             "| model | clean acc. / ASR | heads (chosen by the vote) | TCAP without the vote | plausibility alone | "
+             "combined | the scan's default |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["setting"], r["seed"])):
         q = r["quality"]
@@ -203,13 +192,11 @@ def render_customers(rows: list[dict]) -> list[str]:
                      f"{r['heads']} ({r['anchored_heads']}) | " + " | ".join(cells) + " |")
     means = [f"{np.mean([r[k]['f1'] for r in rows]):.2f}" for k in ("tcap", "plausibility", "combined", "anchored")]
     lines += [f"| mean F1 ({len(rows)} models) | | | " + " | ".join(means) + " |", "",
-              "Reading: today's TCAP finds the text prefix and flags a clean content group (or nothing) on BadNet "
+              "Reading: TCAP without the vote finds the text prefix and flags a clean content group (or nothing) on BadNet "
               "and Blend, although the backdoors are learnt; the plausibility vote alone finds every one. As one "
               "more annotator beside today's heads it is outvoted wherever several heads agree on a wrong group "
               "(EM trusts the majority that agrees); choosing the heads by agreement with it keeps the heads "
-              "that see the trigger (Blend) and, where no head agrees (BadNet), leaves the vote alone. Not yet in "
-              "the product (issue 12): the scan does not extract the base model's log-probabilities, and the app "
-              "does not show the vote."]
+              "that see the trigger (Blend) and, where no head agrees (BadNet), leaves the vote alone."]
     return lines
 
 
@@ -227,7 +214,7 @@ def main() -> None:
         for seed in args.seeds:
             for name in [*VARIANTS, "clean"]:
                 for rate in ((0.0,) if name == "clean" else RATES):
-                    print(name, rate, seed, scores(measure(name, rate, adapter, seed), CUSTOMER_RULE), flush=True)
+                    print(name, rate, seed, scores(measure(name, rate, adapter, seed), DEFAULT_RULE), flush=True)
     results = []
     for path in sorted((WORK / "results").glob("*.npz")):
         stem, seed = (path.stem.rsplit("-s", 1) + ["0"])[:2] if "-s" in path.stem else (path.stem, "0")

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from tcap_viz import __version__
 from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles, in_order
 from tcap_viz.data import Dataset, DatasetError, load_dataset
-from tcap_viz.detection import BYEDetector, TCAPDetector, detection_metrics
+from tcap_viz.detection import BYEDetector, PlausibilityVote, TCAPDetector, detection_metrics
 from tcap_viz.model.evaluate import response_logprob
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
@@ -45,6 +45,7 @@ class ScanConfig:
     base_model: str | None = None
     tcap: dict = field(default_factory=dict)  # TCAPDetector parameters (its defaults when absent)
     baseline: dict = field(default_factory=dict)  # BYEDetector parameters
+    plausibility: dict = field(default_factory=dict)  # PlausibilityVote parameters
 
 
 @dataclass
@@ -207,8 +208,11 @@ def extract_shard(model: str | Path, data: str | Path | Dataset, out: str | Path
 
 
 def detect(extraction: Extraction, config: ScanConfig) -> tuple[TCAPDetector, BYEDetector]:
-    """Fit TCAP and the BYE baseline on the profiles alone: no label reaches them."""
-    tcap = TCAPDetector(**config.tcap).fit(extraction.profiles)
+    """Fit TCAP (with the base model's plausibility vote when the scan knows the base) and the BYE
+    baseline on what was extracted: no label reaches them."""
+    plausibility = None if extraction.base_logprob is None else \
+        PlausibilityVote(**config.plausibility).fit(extraction.base_logprob).flagged_
+    tcap = TCAPDetector(**config.tcap).fit(extraction.profiles, plausibility)
     baseline = BYEDetector(**config.baseline).fit(extraction.vision_entropy)
     return tcap, baseline
 
@@ -225,8 +229,9 @@ def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, 
         "baseline_score": baseline.score_,
         "baseline_flagged": baseline.flagged_,
     })
-    if extraction.base_logprob is not None:  # shown and sortable; not yet read by a detector
+    if extraction.base_logprob is not None:  # the plausibility signal and its vote
         kept["base_logprob"] = extraction.base_logprob
+        kept["implausible"] = tcap.plausibility_
     base = pd.DataFrame({"id": [s.id for s in dataset], "index": [s.index for s in dataset],
                          "question": [s.question for s in dataset], "response": [s.response for s in dataset]})
     table = base.merge(kept, on="id", how="left")

@@ -235,6 +235,11 @@ def test_a_scan_that_knows_the_base_adds_its_plausibility_and_caches_it(tiny_mod
     expected = response_logprob(base, [samples[i] for i in tuned.extraction.ids])
     np.testing.assert_allclose(tuned.extraction.base_logprob, expected, atol=1e-4)
     np.testing.assert_allclose(tuned.samples["base_logprob"], expected, atol=1e-4)
+    from tcap_viz.detection import PlausibilityVote
+    vote = PlausibilityVote().fit(expected).flagged_
+    np.testing.assert_array_equal(tuned.tcap.plausibility_, vote)  # TCAP was given the base model's vote
+    np.testing.assert_array_equal(tuned.samples["implausible"].astype(bool), vote)
+    assert plain.tcap.plausibility_ is None
 
     monkeypatch.setattr(pipeline, "extract_profiles", lambda *a, **k: pytest.fail("the cache was not reused"))
     again = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", tuned_config, show_progress=False)

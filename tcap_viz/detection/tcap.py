@@ -65,8 +65,11 @@ class TCAPDetector(BaseEstimator):
     profiler_ : fitted HeadProfiler on the head statistic.
     em_ : fitted DawidSkene, or None when fewer than ``min_heads`` heads were selected.
     votes_ : (M, n_selected) 0/1 votes of the selected heads, in selection order.
+    plausibility_ : (M,) bool, the plausibility votes given to ``fit`` (None without them); in
+        the EM they are the last annotator, after the heads.
     posterior_ : (M,) P(poisoned | votes); all 0 when fewer than ``min_heads`` heads were
-        selected, since then no group of heads agrees on a separated minority.
+        selected, since then no group of heads agrees on a separated minority (the
+        plausibility vote itself, when given).
     flagged_ : (M,) bool, posterior_ > threshold.
 
     Known limitation: a clean question type lighter than ``max_target_weight`` that
@@ -120,21 +123,32 @@ class TCAPDetector(BaseEstimator):
         self.init = init
         self.mixture = mixture
 
-    def fit(self, profiles):
-        """Profile every head's statistic and aggregate the selected heads' votes."""
+    def fit(self, profiles, plausibility=None):
+        """Profile every head's statistic and aggregate the selected heads' votes.
+
+        ``plausibility``: optional (M,) bool, the base model finding each response implausible
+        (``PlausibilityVote``; no label). Given, it anchors head selection (the heads whose group
+        agrees with it, not with the best-ranked head: heads on a clean content group drop out)
+        and joins the EM as one more annotator; with fewer than ``min_heads`` agreeing heads it
+        decides alone.
+        """
         profiles = np.asarray(profiles, dtype=float)
         if profiles.ndim != 4 or profiles.shape[-1] != len(COMPONENTS):
             raise ValueError(f"profiles must be (M, L, H, {len(COMPONENTS)}), got shape {profiles.shape}")
         shares = head_statistic(profiles, self.statistic, self.transform)
         profiler_params = {name: getattr(self, name) for name in HeadProfiler().get_params()}
-        self.profiler_ = HeadProfiler(**profiler_params).fit(shares)
+        self.plausibility_ = None if plausibility is None else np.asarray(plausibility, dtype=bool)
+        self.profiler_ = HeadProfiler(**profiler_params).fit(shares, anchor=self.plausibility_)
         self.votes_ = self.profiler_.votes(shares)
         if self.votes_.shape[1] < max(self.min_heads, 1):
             self.em_ = None
-            self.posterior_ = np.zeros(len(profiles))
+            self.posterior_ = (np.zeros(len(profiles)) if self.plausibility_ is None
+                               else self.plausibility_.astype(float))
         else:
+            annotators = self.votes_ if self.plausibility_ is None else np.column_stack(
+                [self.votes_, self.plausibility_.astype(self.votes_.dtype)])
             self.em_ = DawidSkene(max_iter=self.max_iter, tol=self.tol, smoothing=self.smoothing,
-                                 init=self.init).fit(self.votes_)
+                                 init=self.init).fit(annotators)
             self.posterior_ = self.em_.posterior_
         self.flagged_ = self.posterior_ > self.threshold
         return self
@@ -148,8 +162,8 @@ class TCAPDetector(BaseEstimator):
         specificity = np.full((n_layers, n_heads), np.nan)
         if self.em_ is not None:
             rows, cols = np.array(p.selected_heads_).T
-            sensitivity[rows, cols] = self.em_.sensitivity_
-            specificity[rows, cols] = self.em_.specificity_
+            sensitivity[rows, cols] = self.em_.sensitivity_[:len(rows)]
+            specificity[rows, cols] = self.em_.specificity_[:len(rows)]
         table = {"layer": layer, "head": head, "k": p.n_components_.ravel()}
         table.update({f"aic_{k + 1}": p.aic_[..., k].ravel() for k in range(p.aic_.shape[-1])})
         table.update(
@@ -174,7 +188,10 @@ class TCAPDetector(BaseEstimator):
         if self.em_ is None:
             return pd.DataFrame(columns=columns)
         votes = self.votes_[i]
-        llr = self.em_.log_likelihood_ratios()[np.arange(len(votes)), votes]
         layers, heads = np.array(self.profiler_.selected_heads_).T
+        if self.plausibility_ is not None:  # the base model's vote, as layer -1, head -1
+            votes = np.append(votes, int(self.plausibility_[i]))
+            layers, heads = np.append(layers, -1), np.append(heads, -1)
+        llr = self.em_.log_likelihood_ratios()[np.arange(len(votes)), votes]
         values = [layers, heads, votes, self.em_.sensitivity_, self.em_.specificity_, llr]
         return pd.DataFrame(dict(zip(columns, values)))

@@ -45,6 +45,8 @@ PRIVATE = {"api_visibility": "private"}  # wiring between views, not part of the
 
 
 def _head_label(layer: int, head: int) -> str:
+    if layer < 0:  # the annotator that is not a head (TCAPDetector.head_contributions)
+        return "base model: implausible response"
     return f"L{layer}H{head}"
 
 
@@ -116,8 +118,10 @@ def why_markdown(contributions: pd.DataFrame, flagged: bool = True, threshold: f
     if voting.empty:
         return f"{title} no selected head put this sample in its trigger-responsive group."
     names = ", ".join(f"{_head_label(r.layer, r.head)} (+{r.llr:.1f})" for r in voting.itertuples())
-    return (f"{title} {len(voting)} of {len(top)} selected heads put this sample in their separated "
-            f"minority group; each vote adds its log-likelihood ratio to the log-odds: {names}.")
+    heads = top[top["layer"] >= 0]
+    base = "" if len(heads) == len(top) else " (and the base model's plausibility vote)"
+    return (f"{title} {int((heads['vote'] == 1).sum())} of {len(heads)} selected heads put this sample in their "
+            f"separated minority group{base}; each vote adds its log-likelihood ratio to the log-odds: {names}.")
 
 
 def not_selected_reason(info: pd.Series, profiler) -> str:
@@ -179,7 +183,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         first = q.page * q.page_size
         label = f"samples {first + 1 if total else 0}-{first + len(rows)} of {total}" + (
             f" (map selection of {len(q.ids)})" if q.ids is not None else "")
-        columns = TABLE_COLUMNS + (["base_logprob"] if "base_logprob" in rows else [])
+        columns = TABLE_COLUMNS + [c for c in ("implausible", "base_logprob") if c in rows]
         return gr.Dataframe(value=rows[columns].round(4), label=label)
 
     def make_query(lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids):

@@ -26,7 +26,8 @@ def test_flags_poisoned_samples_shifted_in_deep_heads(make_profiles, poisoned_he
 
 
 def test_fit_takes_no_labels_and_is_deterministic(make_profiles):
-    assert list(inspect.signature(TCAPDetector.fit).parameters) == ["self", "profiles"]
+    # profiles, and the base model's plausibility votes: computed from responses, never from labels
+    assert list(inspect.signature(TCAPDetector.fit).parameters) == ["self", "profiles", "plausibility"]
     profiles, _, _ = make_profiles(n_samples=600, seed=1)
     first = TCAPDetector().fit(profiles).posterior_
     np.testing.assert_array_equal(first, TCAPDetector().fit(profiles).posterior_)
@@ -170,3 +171,29 @@ def test_a_group_only_one_head_singles_out_is_not_flagged():
     alone = TCAPDetector().fit(profiles)
     assert alone.profiler_.selected_heads_ == [(0, 2)] and alone.em_ is None and not alone.flagged_.any()
     assert f1_score(group, TCAPDetector(min_heads=1).fit(profiles).flagged_) >= 0.98
+
+
+def test_the_plausibility_vote_picks_the_heads_and_joins_the_em():
+    """Four heads single out a clean content group (farther out, so they rank first); two see the
+    poisons. Alone, TCAP flags the content group; with the base model's plausibility votes (a few
+    false alarms), it selects the trigger heads and flags the poisons."""
+    rng = np.random.default_rng(5)
+    n = 1500
+    group = rng.choice(3, n, p=[0.85, 0.1, 0.05])  # 0 background, 1 a clean content group, 2 poisoned
+    profiles = np.tile([0.3, 0.5, 0.2], (n, 1, 6, 1)) + rng.normal(0, 0.01, (n, 1, 6, 3))
+    profiles[group == 1, 0, :4, 0] += 0.3
+    profiles[group == 2, 0, 4:, 0] += 0.15
+    profiles = np.clip(profiles, 1e-3, None)
+    profiles /= profiles.sum(-1, keepdims=True)
+    poisoned = group == 2
+    alone = TCAPDetector(last_layers=1).fit(profiles)
+    assert (alone.flagged_ & poisoned).sum() < 0.2 * poisoned.sum()
+    plausible = poisoned | (rng.random(n) < 0.003)
+    both = TCAPDetector(last_layers=1).fit(profiles, plausibility=plausible)
+    assert set(both.profiler_.selected_heads_) == {(0, 4), (0, 5)}
+    assert (both.flagged_ == poisoned).mean() > 0.995
+    why = both.head_contributions(int(np.flatnonzero(poisoned)[0]))
+    assert list(why["layer"])[-1] == -1 and why["vote"].tolist() == [1, 1, 1]
+    assert both.heads_table()["sensitivity"].notna().sum() == 2
+    nothing = TCAPDetector(last_layers=1).fit(profiles[:, :, :4], plausibility=plausible)  # no head agrees
+    np.testing.assert_array_equal(nothing.flagged_, plausible)

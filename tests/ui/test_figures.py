@@ -125,3 +125,14 @@ def test_a_head_not_selected_says_why():
     assert "outside the layers searched" in not_selected_reason(head(candidate=False), profiler)
     assert "overlaps the best head's group by 0.20" in not_selected_reason(head(agreement=0.2), profiler)
     assert "8 heads with a higher separation score" in not_selected_reason(head(), profiler)
+
+
+def test_why_flagged_names_the_base_models_vote_apart_from_the_heads():
+    from tcap_viz.ui.app import why_markdown
+
+    contributions = pd.DataFrame({"layer": [4, 4, -1], "head": [9, 12, -1], "vote": [1, 0, 1],
+                                  "sensitivity": [0.9, 0.8, 0.99], "specificity": [0.99, 0.9, 0.99],
+                                  "llr": [4.0, -0.5, 6.2]})
+    text = why_markdown(contributions)
+    assert "1 of 2 selected heads" in text and "base model's plausibility vote" in text
+    assert "base model: implausible response (+6.2)" in text and "L4H9 (+4.0)" in text
