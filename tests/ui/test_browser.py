@@ -147,6 +147,9 @@ def test_the_first_hour_a_typo_a_decision_and_a_typed_threshold(page, served):
     assert _wait_for(lambda: "posterior > 0.002" in _summary(page))
     share = page.locator("#tcap-responses [data-testid=cell-0-2]")
     assert _wait_for(lambda: share.inner_text().strip().endswith("%"))
+    # the method's terms are explained where they are shown (item 16)
+    page.get_by_text("What the terms mean").first.click()
+    assert _wait_for(lambda: page.get_by_text("Separation score (SS)").first.is_visible())
 
 
 def test_a_sample_below_the_threshold_is_not_called_flagged(page, served):
@@ -161,3 +164,38 @@ def test_a_sample_below_the_threshold_is_not_called_flagged(page, served):
     page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
     body = page.locator("#tcap-detail-body").inner_text()
     assert "Why flagged" not in body and "Not flagged" in body
+
+
+def test_the_first_scan_shows_one_progress_bar_that_moves(tiny_model_dir, tiny_data_path, tmp_path, monkeypatch):
+    """Issue 13, item 12: the first scan's bar stayed at 0% and was repeated over every output."""
+    from tcap_viz import pipeline
+
+    extract = pipeline.extract_profiles
+
+    def slowly(*args, **kwargs):  # the tiny scan is too fast to watch: let each chunk take a moment
+        time.sleep(1.5)
+        return extract(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 8)  # 40 samples: 5 chunks
+    monkeypatch.setattr(pipeline, "extract_profiles", slowly)
+    session = ReviewSession(tiny_model_dir, tiny_data_path, tmp_path / "run", decisions=tmp_path / "d.sqlite")
+    app = build_app(session).queue()
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **page_settings())
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app.local_url)
+            seen = []
+            end = time.time() + 60
+            while time.time() < end and "Selected heads" not in page.locator("#tcap-summary").inner_text():
+                bars = page.locator("[role=progressbar]")
+                seen.append([bars.nth(i).get_attribute("aria-valuenow") for i in range(bars.count())])
+                time.sleep(0.3)
+            browser.close()
+    finally:
+        app.close()
+    shown = [values for values in seen if values]
+    assert shown and max(len(values) for values in shown) == 1  # one bar, not one per output
+    percents = {float(value) for values in shown for value in values if value}
+    assert any(0 < value < 100 for value in percents), shown[:8]  # it moves
