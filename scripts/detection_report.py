@@ -9,7 +9,8 @@ A case is an attack variant at a poison rate (or clean data) with one seed. Each
 (2000 training samples, 200 clean and 200 triggered test samples, the attack's defaults), a
 customer fine-tune of the shipped base with the default recipe of `--finetune` (LoRA unless said),
 its clean accuracy and attack success rate (ASR), a scan (TCAP and the BYE baseline with default
-parameters, float32), the detectors scored against ground truth they never saw, and a retraining
+parameters, float32; the base model's plausibility vote included, since the service knows the
+base), the detectors scored against ground truth they never saw, and a retraining
 from the base without the flagged samples (its clean accuracy and ASR).
 Every step's output stays under runs/report/ and is reused, so an interrupted report resumes; a
 case measured with other settings (attack parameters, recipe, base model) is refused, not mixed in.
@@ -52,6 +53,8 @@ VARIANTS = {
 }
 RATES = (10, 5)
 CASES = [f"{v}-{r}" for v in VARIANTS for r in RATES] + ["clean"]
+# what the scan's detection is; a cached case of another kind is refused, not mixed in
+DETECTION = "TCAP with the base model's plausibility vote (issue 12, first lever)"
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9}
 
 
@@ -70,7 +73,7 @@ def case_settings(case: str, seed: int, finetune_kind: str, steps: int | None = 
     settings["attack_params"] = dataclasses.asdict(make_attack(settings["attack"]))
     recipe = customer_recipe(finetune_kind, steps, seed)
     weights = BASE_MODEL / "model.safetensors"
-    settings |= {"case": case, "variant": variant, "poison_rate": int(rate) / 100, "seed": seed,
+    settings |= {"detection": DETECTION, "case": case, "variant": variant, "poison_rate": int(rate) / 100, "seed": seed,
                  "finetune": finetune_kind, "recipe": dataclasses.asdict(recipe),
                  "base": hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.exists() else None}
     return json.loads(json.dumps(settings))  # as a cached copy reads back (tuples become lists)
@@ -135,7 +138,9 @@ def run_case(case: str, seed: int, finetune_kind: str, device: str | None, threa
     model, seconds = trained(train, WORK / "models" / name)
     result = {"settings": settings, "machine": _device_name(device), "finetune_s": round(seconds, 1),
               "model": model_quality(loaded(model), splits)}
-    config = ScanConfig(device=device, dtype="float32", adapter=str(model) if finetune_kind == "lora" else None)
+    # the service knows the base either way: with an adapter the scan finds it, a full fine-tune names it
+    config = ScanConfig(device=device, dtype="float32", adapter=str(model) if finetune_kind == "lora" else None,
+                        base_model=None if finetune_kind == "lora" else str(BASE_MODEL))
     started = time.time()
     scanned = scan(BASE_MODEL if finetune_kind == "lora" else model, splits / "train" / "data.jsonl",
                    WORK / "runs" / name, config, show_progress=False)
