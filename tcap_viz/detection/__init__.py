@@ -2,8 +2,8 @@
 
 Finds poisoned samples from attention profiles alone (TCAP: per-head Gaussian
 mixtures, then Dawid-Skene EM over the heads' votes), next to the BYE entropy
-baseline it must beat, the base model's plausibility vote (not yet in the scan), and scores
-them against ground truth for evaluation.
+baseline it must beat, the base model's plausibility vote (used by TCAP when the scan knows
+the base), and scores them against ground truth for evaluation.
 """
 
 from .bye import BYEDetector

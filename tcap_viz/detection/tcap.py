@@ -182,11 +182,15 @@ class TCAPDetector(BaseEstimator):
         """Why sample i is (not) flagged: each selected head's vote and its push on the log-odds.
 
         ``llr`` is log(sens / (1 - spec)) for a "target" vote and log((1 - sens) / spec)
-        otherwise; the posterior log-odds is the prior log-odds plus the sum of ``llr``.
+        otherwise; the posterior log-odds is the prior log-odds plus the sum of ``llr``. The
+        plausibility vote, when given, is the row with layer and head -1; when it decided alone
+        (too few heads agreed with it) it is the only row, with no reliabilities.
         """
         columns = ["layer", "head", "vote", "sensitivity", "specificity", "llr"]
         if self.em_ is None:
-            return pd.DataFrame(columns=columns)
+            if self.plausibility_ is None:
+                return pd.DataFrame(columns=columns)
+            return pd.DataFrame([[-1, -1, int(self.plausibility_[i]), np.nan, np.nan, np.nan]], columns=columns)
         votes = self.votes_[i]
         layers, heads = np.array(self.profiler_.selected_heads_).T
         if self.plausibility_ is not None:  # the base model's vote, as layer -1, head -1

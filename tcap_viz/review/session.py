@@ -142,11 +142,8 @@ class ReviewSession:
 
     @cached_property
     def _position(self) -> dict[str, int]:
-        """Sample id -> row of the samples table."""
-        positions = {sample_id: i for i, sample_id in enumerate(self.result.samples["id"])}
-        if len(positions) != len(self.result.samples):
-            raise ValueError(f"{self.data}: sample ids are not unique")
-        return positions
+        """Sample id -> row of the samples table (ids are unique: load_dataset refuses duplicates)."""
+        return {sample_id: i for i, sample_id in enumerate(self.result.samples["id"])}
 
     def _reviewed(self, rows: list[int] | None = None) -> pd.DataFrame:
         """A copy of the samples table (or of `rows`) with split and standing decision, up to date."""

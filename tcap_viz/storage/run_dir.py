@@ -24,6 +24,8 @@ SAMPLES = "samples.csv"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 CHUNKS = "chunks"  # partial extractions of an unfinished or sharded scan
+#: What reading a damaged or foreign npz raises (cut short, not a zip, a key missing).
+_UNREADABLE = (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError)
 
 
 class RunDir:
@@ -49,15 +51,17 @@ class RunDir:
         path = self.file(PROFILES)
         if not path.exists():
             return None
-        extraction = _read_extraction(path, None)  # sets a damaged file aside
-        if extraction is None:
+        try:  # the keys first: the profiles are read only when some rows can be reused
+            with np.load(path, allow_pickle=False) as z:
+                if "model_key" not in z.files or str(z["model_key"]) != model_key:
+                    return None
+                stored = dict(zip(z["key_ids"].tolist(), z["key_values"].tolist()))
+        except _UNREADABLE as error:
+            _set_aside(path, error)
             return None
-        with np.load(path, allow_pickle=False) as z:
-            if "model_key" not in z.files or str(z["model_key"]) != model_key:
-                return None
-            stored = dict(zip(z["key_ids"].tolist(), z["key_values"].tolist()))
         same = [i for i, key in sample_keys.items() if stored.get(i) == key]
-        return in_order(extraction, same) if same else None
+        extraction = _read_extraction(path, None) if same else None  # sets a damaged file aside
+        return in_order(extraction, same) if extraction is not None else None
 
     # -- partial extractions: chunks of samples, so a scan resumes and shards merge ------------------
     def _chunk_dir(self, cache_key: str) -> Path:
@@ -127,7 +131,7 @@ def _read_extraction(path: Path, cache_key: str | None) -> Extraction | None:
             return Extraction(ids=z["ids"].tolist(), profiles=z["profiles"], vision_entropy=z["vision_entropy"],
                               skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())),
                               base_logprob=z["base_logprob"] if "base_logprob" in z.files else None)
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as error:
+    except _UNREADABLE as error:
         _set_aside(path, error)
         return None
 

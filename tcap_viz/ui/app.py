@@ -115,6 +115,10 @@ def why_markdown(contributions: pd.DataFrame, flagged: bool = True, threshold: f
     top = contributions.sort_values("llr", ascending=False)
     voting = top[top["vote"] == 1]
     title = "**Why flagged:**" if flagged else f"**Not flagged** (posterior at or below {threshold:.4g}):"
+    if (top["layer"] < 0).all():  # fewer heads than min_heads agreed with the plausibility vote: it decided alone
+        verdict = "finds" if top["vote"].iloc[0] == 1 else "does not find"
+        return (f"{title} no selected heads agreed with the base model's plausibility vote, so it decides alone: "
+                f"the base model {verdict} this response implausible.")
     if voting.empty:
         return f"{title} no selected head put this sample in its trigger-responsive group."
     names = ", ".join(f"{_head_label(r.layer, r.head)} (+{r.llr:.1f})" for r in voting.itertuples())
@@ -124,8 +128,9 @@ def why_markdown(contributions: pd.DataFrame, flagged: bool = True, threshold: f
             f"separated minority group{base}; each vote adds its log-likelihood ratio to the log-odds: {names}.")
 
 
-def not_selected_reason(info: pd.Series, profiler) -> str:
-    """Why the heads view's head was not chosen to vote, in the selection's own order of tests."""
+def not_selected_reason(info: pd.Series, profiler, anchored: bool = False) -> str:
+    """Why the heads view's head was not chosen to vote, in the selection's own order of tests;
+    `anchored`: heads were chosen by agreement with the plausibility vote, not with the best head."""
     if info["k"] <= 1:
         return "one Gaussian fits its statistic best (K* = 1): the samples form no separate group"
     if not info["separation"] > 0:
@@ -134,7 +139,8 @@ def not_selected_reason(info: pd.Series, profiler) -> str:
     if not info["candidate"]:
         return f"its layer is outside the layers searched (the last {profiler.last_layers:.0%}, `last_layers`)"
     if pd.notna(info["agreement"]) and info["agreement"] < profiler.min_agreement:
-        return (f"its group overlaps the best head's group by {info['agreement']:.2f}, under "
+        other = "the responses the base model finds implausible" if anchored else "the best head's group"
+        return (f"its group overlaps {other} by {info['agreement']:.2f}, under "
                 f"{profiler.min_agreement} (`min_agreement`): it reacts to other samples")
     return f"{profiler.top_heads} heads with a higher separation score were chosen first (`top_heads`)"
 
@@ -153,6 +159,9 @@ GLOSSARY = """
 - **Votes and EM**: each selected head votes "in G_t" or not; an EM (Dawid-Skene) model learns how
   reliable each head is (sensitivity, specificity) and turns the votes into a **posterior** poison
   probability per sample. A vote adds its **log-likelihood ratio** (llr) to the log-odds.
+- **Plausibility vote** (when the scan knows the base model: `--adapter`, or `--base-model`): the base
+  model, which never saw the poison, finds a response far less likely than the rest; heads are then
+  chosen by agreement with it, and it votes in the EM beside them.
 - **BYE**: the baseline of another paper: the entropy of the image attention; it flags low entropy.
 """
 
@@ -250,12 +259,13 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         view = session.head_view(layer, head)
         info = view.info
         truth = view.truth if overlay_truth else None
+        anchored = session.result.tcap.plausibility_ is not None
         sens = "" if pd.isna(info["sensitivity"]) else (f", EM sensitivity {info['sensitivity']:.3f}, "
                                                          f"specificity {info['specificity']:.3f}")
         text = (f"**{_head_label(layer, head)}**: K* = {info['k']}, separation score {info['separation']:.1f}, "
                 f"target weight {info['target_weight']:.3f}, gap {info['gap']:.2f}; "
                 + (f"selected{sens}." if info["selected"] else
-                   f"not selected: {not_selected_reason(info, session.result.tcap.profiler_)}."))
+                   f"not selected: {not_selected_reason(info, session.result.tcap.profiler_, anchored)}."))
         aic = [info[f"aic_{k}"] for k in range(1, 100) if f"aic_{k}" in info]
         title = f"{_head_label(layer, head)}: statistic and mixture"
         return (figures.heads_grid(session.result.heads, (layer, head)),

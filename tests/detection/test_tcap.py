@@ -197,3 +197,15 @@ def test_the_plausibility_vote_picks_the_heads_and_joins_the_em():
     assert both.heads_table()["sensitivity"].notna().sum() == 2
     nothing = TCAPDetector(last_layers=1).fit(profiles[:, :, :4], plausibility=plausible)  # no head agrees
     np.testing.assert_array_equal(nothing.flagged_, plausible)
+
+
+def test_when_the_plausibility_vote_decides_alone_it_is_the_one_contribution():
+    rng = np.random.default_rng(2)
+    profiles = rng.dirichlet([5, 5, 5], (300, 1, 2))  # no head separates anything
+    vote = rng.random(300) < 0.05
+    alone = TCAPDetector(last_layers=1).fit(profiles, plausibility=vote)
+    assert alone.em_ is None
+    i = int(np.flatnonzero(vote)[0])
+    why = alone.head_contributions(i)
+    assert why[["layer", "head", "vote"]].values.tolist() == [[-1, -1, 1]]
+    np.testing.assert_array_equal(alone.flagged_, vote)

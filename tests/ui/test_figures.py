@@ -124,6 +124,8 @@ def test_a_head_not_selected_says_why():
     assert "separation score 0" in not_selected_reason(head(separation=0.0), profiler)
     assert "outside the layers searched" in not_selected_reason(head(candidate=False), profiler)
     assert "overlaps the best head's group by 0.20" in not_selected_reason(head(agreement=0.2), profiler)
+    assert "overlaps the responses the base model finds implausible" in not_selected_reason(
+        head(agreement=0.2), profiler, anchored=True)
     assert "8 heads with a higher separation score" in not_selected_reason(head(), profiler)
 
 
@@ -136,3 +138,12 @@ def test_why_flagged_names_the_base_models_vote_apart_from_the_heads():
     text = why_markdown(contributions)
     assert "1 of 2 selected heads" in text and "base model's plausibility vote" in text
     assert "base model: implausible response (+6.2)" in text and "L4H9 (+4.0)" in text
+
+
+def test_why_flagged_says_when_the_base_models_vote_decided_alone():
+    from tcap_viz.ui.app import why_markdown
+
+    alone = pd.DataFrame({"layer": [-1], "head": [-1], "vote": [1], "sensitivity": [np.nan],
+                          "specificity": [np.nan], "llr": [np.nan]})
+    assert "decides alone" in why_markdown(alone) and "finds this response implausible" in why_markdown(alone)
+    assert "does not find" in why_markdown(alone.assign(vote=0), flagged=False)
