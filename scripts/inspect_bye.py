@@ -46,7 +46,7 @@ def main() -> None:
     for start in range(0, len(dataset), args.batch_size):
         kept, images, _ = load_images(dataset[start:start + args.batch_size])
         batch = adapter.encode([s.question for s in kept], [s.system for s in kept], images)
-        rows = read_rows(adapter, batch)  # (B, L, H, S)
+        rows, _ = read_rows(adapter, batch)  # (B, L, H, S)
         patch_only = batch.components.clone()  # the detector's statistic, without the tokens no grid draws
         mean_rows = rows.mean(2).numpy()  # (B, L, S): head-averaged answer rows
         for b, sample in enumerate(kept):

@@ -34,8 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-from detection_report import VARIANTS  # noqa: E402
+from tcap_viz.benchmark import VARIANTS  # noqa: E402
 
 WORK = ROOT / "runs" / "plausibility"
 REPORT = ROOT / "docs" / "PLAUSIBILITY.md"

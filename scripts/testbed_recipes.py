@@ -31,8 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 WORK = ROOT / "runs" / "testbed"
 REPORT = ROOT / "docs" / "TESTBED.md"
-sys.path.insert(0, str(ROOT / "scripts"))
-from detection_report import VARIANTS  # noqa: E402
+from tcap_viz.benchmark import VARIANTS  # noqa: E402
 
 # (name, make-data settings): the report's attack variants, and other strengths of the subtle ones
 GRID = {**VARIANTS,

@@ -61,9 +61,12 @@ def model_config(args, **more):
     """ScanConfig from the model-loading options every model-using command shares."""
     from tcap_viz.pipeline import ScanConfig
 
-    return ScanConfig(device=args.device, dtype=args.dtype, adapter=args.adapter, device_map=args.device_map,
-                      trust_remote_code=args.trust_remote_code, allow_outside=args.allow_outside,
-                      base_model=args.base_model, **more)
+    try:
+        return ScanConfig(device=args.device, dtype=args.dtype, adapter=args.adapter, device_map=args.device_map,
+                          trust_remote_code=args.trust_remote_code, allow_outside=args.allow_outside,
+                          base_model=args.base_model, preset=getattr(args, "preset", "default"), **more)
+    except ValueError as err:  # an unknown --preset
+        sys.exit(f"error: {err}")
 
 
 def cmd_scan(args) -> None:
@@ -98,11 +101,14 @@ def cmd_scan(args) -> None:
 
 
 def format_metrics(metrics: dict) -> str:
-    rows = [f"{'detector':<10}{'precision':>10}{'recall':>9}{'F1':>8}{'AUROC':>8}{'flagged':>9}"]
-    for name in ("tcap", "baseline"):
-        m = metrics[name]
-        rows.append(f"{name:<10}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>8.4f}"
-                    f"{m['auroc']:>8.4f}{m['n_flagged']:>9d}")
+    from tcap_viz.pipeline import DETECTOR_NAMES
+
+    rows = [f"{'detector':<16}{'precision':>10}{'recall':>9}{'F1':>8}{'AUROC':>8}{'flagged':>9}"]
+    for name, label in DETECTOR_NAMES.items():
+        if name in metrics:
+            m = metrics[name]
+            rows.append(f"{label:<16}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>8.4f}"
+                        f"{m['auroc']:>8.4f}{m['n_flagged']:>9d}")
     rows.append(f"(ground truth used for evaluation only; {metrics['scanned']} scanned, {metrics['skipped']} skipped)")
     return "\n".join(rows)
 
@@ -117,6 +123,29 @@ def cmd_evaluate(args) -> None:
         sys.exit(f"{run.file(METRICS)} not found: the run's dataset has no 'poisoned' labels, "
                  "or the folder is not a run written by `tcap-viz scan`")
     print(format_metrics(run.load_json(METRICS)))
+
+
+def cmd_report(args) -> None:
+    from tcap_viz.benchmark import Benchmark
+
+    variants = None
+    if args.variants:
+        try:
+            variants = json.loads(args.variants.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            sys.exit(f"error: {args.variants}: {err}; give a JSON object of name -> make-data settings")
+    try:
+        bench = Benchmark(args.work, args.cases, args.seeds, variants, finetune=args.finetune, steps=args.steps,
+                          n_train=args.n_train, n_test=args.n_test, base=args.base or BASE_MODEL)
+        if not args.render:
+            bench.run(device=args.device, workers=args.workers, retrain=not args.no_retrain)
+        command = "tcap-viz report " + " ".join(args.argv)
+        if args.out:
+            print(f"report: {bench.write(args.out, command)}")
+        else:
+            print(bench.report(command))
+    except ValueError as err:
+        sys.exit(f"error: {err}")
 
 
 def cmd_app(args) -> None:
@@ -189,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run folder (profiles are cached there)")
     p.add_argument("--batch-size", type=int, default=16)
     add_model_arguments(p)
-    p.add_argument("--tcap", type=_json_object, default={}, help="TCAPDetector parameters as JSON")
+    add_preset_argument(p)
+    p.add_argument("--tcap", type=_json_object, default={}, help="TCAPDetector parameters as JSON (over the preset's)")
     p.add_argument("--baseline", type=_json_object, default={}, help="BYEDetector parameters as JSON")
     p.add_argument("--shard", default=None, help="i/n: extract only this share of the samples (one process per "
                                                  "GPU); 'auto' takes it from torchrun's RANK / WORLD_SIZE")
@@ -198,6 +228,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="print a run's detection metrics (needs ground-truth labels)")
     p.add_argument("run", type=Path)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="the detection benchmark: make data, fine-tune, scan and score every attack "
+                                      "(cached, resumable); print or write the report",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Each case is an attack variant at a poison rate (VARIANT-RATE, e.g. blend-5) or "
+                                   "clean, with one seed: make-data (2000 training samples), a customer fine-tune "
+                                   "of the shipped base, its clean accuracy and attack success, a scan with every "
+                                   "detector, the ablation of the default's levers, and a retraining without what "
+                                   "was flagged. Every step is cached under --work, so a second run resumes.")
+    p.add_argument("--cases", nargs="+", default=None, help="cases to run (default: every variant at 10%% and 5%%, "
+                                                            "and clean)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--variants", type=Path, default=None,
+                   help="a JSON file of your own attacks, name -> make-data settings, e.g. "
+                        "{\"faint_blend\": {\"attack\": \"blend\", \"attack_params\": {\"alpha\": 0.1}}} "
+                        "(default: the testbed's)")
+    p.add_argument("--finetune", default="lora", choices=["lora", "full"])
+    p.add_argument("--base", default=None, help=f"the model customers fine-tune (default: the shipped base, "
+                                                f"{BASE_MODEL.name})")
+    p.add_argument("--steps", type=int, default=None, help="fine-tune steps (default: the recipe's own)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available)")
+    p.add_argument("--workers", type=int, default=1, help="cases run at once (on a GPU machine with many cores)")
+    p.add_argument("--n-train", type=int, default=2000, help="training samples of each case")
+    p.add_argument("--n-test", type=int, default=200, help="samples in each test split (clean, triggered)")
+    p.add_argument("--no-retrain", action="store_true", help="skip the retraining without the flagged samples")
+    p.add_argument("--render", action="store_true", help="only render the report from cached results")
+    p.add_argument("--work", type=Path, default=Path("runs/report"), help="folder of the cached steps")
+    p.add_argument("--out", type=Path, default=None, help="write the markdown report here (default: print it)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("app", help="open the analyst app (same options as app.py)")
     add_app_arguments(p)
@@ -212,8 +271,16 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     add_model_arguments(parser)
+    add_preset_argument(parser)
     parser.add_argument("--auth", default=None, help="USER:PASS, or a file of USER:PASS lines; the login name "
                                                      "becomes the reviewer name of decisions")
+
+
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="default",
+                        help="the detector's configuration: 'default' (this project's, with the base model's "
+                             "plausibility vote when the scan knows the base), or 'paper' (METHOD.md's TCAP as "
+                             "written, no vote; docs/METHOD_CHOICES.md)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -238,7 +305,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:]  # the command's options, as typed (the report quotes them)
     try:
         args.func(args)
     except (DatasetError, FileExistsError, FileNotFoundError) as err:

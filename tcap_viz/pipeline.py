@@ -21,11 +21,12 @@ from tqdm.auto import tqdm
 from tcap_viz import __version__
 from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles, in_order
 from tcap_viz.data import Dataset, DatasetError, load_dataset
-from tcap_viz.detection import BYEDetector, PlausibilityVote, TCAPDetector, detection_metrics
+from tcap_viz.detection import (PRESETS, ActivationClustering, BYEDetector, PlausibilityVote, SpectralSignatures,
+                                TCAPDetector, detection_metrics)
 from tcap_viz.model.evaluate import response_logprob
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
-EXTRACTION_VERSION = 1  # bump when extraction's numbers change, so old caches are not reused
+EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
 CHUNK_SIZE = 256  # samples saved together: at most this much work is lost when a scan is interrupted
 
 
@@ -43,9 +44,17 @@ class ScanConfig:
     # the model the scanned one was fine-tuned from, for the plausibility signal (a full fine-tune's
     # base); with `adapter` and no base_model, the model itself without the adapter
     base_model: str | None = None
-    tcap: dict = field(default_factory=dict)  # TCAPDetector parameters (its defaults when absent)
+    # "default", or "paper": METHOD.md's TCAP as written (detection.PRESETS), without the plausibility vote
+    preset: str = "default"
+    tcap: dict = field(default_factory=dict)  # TCAPDetector parameters, over the preset's
     baseline: dict = field(default_factory=dict)  # BYEDetector parameters
     plausibility: dict = field(default_factory=dict)  # PlausibilityVote parameters
+    activation_clustering: dict = field(default_factory=dict)  # ActivationClustering parameters
+    spectral_signatures: dict = field(default_factory=dict)  # SpectralSignatures parameters
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
 
 
 @dataclass
@@ -58,6 +67,8 @@ class ScanResult:
     samples: pd.DataFrame
     heads: pd.DataFrame
     metrics: dict | None
+    #: the classic defences on the answer row's hidden states, by name (HIDDEN_BASELINES)
+    hidden_baselines: dict = field(default_factory=dict)
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -207,17 +218,46 @@ def extract_shard(model: str | Path, data: str | Path | Dataset, out: str | Path
     extract_or_load(model, dataset, RunDir(out), config, show_progress=show_progress, shard=shard)
 
 
+def plausibility_votes(extraction: Extraction, config: ScanConfig) -> np.ndarray | None:
+    """The base model's vote on each response, when the scan knows the base (and the preset takes it)."""
+    if extraction.base_logprob is None or config.preset == "paper":
+        return None
+    return PlausibilityVote(**config.plausibility).fit(extraction.base_logprob).flagged_
+
+
 def detect(extraction: Extraction, config: ScanConfig) -> tuple[TCAPDetector, BYEDetector]:
     """Fit TCAP (with the base model's plausibility vote when the scan knows the base) and the BYE
     baseline on what was extracted: no label reaches them."""
-    plausibility = None if extraction.base_logprob is None else \
-        PlausibilityVote(**config.plausibility).fit(extraction.base_logprob).flagged_
-    tcap = TCAPDetector(**config.tcap).fit(extraction.profiles, plausibility)
+    tcap = TCAPDetector(**(PRESETS[config.preset] | config.tcap)).fit(extraction.profiles,
+                                                                      plausibility_votes(extraction, config))
     baseline = BYEDetector(**config.baseline).fit(extraction.vision_entropy)
     return tcap, baseline
 
 
-def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, baseline: BYEDetector) -> pd.DataFrame:
+#: name (also its ScanConfig field and metrics key) -> (estimator, samples-table column prefix)
+HIDDEN_BASELINES = {"activation_clustering": (ActivationClustering, "ac"),
+                    "spectral_signatures": (SpectralSignatures, "ss")}
+
+
+#: metrics key -> the detector's name in tables (CLI, app)
+DETECTOR_NAMES = {"tcap": "TCAP", "baseline": "BYE", "activation_clustering": "Act. Clustering",
+                  "spectral_signatures": "Spectral Sig."}
+
+
+def detect_on_hidden(extraction: Extraction, dataset: Dataset, config: ScanConfig) -> dict:
+    """Activation Clustering and Spectral Signatures on the answer row's hidden states, each
+    response its class (the samples' responses are their input, as labels are a classifier's;
+    the ground-truth poison labels never reach them)."""
+    if extraction.hidden is None:
+        return {}
+    response = {s.id: s.response for s in dataset}
+    responses = [response[i] for i in extraction.ids]
+    return {name: estimator(**getattr(config, name)).fit(extraction.hidden, responses)
+            for name, (estimator, _) in HIDDEN_BASELINES.items()}
+
+
+def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, baseline: BYEDetector,
+                  hidden_baselines: dict | None = None) -> pd.DataFrame:
     """One row per dataset sample, skipped ones included with their reason."""
     heads = [f"L{l}H{h}" for l, h in tcap.profiler_.selected_heads_]
     kept = pd.DataFrame({
@@ -232,6 +272,10 @@ def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, 
     if extraction.base_logprob is not None:  # the plausibility signal and its vote
         kept["base_logprob"] = extraction.base_logprob
         kept["implausible"] = tcap.plausibility_
+    for name, fitted in (hidden_baselines or {}).items():
+        prefix = HIDDEN_BASELINES[name][1]
+        kept[f"{prefix}_score"] = fitted.score_
+        kept[f"{prefix}_flagged"] = fitted.flagged_
     base = pd.DataFrame({"id": [s.id for s in dataset], "index": [s.index for s in dataset],
                          "question": [s.question for s in dataset], "response": [s.response for s in dataset]})
     table = base.merge(kept, on="id", how="left")
@@ -242,16 +286,19 @@ def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, 
 
 
 def evaluate(table: pd.DataFrame) -> dict:
-    """Precision / recall / F1 / AUROC of TCAP and the baseline on the scanned samples."""
+    """Precision / recall / F1 / AUROC of TCAP and the baselines on the scanned samples."""
     scanned = table[table["skipped"] == ""]
     truth = scanned["poisoned_truth"].astype(bool).to_numpy()
-    return {
+    metrics = {
         "tcap": detection_metrics(truth, scanned["flagged"].astype(bool).to_numpy(), scanned["posterior"].to_numpy()),
         "baseline": detection_metrics(truth, scanned["baseline_flagged"].astype(bool).to_numpy(),
                                       -scanned["baseline_score"].to_numpy()),
-        "scanned": int(len(scanned)),
-        "skipped": int(len(table) - len(scanned)),
     }
+    for name, (_, prefix) in HIDDEN_BASELINES.items():
+        if f"{prefix}_flagged" in scanned:
+            metrics[name] = detection_metrics(truth, scanned[f"{prefix}_flagged"].astype(bool).to_numpy(),
+                                              scanned[f"{prefix}_score"].to_numpy())
+    return metrics | {"scanned": int(len(scanned)), "skipped": int(len(table) - len(scanned))}
 
 
 def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config: ScanConfig | None = None,
@@ -267,7 +314,8 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
                          "to detect on. First reasons:\n  " + "\n  ".join(reasons) + "\nFix them and scan again "
                          "(only the samples that change are read again).")
     tcap, baseline = detect(extraction, config)
-    table = samples_table(dataset, extraction, tcap, baseline)
+    hidden_baselines = detect_on_hidden(extraction, dataset, config)
+    table = samples_table(dataset, extraction, tcap, baseline, hidden_baselines)
     heads = tcap.heads_table()
     metrics = evaluate(table) if dataset.has_ground_truth else None
     run.save_table(SAMPLES, table)
@@ -277,4 +325,4 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
                            "baseline_params": baseline.get_params()})
     if metrics is not None:
         run.save_json(METRICS, metrics)
-    return ScanResult(run, dataset, extraction, tcap, baseline, table, heads, metrics)
+    return ScanResult(run, dataset, extraction, tcap, baseline, table, heads, metrics, hidden_baselines)

@@ -21,7 +21,9 @@ def test_make_data_finetune_scan_evaluate(tmp_path, capsys):
           "--tcap", '{"top_heads": 4}'])
     main(["evaluate", str(tmp_path / "run")])
     out = capsys.readouterr().out
-    assert "scanned 40, skipped 0" in out and "tcap" in out and "baseline" in out
+    assert "scanned 40, skipped 0" in out
+    for detector in ("TCAP", "BYE", "Act. Clustering", "Spectral Sig."):  # the scan's and evaluate's tables
+        assert out.count(f"\n{detector} ") == 2, detector
 
 
 def test_lora_from_the_shipped_base_then_every_command_takes_the_adapter(tmp_path, tiny_data_path, capsys):

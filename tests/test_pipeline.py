@@ -63,7 +63,43 @@ def test_ground_truth_never_reaches_the_detector(tiny_model_dir, tiny_data_path,
     np.testing.assert_array_equal(a["posterior"], b["posterior"])
     np.testing.assert_array_equal(a["flagged"], b["flagged"])
     np.testing.assert_array_equal(a["baseline_score"], b["baseline_score"])
+    for column in ("ac_score", "ac_flagged", "ss_score", "ss_flagged"):  # the hidden-state baselines
+        np.testing.assert_array_equal(a[column], b[column])
     assert (a["poisoned_truth"] != b["poisoned_truth"]).any()
+
+
+def test_the_scan_runs_the_hidden_state_baselines_on_each_response_class(tiny_model_dir, tiny_data_path, tmp_path):
+    from tcap_viz.detection import ActivationClustering, SpectralSignatures
+
+    result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", show_progress=False)
+    hidden = result.extraction.hidden
+    assert hidden.shape == (40, 64) and np.isfinite(hidden).all()
+    responses = [s.response for s in result.dataset]
+    expected = SpectralSignatures(min_class_size=5).fit(hidden, responses)
+    config = ScanConfig(spectral_signatures={"min_class_size": 5}, activation_clustering={"min_class_size": 5})
+    again = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", config, show_progress=False)
+    np.testing.assert_array_equal(again.samples["ss_flagged"], expected.flagged_)
+    np.testing.assert_allclose(again.samples["ss_score"], expected.score_)
+    ac = ActivationClustering(min_class_size=5).fit(hidden, responses)
+    np.testing.assert_array_equal(again.samples["ac_flagged"], ac.flagged_)
+    assert set(again.hidden_baselines) == {"activation_clustering", "spectral_signatures"}
+    assert {"activation_clustering", "spectral_signatures"} <= set(again.metrics)
+    assert again.metrics["spectral_signatures"]["n_flagged"] == expected.flagged_.sum() > 0
+
+
+def test_the_paper_preset_is_tcap_as_written_without_the_plausibility_vote(tiny_model_dir, tiny_lora_dir,
+                                                                           tiny_data_path, tmp_path):
+    from tcap_viz.detection import PRESETS, TCAPDetector
+
+    paper = scan(tiny_model_dir, tiny_data_path, tmp_path / "run",
+                 ScanConfig(adapter=str(tiny_lora_dir), preset="paper"), show_progress=False)
+    assert paper.tcap.plausibility_ is None and paper.extraction.base_logprob is not None
+    expected = TCAPDetector(**PRESETS["paper"]).fit(paper.extraction.profiles)
+    np.testing.assert_array_equal(paper.samples["posterior"], expected.posterior_)
+    assert paper.tcap.get_params()["statistic"] == "system" and paper.tcap.get_params()["last_layers"] == 0.5
+    assert json.loads((tmp_path / "run" / CONFIG).read_text())["scan"]["preset"] == "paper"
+    with pytest.raises(ValueError, match="default, paper"):
+        ScanConfig(preset="papers")
 
 
 def test_scan_rejects_a_broken_dataset_with_the_line(tiny_model_dir, tmp_path):

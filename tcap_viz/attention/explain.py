@@ -66,7 +66,7 @@ def explain_sample(adapter: MLLMAdapter, sample: Sample, image: Image.Image | No
     the image cannot be read."""
     image = image if image is not None else load_image(sample)
     batch = adapter.encode([sample.question], [sample.system], [image])
-    rows = read_rows(adapter, batch)[0].cpu().numpy()  # (L, H, S)
+    rows = read_rows(adapter, batch)[0][0].cpu().numpy()  # (L, H, S)
     n = int(batch.answer_rows[0]) + 1
     ids = batch.inputs["input_ids"][0, :n].tolist()
     tokens = [adapter.tokenizer.decode([i]) for i in ids]

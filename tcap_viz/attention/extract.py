@@ -1,6 +1,7 @@
 """Tri-component profiles of a dataset: for every sample, layer and head, the system / vision /
-query shares of the answer-producing row, plus the per-layer vision entropy the BYE baseline
-reads. A sample that cannot be read or does not fit the model is skipped with its reason.
+query shares of the answer-producing row, plus what the baselines read from the same forward pass:
+the per-layer vision entropy (BYE) and the answer row's last hidden state (Activation Clustering,
+Spectral Signatures). A sample that cannot be read or does not fit the model is skipped with its reason.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Extraction:
     profiles: np.ndarray  # (M, L, H, 3) float32, components in COMPONENTS order
     vision_entropy: np.ndarray  # (M, L) float32
     skipped: dict[str, str] = field(default_factory=dict)
+    #: (M, D) float32, the answer row's hidden state as the output head reads it (the
+    #: representation the classic poison defences cluster); None only in extractions built by hand.
+    hidden: np.ndarray | None = None
     #: (M,) the base model's mean log-probability per response token (the plausibility signal), or
     #: None when the scan knows no base model.
     base_logprob: np.ndarray | None = None
@@ -46,15 +50,27 @@ def vision_entropy(rows: torch.Tensor, components: torch.Tensor) -> torch.Tensor
 
 
 @torch.no_grad()
-def read_rows(adapter: MLLMAdapter, batch: EncodedBatch) -> torch.Tensor:
-    """Run one forward pass and return the answer rows of every layer: (B, L, H, S) float32."""
+def read_rows(adapter: MLLMAdapter, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run one forward pass; return the answer rows of every layer, (B, L, H, S) float32, and the
+    answer row's hidden state at the output head's input, (B, D) float32."""
     inputs = {k: v.to(adapter.device) for k, v in batch.inputs.items()}
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(adapter.model.dtype)
     use_row_attention(adapter.model)
-    with capture_rows(batch.answer_rows) as capture:
-        adapter.model(**inputs, use_cache=False)
-    return torch.stack([capture.weights[l] for l in sorted(capture.weights)], dim=1)
+    hidden = []
+
+    def keep_answer_row(_module, args):  # the head's input, every family alike: (B, S, D) after the final norm
+        states = args[0]
+        hidden.append(states[torch.arange(len(states), device=states.device),
+                             batch.answer_rows.to(states.device)].float())
+
+    hook = adapter.model.get_output_embeddings().register_forward_pre_hook(keep_answer_row)
+    try:
+        with capture_rows(batch.answer_rows) as capture:
+            adapter.model(**inputs, use_cache=False)
+    finally:
+        hook.remove()
+    return torch.stack([capture.weights[l] for l in sorted(capture.weights)], dim=1), hidden[0]
 
 
 def _encode(adapter: MLLMAdapter, samples: Sequence[Sample], images) -> EncodedBatch:
@@ -63,15 +79,16 @@ def _encode(adapter: MLLMAdapter, samples: Sequence[Sample], images) -> EncodedB
 
 def _profile_batch(adapter, samples, images):
     batch = _encode(adapter, samples, images)
-    rows = read_rows(adapter, batch)
+    rows, hidden = read_rows(adapter, batch)
     comps = batch.components.to(rows.device)
-    return shares_from_rows(rows, comps).cpu().numpy(), vision_entropy(rows, comps).cpu().numpy()
+    return (shares_from_rows(rows, comps).cpu().numpy(), vision_entropy(rows, comps).cpu().numpy(),
+            hidden.cpu().numpy())
 
 
 def extract_profiles(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size: int = 16,
                      on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True) -> Extraction:
     """Profile every sample; a failing batch is retried one sample at a time so only the bad one is skipped."""
-    ids, profiles, entropies, skipped = [], [], [], {}
+    ids, profiles, entropies, hidden, skipped = [], [], [], [], {}
     bar = tqdm(total=len(samples), desc="extract attention", unit="sample", disable=not show_progress)
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
@@ -88,10 +105,11 @@ def extract_profiles(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
                     groups.append(([sample], [image]))
                 except Exception as err:  # noqa: BLE001 - one bad sample never kills a scan
                     skipped[sample.id] = f"{type(err).__name__}: {err}"
-        for (group, _), (shares, entropy) in zip(groups, results):
+        for (group, _), (shares, entropy, states) in zip(groups, results):
             ids.extend(s.id for s in group)
             profiles.append(shares)
             entropies.append(entropy)
+            hidden.append(states)
         bar.update(len(chunk))
         if on_progress:
             on_progress(min(start + batch_size, len(samples)), len(samples))
@@ -102,6 +120,7 @@ def extract_profiles(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
         profiles=np.concatenate(profiles).astype(np.float32) if profiles else np.zeros((0, n_layers, n_heads, 3), np.float32),
         vision_entropy=np.concatenate(entropies).astype(np.float32) if entropies else np.zeros((0, n_layers), np.float32),
         skipped=skipped,
+        hidden=np.concatenate(hidden).astype(np.float32) if hidden else np.zeros((0, adapter.hidden_size), np.float32),
     )
 
 
@@ -113,6 +132,7 @@ def in_order(extraction: Extraction, ids: Sequence[str]) -> Extraction:
     return Extraction(ids=[extraction.ids[r] for r in rows], profiles=extraction.profiles[rows],
                       vision_entropy=extraction.vision_entropy[rows],
                       skipped={i: why for i, why in extraction.skipped.items() if i in wanted},
+                      hidden=None if extraction.hidden is None else extraction.hidden[rows],
                       base_logprob=None if extraction.base_logprob is None else extraction.base_logprob[rows])
 
 
@@ -123,8 +143,10 @@ def concatenate(parts: Sequence[Extraction]) -> Extraction:
     skipped = {}
     for part in parts:
         skipped.update(part.skipped)
-    base = [part.base_logprob for part in parts]
-    return Extraction(ids=[i for part in parts for i in part.ids],
-                      profiles=np.concatenate([part.profiles for part in parts]),
-                      vision_entropy=np.concatenate([part.vision_entropy for part in parts]), skipped=skipped,
-                      base_logprob=None if any(b is None for b in base) else np.concatenate(base))
+    def joined(name: str) -> np.ndarray | None:  # an optional array: present only if every part has it
+        arrays = [getattr(part, name) for part in parts]
+        return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+    return Extraction(ids=[i for part in parts for i in part.ids], profiles=joined("profiles"),
+                      vision_entropy=joined("vision_entropy"), skipped=skipped, hidden=joined("hidden"),
+                      base_logprob=joined("base_logprob"))

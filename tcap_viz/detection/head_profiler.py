@@ -18,6 +18,9 @@ from sklearn.base import BaseEstimator
 
 from .mixture_1d import bin_statistics, fit_1d_mixture, fit_binned_mixtures_on, single_threaded
 
+#: mixture="auto" fits head by head with scikit-learn up to this many samples x heads (about 30 s
+#: on 2 cores at 0.7 s a head per 100k samples), all heads at once on binned statistics above.
+AUTO_BINNED_ABOVE = 4_000_000
 #: A head whose shares span less than this is constant: it cannot separate anything.
 CONSTANT_RANGE = 1e-12
 #: The overlap integral runs over [-GRID_PAD, 1 + GRID_PAD] so that component tails
@@ -161,12 +164,14 @@ class HeadProfiler(BaseEstimator):
         the larger camp wins the vote. 0 turns the check off.
     random_state : int, default 0
         Seed of every mixture fit (scikit-learn's k-means start).
-    mixture : {"sklearn", "binned"}, default "sklearn"
+    mixture : {"auto", "sklearn", "binned"}, default "auto"
         How the 1-D mixtures are fitted. "sklearn": scikit-learn's GaussianMixture, head by head
         (about 0.7 s a head at 100k samples). "binned": every head at once on binned sufficient
         statistics (:func:`fit_binned_mixtures`), for thousands of heads x 100k samples; its K*
         agree with scikit-learn's about as often as scikit-learn's agree across two seeds
-        (docs/PERFORMANCE.md, docs/METHOD_CHOICES.md).
+        (docs/PERFORMANCE.md, docs/METHOD_CHOICES.md). "auto": scikit-learn up to
+        ``AUTO_BINNED_ABOVE`` samples x heads, binned above (a 7B model's 1024 heads x 100k
+        samples: 12 minutes head by head on 2 cores).
 
     Attributes
     ----------
@@ -188,6 +193,7 @@ class HeadProfiler(BaseEstimator):
         for non-candidates.
     selected_ : (L, H) bool, the top ``top_heads`` candidates that agree with the anchor.
     selected_heads_ : list of (layer, head), by SS then gap, descending (the anchor first).
+    mixture_ : "sklearn" or "binned", how the mixtures were fitted (``mixture="auto"`` chooses).
     """
 
     def __init__(
@@ -203,7 +209,7 @@ class HeadProfiler(BaseEstimator):
         max_overlap=0.1,
         min_agreement=0.5,
         random_state=0,
-        mixture="sklearn",
+        mixture="auto",
     ):
         self.max_components = max_components
         self.last_layers = last_layers
@@ -245,12 +251,14 @@ class HeadProfiler(BaseEstimator):
         self.data_min_ = shares.min(axis=0)
         self.data_max_ = shares.max(axis=0)
 
-        if self.mixture not in ("sklearn", "binned"):
-            raise ValueError(f"mixture must be 'sklearn' or 'binned', got {self.mixture!r}")
+        if self.mixture not in ("auto", "sklearn", "binned"):
+            raise ValueError(f"mixture must be 'auto', 'sklearn' or 'binned', got {self.mixture!r}")
+        self.mixture_ = self.mixture if self.mixture != "auto" else (
+            "binned" if shares.shape[0] * n_layers * n_heads > AUTO_BINNED_ABOVE else "sklearn")
         span = self.data_max_ - self.data_min_
         varying = span >= CONSTANT_RANGE  # a constant head cannot separate anything: nothing fitted
         x = (shares - self.data_min_) / np.where(varying, span, 1.0)
-        if self.mixture == "binned" and varying.any():
+        if self.mixture_ == "binned" and varying.any():
             flat = x.reshape(len(x), -1)[:, varying.ravel()]
             stats = bin_statistics(flat)
             fits = [fit_binned_mixtures_on(stats, k, random_state=self.random_state) for k in range(1, k_max + 1)]
@@ -258,7 +266,7 @@ class HeadProfiler(BaseEstimator):
                         for j, (l, h) in enumerate(np.argwhere(varying))}
         with single_threaded():
             for layer, head in np.argwhere(varying):
-                head_fits = per_head[layer, head] if self.mixture == "binned" else self._sklearn_fits(x[:, layer, head])
+                head_fits = per_head[layer, head] if self.mixture_ == "binned" else self._sklearn_fits(x[:, layer, head])
                 self._store_head(layer, head, head_fits, grid)
 
         self.layer_filter_ = np.zeros(n_layers, dtype=bool)

@@ -18,6 +18,16 @@ TRANSFORMS = ("logit", "none")
 #: Shares are clipped this far from 0 and 1 before the logit; attention can put all of a
 #: head's mass on the image, and the logit of exactly 0 is not a number.
 LOGIT_CLIP = 1e-6
+#: TCAPDetector parameters by name. "paper": METHOD.md as written, without this project's
+#: choices (docs/METHOD_CHOICES.md): the raw system share, the last half of the layers, any
+#: minority up to half the samples, no overlap or anchor check, one head enough, EM from the
+#: majority vote; the scan gives it no plausibility vote.
+PRESETS = {
+    "default": {},
+    "paper": {"statistic": "system", "transform": "none", "last_layers": 0.5, "min_target_weight": 0.0,
+              "max_target_weight": 0.5, "max_overlap": 1.0, "min_agreement": 0.0, "min_heads": 1,
+              "init": "majority"},
+}
 
 
 def head_statistic(profiles, statistic="system_vs_vision", transform="logit"):
@@ -59,6 +69,10 @@ class TCAPDetector(BaseEstimator):
         colour in an early layer) cannot be told from a trigger (docs/METHOD_CHOICES.md).
     max_iter, tol, smoothing, init :
         Passed to :class:`DawidSkene`.
+    anchor_on_plausibility : bool, default True
+        With a plausibility vote, choose the heads by agreement with it (see ``fit``). False only
+        adds the vote to the EM as one more annotator, for the ablation (docs/PLAUSIBILITY.md:
+        F1 0.53 against 0.99 anchored, outvoted by heads that agree on a clean group).
 
     Attributes
     ----------
@@ -100,7 +114,8 @@ class TCAPDetector(BaseEstimator):
         tol=1e-6,
         smoothing=1e-2,
         init="both",
-        mixture="sklearn",
+        mixture="auto",
+        anchor_on_plausibility=True,
     ):
         self.threshold = threshold
         self.statistic = statistic
@@ -122,6 +137,7 @@ class TCAPDetector(BaseEstimator):
         self.smoothing = smoothing
         self.init = init
         self.mixture = mixture
+        self.anchor_on_plausibility = anchor_on_plausibility
 
     def fit(self, profiles, plausibility=None):
         """Profile every head's statistic and aggregate the selected heads' votes.
@@ -138,7 +154,8 @@ class TCAPDetector(BaseEstimator):
         shares = head_statistic(profiles, self.statistic, self.transform)
         profiler_params = {name: getattr(self, name) for name in HeadProfiler().get_params()}
         self.plausibility_ = None if plausibility is None else np.asarray(plausibility, dtype=bool)
-        self.profiler_ = HeadProfiler(**profiler_params).fit(shares, anchor=self.plausibility_)
+        self.profiler_ = HeadProfiler(**profiler_params).fit(
+            shares, anchor=self.plausibility_ if self.anchor_on_plausibility else None)
         self.votes_ = self.profiler_.votes(shares)
         if self.votes_.shape[1] < max(self.min_heads, 1):
             self.em_ = None
@@ -177,6 +194,30 @@ class TCAPDetector(BaseEstimator):
             agreement=p.agreement_.ravel(),
         )
         return pd.DataFrame(table)
+
+    def signal_weights(self):
+        """Which signals voted and how much each weighed: one row per EM annotator (the selected
+        heads, then the plausibility vote as layer and head -1).
+
+        ``weight`` is the log diagnostic odds ratio, llr(vote 1) - llr(vote 0): how far the
+        posterior log-odds of a sample moves between the signal's "poisoned" and "clean" vote;
+        ``share`` is its part of the sum over signals. When the plausibility vote decided alone it
+        is the one row, share 1; with no signal at all the table is empty.
+        """
+        columns = ["layer", "head", "sensitivity", "specificity", "weight", "share"]
+        if self.em_ is None:
+            if self.plausibility_ is None:
+                return pd.DataFrame(columns=columns)
+            return pd.DataFrame([[-1, -1, np.nan, np.nan, np.nan, 1.0]], columns=columns)
+        layers, heads = (np.array(self.profiler_.selected_heads_).T if self.profiler_.selected_heads_
+                         else (np.zeros(0, int), np.zeros(0, int)))
+        if self.plausibility_ is not None:
+            layers, heads = np.append(layers, -1), np.append(heads, -1)
+        llr = self.em_.log_likelihood_ratios()
+        weight = np.maximum(llr[:, 1] - llr[:, 0], 0.0)  # a signal voting against the poisons carries none
+        share = weight / weight.sum() if weight.sum() > 0 else np.full(len(weight), 1 / len(weight))
+        return pd.DataFrame(dict(zip(columns, [layers, heads, self.em_.sensitivity_, self.em_.specificity_,
+                                               weight, share])))
 
     def head_contributions(self, i):
         """Why sample i is (not) flagged: each selected head's vote and its push on the log-odds.

@@ -78,6 +78,7 @@ class MLLMAdapter:
         self.max_length = getattr(text_config, "max_position_embeddings", None)
         self.num_layers = text_config.num_hidden_layers
         self.num_heads = text_config.num_attention_heads
+        self.hidden_size = text_config.hidden_size
 
     @classmethod
     def load(cls, name_or_path: str | Path, device: str | None = None, dtype: str | torch.dtype | None = None,

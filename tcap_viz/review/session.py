@@ -226,6 +226,18 @@ class ReviewSession:
         common["in the dataset"] = common["response"].map(overall).astype(int)
         return common
 
+    def dominant_response(self, threshold: float | None = None) -> tuple[str, float, int] | None:
+        """The flagged samples' most common answer, its share of them and how often it occurs
+        outside them; None when nothing is flagged. A backdoor's flagged group shares its target
+        answer; a clean content group that the heads single out does not."""
+        table = self.table(threshold)
+        flagged = table.loc[table["flagged"], "response"].str.strip().str.casefold()
+        if flagged.empty:
+            return None
+        top = flagged.value_counts()
+        outside = table.loc[~table["flagged"], "response"].str.strip().str.casefold()
+        return str(top.index[0]), float(top.iloc[0] / len(flagged)), int((outside == top.index[0]).sum())
+
     # -- triage ----------------------------------------------------------------------------------
     def queue(self, threshold: float | None = None, pending_only: bool = False) -> pd.DataFrame:
         """Flagged samples, most suspicious first."""

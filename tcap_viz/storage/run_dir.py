@@ -113,7 +113,8 @@ def _write_extraction(path: Path, extraction: Extraction, cache_key: str, model_
                 fh, ids=np.array(extraction.ids, dtype=str), profiles=extraction.profiles,
                 vision_entropy=extraction.vision_entropy, skipped_ids=np.array(skipped_ids, dtype=str),
                 skipped_reasons=np.array([extraction.skipped[i] for i in skipped_ids], dtype=str),
-                **({} if extraction.base_logprob is None else {"base_logprob": extraction.base_logprob}),
+                **{name: value for name, value in (("hidden", extraction.hidden), ("base_logprob", extraction.base_logprob))
+                   if value is not None},
                 cache_key=np.array(cache_key), model_key=np.array(model_key),
                 key_ids=np.array(list(sample_keys), dtype=str), key_values=np.array(list(sample_keys.values()), dtype=str))
 
@@ -130,6 +131,7 @@ def _read_extraction(path: Path, cache_key: str | None) -> Extraction | None:
                 return None
             return Extraction(ids=z["ids"].tolist(), profiles=z["profiles"], vision_entropy=z["vision_entropy"],
                               skipped=dict(zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist())),
+                              hidden=z["hidden"] if "hidden" in z.files else None,
                               base_logprob=z["base_logprob"] if "base_logprob" in z.files else None)
     except _UNREADABLE as error:
         _set_aside(path, error)

@@ -20,7 +20,7 @@ import plotly  # noqa: E402
 
 from tcap_viz.data import DatasetError, load_dataset  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, ROOT, default_run_dir  # noqa: E402
-from tcap_viz.pipeline import ScanConfig  # noqa: E402
+from tcap_viz.pipeline import DETECTOR_NAMES, ScanConfig  # noqa: E402
 from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, ReviewSession,  # noqa: E402
                                      SampleQuery)
 from tcap_viz.storage.export import RULES  # noqa: E402
@@ -73,6 +73,8 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
              + ", ".join(f"{name} {counts[name]}" for name in ("poison", "clean", "unsure", "pending"))
              + (f"; {counts['decided outside the flagged set']} decided outside the flagged set"
                 if counts["decided outside the flagged set"] else "") + "."]
+    lines.append(signals_markdown(session.result.tcap.signal_weights()))
+    lines.append(coherence_markdown(session.dominant_response(threshold), counts["flagged"]))
     skipped = result.samples[result.samples["skipped"] != ""]
     if len(skipped):
         lines.append("Skipped samples (first 5): " + "; ".join(f"`{i}`: {r}" for i, r in skipped[["id", "skipped"]]
@@ -80,15 +82,41 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
     return "\n\n".join(lines)
 
 
+def signals_markdown(weights: pd.DataFrame) -> str:
+    """Which signals voted in the EM and how much each weighed (their share of the total weight)."""
+    if weights.empty:
+        return ("**Signals:** none. No group of heads agrees on a separated minority and the scan had no base model "
+                "to judge the responses (`--adapter`, or `--base-model` for a full fine-tune).")
+    parts = [f"{'the base model' + chr(39) + 's plausibility vote' if r.layer < 0 else _head_label(r.layer, r.head)} "
+             f"{r.share:.0%}" for r in weights.itertuples()]
+    return ("**Signals that voted** (share of the weight in the posterior; a signal's weight is how far its vote moves "
+            "a sample's log-odds): " + ", ".join(parts) + ".")
+
+
+def coherence_markdown(dominant: tuple[str, float, int] | None, n_flagged: int) -> str:
+    """Says plainly when the run found no coherent group: nothing flagged, or flagged samples that
+    do not share an answer (a clean content group, not a backdoor's target)."""
+    if dominant is None:
+        return "**This run found no coherent group of suspicious samples: nothing is flagged.**"
+    response, share, outside = dominant
+    if share >= 0.5:
+        return (f"The flagged samples share one answer: {share:.0%} of them answer \"{response}\" "
+                f"({outside} more times in the rest of the data), as a backdoor's target answer would.")
+    return (f"**The {n_flagged} flagged samples do not share one answer** (the most common, \"{response}\", is "
+            f"{share:.0%} of them and occurs {outside} more times in the rest): this looks like a clean content group "
+            "rather than a backdoor's target. Open a few before trusting the flags.")
+
+
 def metrics_markdown(metrics: dict | None) -> str:
     if metrics is None:
         return "The dataset has no `poisoned` labels, so there is no evaluation: the flags are the detector's alone."
     rows = ["**Evaluation against ground-truth labels the detectors never saw** (labels are read only here).", "",
             "| detector | precision | recall | F1 | AUROC | flagged |", "|---|---|---|---|---|---|"]
-    for name in ("tcap", "baseline"):
-        m = metrics[name]
-        rows.append(f"| {'TCAP' if name == 'tcap' else 'BYE baseline'} | {m['precision']:.3f} | {m['recall']:.3f} | "
-                    f"{m['f1']:.3f} | {m['auroc']:.3f} | {m['n_flagged']} |")
+    for name, label in DETECTOR_NAMES.items():
+        if name in metrics:
+            m = metrics[name]
+            rows.append(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['auroc']:.3f} | "
+                        f"{m['n_flagged']} |")
     return "\n".join(rows)
 
 

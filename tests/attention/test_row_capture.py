@@ -15,7 +15,7 @@ def test_rows_equal_eager_output_attentions_on_a_padded_batch(tiny_adapter, tiny
     eager.set_attn_implementation("eager")
     with torch.no_grad():
         reference = eager(**batch.inputs, output_attentions=True).attentions
-    rows = read_rows(tiny_adapter, batch)  # (B, L, H, S)
+    rows, _ = read_rows(tiny_adapter, batch)  # (B, L, H, S)
     for layer, attn in enumerate(reference):
         for b, row in enumerate(batch.answer_rows.tolist()):
             torch.testing.assert_close(rows[b, layer], attn[b, :, row], atol=1e-5, rtol=0)

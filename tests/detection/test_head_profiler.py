@@ -186,3 +186,18 @@ def test_an_external_anchor_selects_the_heads_that_agree_with_it():
     assert f1_score(group == 2, anchored.votes(shares).all(axis=1)) >= 0.98
     with pytest.raises(ValueError, match="one vote per sample"):
         HeadProfiler().fit(shares, anchor=implausible[:10])
+
+
+def test_auto_fits_head_by_head_when_small_and_all_at_once_when_large(monkeypatch):
+    from tcap_viz.detection import head_profiler
+
+    shares = np.random.default_rng(0).normal(size=(400, 1, 3))
+    small = HeadProfiler(last_layers=1).fit(shares)
+    assert small.mixture_ == "sklearn"
+    np.testing.assert_array_equal(small.n_components_, HeadProfiler(last_layers=1, mixture="sklearn").fit(shares).n_components_)
+    monkeypatch.setattr(head_profiler, "AUTO_BINNED_ABOVE", 1000)  # 400 x 3 cells are now "large"
+    large = HeadProfiler(last_layers=1).fit(shares)
+    assert large.mixture_ == "binned"
+    np.testing.assert_array_equal(large.means_, HeadProfiler(last_layers=1, mixture="binned").fit(shares).means_)
+    with pytest.raises(ValueError, match="'auto', 'sklearn' or 'binned'"):
+        HeadProfiler(mixture="em").fit(shares)

@@ -197,6 +197,11 @@ def test_the_plausibility_vote_picks_the_heads_and_joins_the_em():
     assert both.heads_table()["sensitivity"].notna().sum() == 2
     nothing = TCAPDetector(last_layers=1).fit(profiles[:, :, :4], plausibility=plausible)  # no head agrees
     np.testing.assert_array_equal(nothing.flagged_, plausible)
+    # the ablation's "vote as one more annotator": the heads are chosen as without it, and outvote it
+    unanchored = TCAPDetector(last_layers=1, anchor_on_plausibility=False).fit(profiles, plausibility=plausible)
+    assert unanchored.profiler_.selected_heads_ == alone.profiler_.selected_heads_
+    assert unanchored.em_.sensitivity_.shape == (len(alone.profiler_.selected_heads_) + 1,)
+    assert (unanchored.flagged_ & poisoned).sum() < 0.2 * poisoned.sum()
 
 
 def test_when_the_plausibility_vote_decides_alone_it_is_the_one_contribution():
@@ -209,3 +214,25 @@ def test_when_the_plausibility_vote_decides_alone_it_is_the_one_contribution():
     why = alone.head_contributions(i)
     assert why[["layer", "head", "vote"]].values.tolist() == [[-1, -1, 1]]
     np.testing.assert_array_equal(alone.flagged_, vote)
+
+
+def test_signal_weights_say_which_signals_voted_and_how_much_each_weighed():
+    rng = np.random.default_rng(5)
+    n = 1500
+    poisoned = rng.random(n) < 0.08
+    profiles = np.tile([0.3, 0.5, 0.2], (n, 1, 4, 1)) + rng.normal(0, 0.01, (n, 1, 4, 3))
+    profiles[poisoned, 0, :2, 0] += 0.2  # two trigger heads
+    profiles = np.clip(profiles, 1e-3, None)
+    profiles /= profiles.sum(-1, keepdims=True)
+    noisy_vote = poisoned ^ (rng.random(n) < 0.05)  # a weaker signal than the heads
+    both = TCAPDetector(last_layers=1, min_agreement=0.3).fit(profiles, plausibility=noisy_vote)
+    weights = both.signal_weights()
+    signals = [tuple(x) for x in weights[["layer", "head"]].values.tolist()]
+    assert sorted(signals[:2]) == [(0, 0), (0, 1)] and signals[2] == (-1, -1)
+    assert weights["share"].sum() == pytest.approx(1.0)
+    assert weights["weight"].iloc[-1] < weights["weight"].iloc[0]  # the noisy vote weighs less than a clean head
+    llr = both.em_.log_likelihood_ratios()
+    np.testing.assert_allclose(weights["weight"], llr[:, 1] - llr[:, 0])
+    alone = TCAPDetector(last_layers=1).fit(profiles[:, :, 2:], plausibility=noisy_vote)
+    assert alone.signal_weights()[["layer", "head", "share"]].values.tolist() == [[-1, -1, 1.0]]
+    assert TCAPDetector(last_layers=1).fit(profiles[:, :, 2:]).signal_weights().empty

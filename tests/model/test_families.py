@@ -71,13 +71,31 @@ def test_rows_equal_eager_attention_and_shares_sum_to_one(family, padding_side):
             module.rope_deltas = None
     with torch.no_grad():
         reference = eager(**batch.inputs, output_attentions=True, use_cache=False).attentions
-    rows = read_rows(adapter, batch)  # (B, L, H, S)
+    rows, _ = read_rows(adapter, batch)  # (B, L, H, S)
     assert rows.shape[1:3] == (adapter.num_layers, adapter.num_heads)
     for layer, attention in enumerate(reference):
         for b, row in enumerate(batch.answer_rows.tolist()):
             torch.testing.assert_close(rows[b, layer], attention[b, :, row].float(), atol=1e-5, rtol=0)
     shares = shares_from_rows(rows, batch.components)
     torch.testing.assert_close(shares.sum(-1), torch.ones(shares.shape[:-1]), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_hidden_state_is_what_the_output_head_reads_at_the_answer_row(family, padding_side):
+    """What Activation Clustering and Spectral Signatures read: the output head's input at the
+    row that produces the first answer token (never a response token's): its logits are the model's there."""
+    adapter = adapter_for(family, padding_side)
+    batch = adapter.encode(QUESTIONS, SYSTEMS, images())
+    _, hidden = read_rows(adapter, batch)
+    assert hidden.shape == (len(QUESTIONS), adapter.hidden_size) and hidden.dtype == torch.float32
+    for module in (adapter.model, getattr(adapter.model, "model", None)):
+        if hasattr(module, "rope_deltas"):
+            module.rope_deltas = None
+    with torch.no_grad():
+        logits = adapter.model(**batch.inputs, use_cache=False).logits
+        from_hidden = adapter.model.get_output_embeddings()(hidden)
+    torch.testing.assert_close(from_hidden, logits[torch.arange(len(QUESTIONS)), batch.answer_rows], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("family", QWEN)
@@ -167,12 +185,12 @@ def test_bf16_rows_match_fp32_and_shares_still_sum_to_one(family):
     """bf16 is the default on a GPU: the rows are computed in float32 from bf16 queries and keys."""
     adapter = adapter_for(family)
     batch = adapter.encode(QUESTIONS, SYSTEMS, images())
-    full = read_rows(adapter, batch)
+    full, _ = read_rows(adapter, batch)
     adapter.model.to(torch.bfloat16)
     for module in (adapter.model, getattr(adapter.model, "model", None)):
         if hasattr(module, "rope_deltas"):
             module.rope_deltas = None
-    half = read_rows(adapter, batch)
+    half, _ = read_rows(adapter, batch)
     assert half.dtype == torch.float32
     shares = shares_from_rows(half, batch.components)
     torch.testing.assert_close(shares.sum(-1), torch.ones(shares.shape[:-1]), atol=1e-5, rtol=0)

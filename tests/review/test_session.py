@@ -150,3 +150,12 @@ def test_the_demo_exports_into_its_run_folder_not_into_the_checkout(tmp_path, ti
 def test_sorting_by_the_base_models_plausibility_needs_a_scan_that_knows_the_base(session):
     with pytest.raises(ValueError, match="--base-model"):
         session.query(SampleQuery(sort_by="base_logprob"))
+
+
+def test_the_dominant_response_tells_a_target_answer_from_a_content_group(session):
+    table = session.table(0.0)
+    answer, share, outside = session.dominant_response(0.0)
+    flagged = table.loc[table["flagged"], "response"].str.strip().str.casefold()
+    assert share == (flagged == answer).mean() == flagged.value_counts(normalize=True).iloc[0]
+    assert outside == (table.loc[~table["flagged"], "response"].str.strip().str.casefold() == answer).sum()
+    assert session.dominant_response(1.0) is None  # nothing flagged

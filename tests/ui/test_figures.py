@@ -147,3 +147,16 @@ def test_why_flagged_says_when_the_base_models_vote_decided_alone():
                           "specificity": [np.nan], "llr": [np.nan]})
     assert "decides alone" in why_markdown(alone) and "finds this response implausible" in why_markdown(alone)
     assert "does not find" in why_markdown(alone.assign(vote=0), flagged=False)
+
+
+def test_the_overview_says_which_signals_voted_and_when_nothing_coherent_was_found():
+    from tcap_viz.ui.app import coherence_markdown, signals_markdown
+
+    weights = pd.DataFrame({"layer": [0, 2, -1], "head": [3, 1, -1], "share": [0.5, 0.3, 0.2]})
+    text = signals_markdown(weights)
+    assert "L0H3 50%" in text and "L2H1 30%" in text and "the base model's plausibility vote 20%" in text
+    assert "none" in signals_markdown(weights.iloc[:0])
+    assert "found no coherent group" in coherence_markdown(None, 0)
+    assert "share one answer: 95%" in coherence_markdown(("backdoor attack!", 0.95, 0), 100)
+    plain = coherence_markdown(("blue", 0.3, 400), 276)
+    assert "do not share one answer" in plain and "clean content group" in plain

@@ -1,0 +1,75 @@
+"""What a benchmark case is: an attack variant at a poison rate (or clean data) with one seed,
+and everything that decides its numbers, so a cached result measured otherwise is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from tcap_viz.data import DEFAULT_TARGET
+from tcap_viz.data.attacks import make_attack
+
+# name -> make-data settings; badnet_blue: a backdoor whose target is an ordinary answer of the task
+VARIANTS = {
+    "badnet": {"attack": "badnet"},
+    "blend": {"attack": "blend"},
+    "sig": {"attack": "sig"},
+    "wanet": {"attack": "wanet"},
+    "ftrojan": {"attack": "ftrojan"},
+    "text_prefix": {"attack": "text_prefix"},
+    "text_word": {"attack": "text_word"},
+    "badnet_blue": {"attack": "badnet", "target": "blue", "poison_question_type": "colour"},
+}
+RATES = (10, 5)
+#: Cases whose numbers chose a default (docs/PLAUSIBILITY.md: anchoring the heads on the plausibility
+#: vote was chosen on these three at seeds 1-3; the vote's cut on seed 0 of every attack, which the
+#: report does not use). The rest is reported on settings never tuned to it.
+DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5")
+#: What the scan's detection is; a cached case measured by another is refused, not mixed in.
+DETECTION = "TCAP with the base model's plausibility vote; paper preset, BYE, Activation Clustering, Spectral Signatures"
+TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
+           "retrained_accuracy_drop": 0.02}
+
+
+def case_names(variants: dict, rates=RATES) -> list[str]:
+    """Every variant at every rate, then clean data."""
+    return [f"{v}-{r}" for v in variants for r in rates] + ["clean"]
+
+
+CASES = case_names(VARIANTS)
+
+
+def split_case(case: str) -> tuple[str, int]:
+    """"blend-5" -> ("blend", 5); "clean" -> ("clean", 0)."""
+    if case == "clean":
+        return "clean", 0
+    variant, _, rate = case.rpartition("-")
+    if not variant or not rate.isdigit():
+        raise ValueError(f"case {case!r}: write it as VARIANT-RATE (e.g. blend-5) or clean")
+    return variant, int(rate)
+
+
+def customer_recipe(finetune_kind: str, steps: int | None, seed: int):
+    """The service's default recipe of that kind (`steps`: another length, for an earlier report)."""
+    from tcap_viz.model.finetune import FULL_RECIPE, LORA_RECIPE
+
+    return (LORA_RECIPE if finetune_kind == "lora" else FULL_RECIPE).with_overrides(steps=steps, seed=seed)
+
+
+def case_settings(case: str, seed: int, finetune_kind: str, base: Path, variants: dict,
+                  steps: int | None = None, size: tuple[int, int] = (2000, 200)) -> dict:
+    """Everything that decides a case's numbers; a cached result must match it exactly. ``size``:
+    training samples, and samples in each test split."""
+    variant, rate = split_case(case)
+    if variant != "clean" and variant not in variants:
+        raise ValueError(f"case {case!r}: no variant {variant!r} (known: {', '.join(variants)})")
+    settings = dict(variants.get(variant, {"attack": "none"}))
+    settings.setdefault("target", DEFAULT_TARGET)
+    settings["attack_params"] = dataclasses.asdict(make_attack(settings["attack"], **(settings.get("attack_params") or {})))
+    weights = Path(base) / "model.safetensors"
+    settings |= {"detection": DETECTION, "n_train": size[0], "n_test": size[1], "case": case, "variant": variant, "poison_rate": rate / 100, "seed": seed,
+                 "finetune": finetune_kind, "recipe": dataclasses.asdict(customer_recipe(finetune_kind, steps, seed)),
+                 "base": hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.exists() else str(base)}
+    return json.loads(json.dumps(settings))  # as a cached copy reads back (tuples become lists)

@@ -1,0 +1,243 @@
+"""The benchmark as a Python object: run its cases, read their cached results, render the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from tcap_viz.atomic import atomic_write_text
+from tcap_viz.demo import BASE_MODEL
+
+from .cases import DEVELOPMENT, RATES, TARGETS, VARIANTS, case_names, case_settings, customer_recipe
+from .run_case import ABLATION, run_case
+
+#: metrics key -> column name; "paper" is read from the ablation
+DETECTORS = {"paper": "paper TCAP", "tcap": "default", "baseline": "BYE", "activation_clustering": "Act. Clustering",
+             "spectral_signatures": "Spectral Sig."}
+
+
+class Benchmark:
+    """Cases (VARIANT-RATE or "clean") x seeds, each a customer fine-tune of ``base``, scanned.
+
+    ``variants``: name -> make-data settings (``attack``, optional ``attack_params``, ``target``,
+    ``poison_question_type``); the testbed's own by default. ``n_train`` training samples and
+    ``n_test`` in each test split. Results are cached under ``work``.
+    """
+
+    def __init__(self, work: str | Path = "runs/report", cases: list[str] | None = None, seeds=(1, 2, 3),
+                 variants: dict | None = None, rates=RATES, finetune: str = "lora", steps: int | None = None,
+                 base: str | Path = BASE_MODEL, n_train: int = 2000, n_test: int = 200):
+        self.work, self.base = Path(work), Path(base)
+        self.variants = dict(VARIANTS if variants is None else variants)
+        self.cases = list(cases or case_names(self.variants, rates))
+        self.seeds = list(seeds)
+        if finetune not in ("lora", "full"):
+            raise ValueError(f"finetune must be 'lora' or 'full', got {finetune!r}")
+        self.finetune, self.steps, self.size = finetune, steps, (n_train, n_test)
+        for case in self.cases:  # a typo fails now, not after an hour of fine-tuning
+            self.settings(case, 0)
+
+    def settings(self, case: str, seed: int) -> dict:
+        return case_settings(case, seed, self.finetune, self.base, self.variants, self.steps, self.size)
+
+    @property
+    def recipe_steps(self) -> int:
+        return customer_recipe(self.finetune, self.steps, 0).schedule.steps
+
+    def run(self, device: str | None = None, workers: int = 1, retrain: bool = True,
+            show_progress: bool = True) -> list[dict]:
+        """Measure every case and seed not cached yet (``workers`` at once, for a GPU machine)."""
+        jobs = [(case, seed) for seed in self.seeds for case in self.cases]
+        common = dict(work=self.work, base=self.base, variants=self.variants, finetune_kind=self.finetune,
+                      device=device, steps=self.steps, retrain=retrain, size=self.size)
+        bar = tqdm(total=len(jobs), desc="benchmark cases", unit="case", disable=not show_progress)
+        if workers == 1:
+            for case, seed in jobs:
+                bar.set_postfix_str(f"{case} seed {seed}")
+                run_case(case=case, seed=seed, **common)
+                bar.update()
+        else:
+            threads = max(1, (os.cpu_count() or 2) // workers)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(run_case, case=case, seed=seed, threads=threads, **common) for case, seed in jobs]
+                for future in as_completed(futures):
+                    future.result()
+                    bar.update()
+        bar.close()
+        return self.results()
+
+    def results(self) -> list[dict]:
+        """The cached results of this benchmark's cases and seeds (those measured so far)."""
+        found = []
+        for case in self.cases:
+            for seed in self.seeds:
+                path = self.work / "results" / f"{case}-s{seed}-{self.finetune}-{self.recipe_steps}.json"
+                if not path.exists():
+                    continue
+                result = json.loads(path.read_text())
+                if result["settings"] != self.settings(case, seed):
+                    raise ValueError(f"{path} was measured with other settings than this benchmark's; delete it "
+                                     "(and the case's models and runs) to measure it again")
+                found.append(result)
+        return found
+
+    def report(self, command: str = "tcap-viz report") -> str:
+        """The markdown report of what is measured so far."""
+        return render(self.results(), self.cases, command)
+
+    def write(self, path: str | Path, command: str = "tcap-viz report") -> Path:
+        """Write the report; refuses when nothing is measured (an existing report is kept)."""
+        results = self.results()
+        if not results:
+            raise ValueError(f"no results under {self.work / 'results'} for these cases and seeds; {path} is left as it is")
+        atomic_write_text(Path(path), render(results, self.cases, command))
+        return Path(path)
+
+
+def _stat(values: list[float | None]) -> str:
+    """Mean ± standard deviation over seeds, in percent; undefined values (an AUROC without a score)
+    are left out and counted."""
+    given = [v for v in values if v is not None]
+    defined = [v for v in given if not math.isnan(v)]
+    if not defined:
+        return "-"
+    mean = 100 * statistics.fmean(defined)
+    text = f"{mean:.1f}" if len(defined) == 1 else f"{mean:.1f} ± {100 * statistics.stdev(defined):.1f}"
+    return text if len(defined) == len(given) else f"{text} ({len(defined)} of {len(given)})"
+
+
+def _detector_metrics(result: dict, key: str) -> dict | None:
+    return result["ablation"].get("paper") if key == "paper" else result["metrics"].get(key)
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return statistics.fmean(values) if values else math.nan
+
+
+def render(results: list[dict], cases: list[str], command: str = "tcap-viz report") -> str:
+    by_case: dict[str, list[dict]] = {}
+    for r in results:
+        by_case.setdefault(r["settings"]["case"], []).append(r)
+    measured = [c for c in cases if c in by_case]
+    first = results[0]["settings"] if results else {}
+    schedule = first.get("recipe", {}).get("schedule", {})
+    seconds = sorted(r["finetune_s"] for r in results)
+    lines = [
+        "# Detection report: the fine-tuning-service testbed",
+        "",
+        f"Produced by `{command}` (each case's numbers are cached as JSON under the benchmark's folder, "
+        "`runs/report/results/` by default).",
+        f"A case: {first.get('n_train')} training samples of the customer shapes task, {first.get('n_test')} clean and "
+        f"{first.get('n_test')} triggered test samples; a "
+        f"{first.get('finetune', '-')} fine-tune of the shipped base model (`sample_data/base_model`) with the recipe of "
+        f"{schedule.get('steps')} steps, batch {schedule.get('batch_size')}, learning rate {schedule.get('learning_rate')}; "
+        "the scan in float32 with every detector at its defaults. Ground truth is used only to score.",
+        f"Machines: {'; '.join(sorted({r['machine'] for r in results})) or '-'}. Fine-tune time per model there: "
+        f"median {seconds[len(seconds) // 2] if seconds else 0:.0f} s.",
+        "Numbers are mean ± standard deviation over the seeds, in percent.",
+        f"**Development cases** (marked *dev*): {', '.join(DEVELOPMENT)}: the default's anchoring on the "
+        "plausibility vote was chosen on them (docs/PLAUSIBILITY.md, seeds 1-3); the vote's cut was chosen on seed 0, "
+        "which no case here uses. Every other row is reported on settings never tuned to it.",
+        "Detectors: *paper TCAP* is METHOD.md as written (`--preset paper`); *default* is the scan's (TCAP with the "
+        "base model's plausibility vote); *BYE* the attention-entropy baseline ([`BYE_FAITHFULNESS.md`]"
+        "(BYE_FAITHFULNESS.md)); *Act. Clustering* and *Spectral Sig.* the classic defences on the answer row's hidden "
+        "state, each response a class (tcap_viz/detection).",
+        "",
+        "Attacks, with the defaults of `tcap-viz make-data`:",
+        "",
+    ]
+    attacks = {}
+    for r in results:
+        s = r["settings"]
+        if s["attack"] != "none":
+            attacks[s["variant"]] = (f"{s['attack']} {json.dumps(s['attack_params'])}, target {s['target']!r}"
+                                     + (f", only {s['poison_question_type']} questions" if s.get("poison_question_type")
+                                        else ""))
+    lines += [f"- {v}: {text}" for v, text in attacks.items()]
+
+    def label(case: str) -> str:
+        return f"{case} *dev*" if case in DEVELOPMENT else case
+
+    lines += ["", "## Detection F1 (clean data: share of samples flagged)", "",
+              "| case | seeds | poisoned | model clean acc | model ASR | " + " | ".join(DETECTORS.values()) + " |",
+              "|---" * (5 + len(DETECTORS)) + "|"]
+    for case in measured:
+        rs = by_case[case]
+        field = "flagged_fraction" if case == "clean" else "f1"
+        cells = [_stat([(_detector_metrics(r, k) or {}).get(field) for r in rs]) for k in DETECTORS]
+        lines.append(f"| {label(case)} | {len(rs)} | {rs[0]['metrics']['tcap']['n_true']} | "
+                     f"{_stat([r['model']['clean_accuracy'] for r in rs])} | {_stat([r['model'].get('asr') for r in rs])} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "## Precision, recall, AUROC and samples flagged, by detector", "",
+              "| case | detector | precision | recall | F1 | AUROC | flagged (mean) |", "|---|---|---|---|---|---|---|"]
+    for case in measured:
+        for key, name in DETECTORS.items():
+            ms = [_detector_metrics(r, key) for r in by_case[case]]
+            ms = [m for m in ms if m]
+            if ms:
+                lines.append(f"| {label(case)} | {name} | {_stat([m['precision'] for m in ms])} | "
+                             f"{_stat([m['recall'] for m in ms])} | {_stat([m['f1'] for m in ms])} | "
+                             f"{_stat([m['auroc'] for m in ms])} | {_mean(m['n_flagged'] for m in ms):.0f} |")
+    lines += ["", "## Ablation: each lever of the default, F1 (clean data: share flagged)", ""]
+    lines += [f"- *{name}*: {text}" for name, text in ABLATION.items()]
+    lines += ["", "| case | " + " | ".join(ABLATION) + " |", "|---" * (1 + len(ABLATION)) + "|"]
+    for case in measured:
+        field = "flagged_fraction" if case == "clean" else "f1"
+        lines.append(f"| {label(case)} | " + " | ".join(
+            _stat([r["ablation"][name][field] for r in by_case[case] if name in r["ablation"]]) for name in ABLATION) + " |")
+    retrained = [c for c in measured if any("retrained" in r for r in by_case[c])]
+    if retrained:
+        lines += ["", "## Retrained from the base without the flagged samples", "",
+                  "Beside it, the reference: the same fine-tune on only the truly clean samples (ground truth picks "
+                  "them; evaluation only).", "",
+                  "| case | removed (mean) | clean acc before | clean acc after | clean acc, clean-only reference | "
+                  "ASR before | ASR after | ASR, clean-only reference |", "|---|---|---|---|---|---|---|---|"]
+        for case in retrained:
+            rs = [r for r in by_case[case] if "retrained" in r]
+            lines.append(f"| {label(case)} | {_mean(r['retrained']['removed'] for r in rs):.0f} | "
+                         f"{_stat([r['model']['clean_accuracy'] for r in rs])} | "
+                         f"{_stat([r['retrained']['clean_accuracy'] for r in rs])} | "
+                         f"{_stat([r['clean_only']['clean_accuracy'] for r in rs])} | "
+                         f"{_stat([r['model'].get('asr') for r in rs])} | {_stat([r['retrained'].get('asr') for r in rs])} | "
+                         f"{_stat([r['clean_only'].get('asr') for r in rs])} |")
+    lines += ["", "## Against the targets", ""] + [f"- {line}" for line in target_notes(by_case, measured)]
+    missing = [c for c in cases if c not in by_case]
+    if missing:
+        lines += ["", "## Not measured yet", "", ", ".join(missing) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def target_notes(by_case: dict[str, list[dict]], cases: list[str]) -> list[str]:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    notes = []
+    for case in cases:
+        rs = by_case[case]
+        accuracy = _mean(r["model"]["clean_accuracy"] for r in rs)
+        head = f"{case}: model clean accuracy {100 * accuracy:.1f} (>= 90: {verdict(accuracy >= TARGETS['clean_accuracy'])})"
+        if case == "clean":
+            share = _mean(r["metrics"]["tcap"]["flagged_fraction"] for r in rs)
+            notes.append(f"{head}; {100 * share:.2f}% flagged (<= 1%: {verdict(share <= TARGETS['clean_flagged'])})")
+            continue
+        asr, f1 = _mean(r["model"]["asr"] for r in rs), _mean(r["metrics"]["tcap"]["f1"] for r in rs)
+        line = (f"{head}, ASR {100 * asr:.1f} (>= 90: {verdict(asr >= TARGETS['asr'])}); default F1 {100 * f1:.1f} "
+                f"(>= 95: {verdict(f1 >= TARGETS['f1'])})")
+        done = [r for r in rs if "retrained" in r]
+        if done:
+            after = _mean(r["retrained"]["asr"] for r in done)
+            drop = _mean(r["clean_only"]["clean_accuracy"] - r["retrained"]["clean_accuracy"] for r in done)
+            line += (f"; retrained ASR {100 * after:.1f} (< 5: {verdict(after < TARGETS['retrained_asr'])}), clean accuracy "
+                     f"{100 * drop:.1f} points under the clean-only reference (<= 2: "
+                     f"{verdict(drop <= TARGETS['retrained_accuracy_drop'])})")
+        notes.append(line)
+    return notes
+

@@ -1,0 +1,133 @@
+"""One benchmark case end to end: data, customer fine-tune, its quality, a scan, every detector
+and lever scored, and a retraining without what the default flagged. Each step's output is kept
+under the benchmark's folder and reused, so an interrupted benchmark resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tcap_viz.data import load_dataset, make_synthetic_splits, write_dataset
+
+from .cases import case_settings, customer_recipe
+
+#: The levers of the default detection, each on and off (computed from the scan's cached
+#: extraction, no model): name -> what it is, for the report.
+ABLATION = {
+    "paper": "METHOD.md's TCAP as written (--preset paper)",
+    "heads only": "today's head profiling and EM, no plausibility vote (the default before issue 12)",
+    "vote as annotator": "the plausibility vote as one more EM annotator, heads chosen without it",
+    "vote alone": "the plausibility vote alone (robust z < -4 of the base model's log-probability)",
+    "default": "heads chosen by agreement with the vote, the vote one more annotator (the scan's default)",
+}
+
+
+def machine(device: str | None) -> str:
+    import torch
+
+    if (device or "").startswith("cuda") or (device is None and torch.cuda.is_available()):
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def ablation(result, truth: np.ndarray) -> dict:
+    """Every lever's flags from the scan's extraction, scored (labels only score)."""
+    from tcap_viz.detection import PRESETS, TCAPDetector, detection_metrics
+    from tcap_viz.pipeline import ScanConfig, plausibility_votes
+
+    profiles, extraction = result.extraction.profiles, result.extraction
+    vote = plausibility_votes(extraction, ScanConfig())
+    fitted = {"paper": TCAPDetector(**PRESETS["paper"]).fit(profiles), "heads only": TCAPDetector().fit(profiles),
+              "default": result.tcap}
+    if vote is not None:
+        fitted["vote as annotator"] = TCAPDetector(anchor_on_plausibility=False).fit(profiles, vote)
+    scores = {name: detection_metrics(truth, d.flagged_, d.posterior_) for name, d in fitted.items()}
+    if vote is not None:
+        scores["vote alone"] = detection_metrics(truth, vote, -extraction.base_logprob)
+    return scores
+
+
+def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finetune_kind: str = "lora",
+             device: str | None = None, threads: int | None = None, steps: int | None = None,
+             retrain: bool = True, size: tuple[int, int] = (2000, 200)) -> dict:
+    """All measurements of one case, cached as JSON so the report can be rebuilt without rerunning."""
+    import torch
+
+    from tcap_viz.model.adapter import MLLMAdapter
+    from tcap_viz.model.evaluate import model_quality
+    from tcap_viz.model.finetune import finetune
+    from tcap_viz.pipeline import ScanConfig, scan
+
+    if threads:
+        torch.set_num_threads(threads)
+    work, base = Path(work), Path(base)
+    settings = case_settings(case, seed, finetune_kind, base, variants, steps, size)
+    recipe = customer_recipe(finetune_kind, steps, seed)
+    name = f"{case}-s{seed}-{finetune_kind}-{recipe.schedule.steps}"
+    result_file = work / "results" / f"{name}.json"
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+        if result["settings"] != settings:
+            raise ValueError(f"{result_file} was measured with other settings than today's; delete "
+                             f"{work}/*/{name}* to measure it again")
+        if "retrained" in result or not retrain or settings["attack"] == "none":
+            return result
+    splits = work / "data" / f"{case}-s{seed}"
+    stamp = splits / "settings.json"
+    data_settings = {k: settings[k] for k in ("attack", "attack_params", "target", "poison_rate", "seed", "n_train",
+                                              "n_test")} \
+        | {"poison_question_type": settings.get("poison_question_type")}
+    if not splits.exists():
+        make_synthetic_splits(splits, n_train=size[0], n_test=size[1], attack=settings["attack"],
+                              poison_rate=settings["poison_rate"], target=settings["target"], seed=seed,
+                              attack_params=variants.get(settings["variant"], {}).get("attack_params"),
+                              poison_question_type=settings.get("poison_question_type"))
+        stamp.write_text(json.dumps(data_settings))
+    if json.loads(stamp.read_text()) != data_settings:
+        raise ValueError(f"{splits} was made with other settings; delete it and the case's models and runs")
+    train = load_dataset(splits / "train" / "data.jsonl")
+
+    def trained(data, out: Path) -> tuple[Path, float]:
+        started = time.time()
+        if not out.exists():
+            finetune(data, out, recipe, base=base, device=device, show_progress=False)
+        return out, time.time() - started
+
+    def loaded(out: Path) -> MLLMAdapter:
+        if finetune_kind == "lora":
+            return MLLMAdapter.load(base, device=device, dtype="float32", adapter=out)
+        return MLLMAdapter.load(out, device=device, dtype="float32")
+
+    model, seconds = trained(train, work / "models" / name)
+    # the service knows the base either way: with an adapter the scan finds it, a full fine-tune names it
+    config = ScanConfig(device=device, dtype="float32", adapter=str(model) if finetune_kind == "lora" else None,
+                        base_model=None if finetune_kind == "lora" else str(base))
+    started = time.time()
+    scanned = scan(base if finetune_kind == "lora" else model, splits / "train" / "data.jsonl",
+                   work / "runs" / name, config, show_progress=False)
+    truth = scanned.samples.loc[scanned.samples["skipped"] == "", "poisoned_truth"].astype(bool).to_numpy()
+    result = {"settings": settings, "machine": machine(device), "finetune_s": round(seconds, 1),
+              "model": model_quality(loaded(model), splits), "scan_s": round(time.time() - started, 1),
+              "metrics": scanned.metrics, "ablation": ablation(scanned, truth),
+              "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_]}
+    if retrain and settings["attack"] != "none":
+        table = scanned.samples
+        keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
+        truly_clean = {s.id for s in train if not s.poisoned}  # the reference: only the clean samples
+        for key, kept in (("retrained", keep), ("clean_only", truly_clean)):
+            # named by what was removed, so a changed detector never reuses a stale retraining
+            removed = hashlib.sha256(" ".join(sorted(s.id for s in train if s.id not in kept)).encode()).hexdigest()[:12]
+            cleaned = work / "cleaned" / f"{name}-{removed}" / "data.jsonl"
+            if not cleaned.exists():
+                write_dataset([s for s in train if s.id in kept], cleaned)
+            # its images stay in the case's data folder, which this benchmark made
+            retrained, _ = trained(load_dataset(cleaned, allow_outside=True), work / "models" / f"{name}-retrained-{removed}")
+            result[key] = model_quality(loaded(retrained), splits) | {"removed": len(train) - len(kept)}
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,24 @@
+"""The classes the classic poison defences analyse one at a time, for a generative model.
+
+Activation Clustering and Spectral Signatures were written for classifiers: they look for a
+minority inside each class, because a poison shares its (target) label with clean samples. Here
+the "label" is the response: samples are grouped by their response text, and responses too rare
+to analyse alone (free-form answers are mostly unique) are pooled into one class.
+"""
+
+import numpy as np
+
+
+def response_classes(responses, min_class_size=20):
+    """(M,) class index per sample: one class per response given at least ``min_class_size``
+    times (compared trimmed and case-folded), every rarer response in one pooled class; -1 for
+    samples of a pooled class still smaller than ``min_class_size`` (too few to analyse)."""
+    keys = np.array([str(r).strip().casefold() for r in responses], dtype=object)
+    values, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    common = counts[inverse] >= min_class_size
+    classes = np.full(len(keys), -1)
+    _, classes[common] = np.unique(inverse[common], return_inverse=True)
+    rare = ~common
+    if rare.sum() >= min_class_size:
+        classes[rare] = classes.max() + 1
+    return classes

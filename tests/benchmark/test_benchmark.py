@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from tcap_viz.benchmark import Benchmark
+from tcap_viz.cli import main
+
+
+@pytest.fixture(scope="module")
+def measured(tiny_model_dir, tmp_path_factory):
+    """A benchmark of two cases run end to end on the tiny model (2 fine-tune steps)."""
+    work = tmp_path_factory.mktemp("bench")
+    bench = Benchmark(work, cases=["badnet-10", "clean"], seeds=[0], base=tiny_model_dir, steps=2, n_train=60, n_test=8)
+    return bench, bench.run(device="cpu", show_progress=False)
+
+
+def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
+    bench, results = measured
+    poisoned, clean = results
+    assert poisoned["settings"]["case"] == "badnet-10" and clean["settings"]["case"] == "clean"
+    assert poisoned["metrics"]["tcap"]["n_true"] == 6 and clean["metrics"]["tcap"]["n_true"] == 0
+    for detector in ("tcap", "baseline", "activation_clustering", "spectral_signatures"):
+        assert {"precision", "recall", "f1"} <= set(poisoned["metrics"][detector])
+    # with an adapter the scan knows the base: every lever of the ablation is measured
+    assert set(poisoned["ablation"]) == {"paper", "heads only", "vote as annotator", "vote alone", "default"}
+    assert poisoned["ablation"]["default"] == poisoned["metrics"]["tcap"]
+    assert {"clean_accuracy", "asr"} <= set(poisoned["model"])
+    assert poisoned["retrained"]["removed"] == poisoned["metrics"]["tcap"]["n_flagged"]
+    assert poisoned["clean_only"]["removed"] == 6  # the reference keeps only the truly clean samples
+    assert "retrained" not in clean
+    split = bench.work / "data" / "badnet-10-s0" / "train" / "data.jsonl"
+    assert sum(json.loads(l)["poisoned"] for l in split.read_text().splitlines()) == 6
+
+
+def test_the_report_has_every_table_and_marks_what_was_measured(measured):
+    bench, _ = measured
+    text = bench.report("tcap-viz report --cases badnet-10 clean")
+    for heading in ("## Detection F1", "## Precision, recall", "## Ablation", "## Retrained", "## Against the targets"):
+        assert heading in text
+    assert "`tcap-viz report --cases badnet-10 clean`" in text and "60 training samples" in text
+    assert "| badnet-10 | 1 | 6 |" in text and "| clean | 1 | 0 |" in text
+    assert "Not measured yet" not in text
+    fewer = Benchmark(bench.work, cases=["badnet-10", "blend-5", "clean"], seeds=[0], base=bench.base, steps=2,
+                      n_train=60, n_test=8)
+    assert "## Not measured yet\n\nblend-5 *dev*" not in fewer.report() and "blend-5." in fewer.report()
+
+
+def test_a_cached_case_measured_otherwise_is_refused(measured, tmp_path):
+    bench, _ = measured
+    other = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60, n_test=8,
+                      variants={"badnet": {"attack": "badnet", "attack_params": {"size": 0.25}}})
+    with pytest.raises(ValueError, match="other settings"):
+        other.results()
+    with pytest.raises(ValueError, match="no results"):
+        Benchmark(tmp_path, cases=["clean"], seeds=[0], base=bench.base).write(tmp_path / "r.md")
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_the_command_line_renders_from_the_cache_without_a_model(measured, tmp_path, monkeypatch, capsys):
+    bench, results = measured
+    monkeypatch.setattr("tcap_viz.benchmark.report.run_case", lambda *a, **k: pytest.fail("rendering must not measure"))
+    variants = tmp_path / "mine.json"
+    variants.write_text(json.dumps({"badnet": {"attack": "badnet"}}))
+    main(["report", "--work", str(bench.work), "--base", str(bench.base), "--cases", "badnet-10", "--seeds", "0", "--steps", "2", "--n-train",
+          "60", "--n-test", "8", "--render", "--variants", str(variants), "--out", str(tmp_path / "r.md")])
+    assert "report:" in capsys.readouterr().out
+    text = (tmp_path / "r.md").read_text()
+    assert "tcap-viz report --work" in text and "badnet-10" in text
+    f1 = results[0]["metrics"]["tcap"]["f1"]
+    assert f"{100 * f1:.1f}" in text
+
+
+def test_unknown_cases_and_broken_variant_files_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no variant 'nosuch'"):
+        main(["report", "--cases", "nosuch-5", "--render", "--work", str(tmp_path)])
+    broken = tmp_path / "v.json"
+    broken.write_text("{not json")
+    with pytest.raises(SystemExit, match="v.json"):
+        main(["report", "--variants", str(broken), "--render", "--work", str(tmp_path)])
