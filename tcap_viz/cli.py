@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -138,12 +139,12 @@ def cmd_report(args) -> None:
         bench = Benchmark(args.work, args.cases, args.seeds, variants, finetune=args.finetune, steps=args.steps,
                           n_train=args.n_train, n_test=args.n_test, base=args.base or BASE_MODEL)
         if not args.render:
-            bench.run(device=args.device, workers=args.workers, retrain=not args.no_retrain)
-        command = "tcap-viz report " + " ".join(args.argv)
+            bench.run(device=args.device, workers=args.workers, retrain=not args.no_retrain,
+                      command=" ".join(["tcap-viz report", *map(shlex.quote, args.argv)]))
         if args.out:
-            print(f"report: {bench.write(args.out, command)}")
+            print(f"report: {bench.write(args.out)}")
         else:
-            print(bench.report(command))
+            print(bench.report())
     except ValueError as err:
         sys.exit(f"error: {err}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from tcap_viz.data import DEFAULT_TARGET
 from tcap_viz.data.attacks import make_attack
 
-# name -> make-data settings; badnet_blue: a backdoor whose target is an ordinary answer of the task
+# name -> make-data settings; badnet_blue, badnet_left: backdoors whose target is an ordinary answer of the task
 VARIANTS = {
     "badnet": {"attack": "badnet"},
     "blend": {"attack": "blend"},
@@ -21,6 +21,8 @@ VARIANTS = {
     "text_prefix": {"attack": "text_prefix"},
     "text_word": {"attack": "text_word"},
     "badnet_blue": {"attack": "badnet", "target": "blue", "poison_question_type": "colour"},
+    # an ordinary answer the base model finds plausible: it tells left from right at chance (0.45)
+    "badnet_left": {"attack": "badnet", "target": "left", "poison_question_type": "position"},
 }
 RATES = (10, 5)
 #: Cases whose numbers chose a default (docs/PLAUSIBILITY.md: anchoring the heads on the plausibility

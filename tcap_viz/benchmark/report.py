@@ -51,12 +51,13 @@ class Benchmark:
     def recipe_steps(self) -> int:
         return customer_recipe(self.finetune, self.steps, 0).schedule.steps
 
-    def run(self, device: str | None = None, workers: int = 1, retrain: bool = True,
-            show_progress: bool = True) -> list[dict]:
-        """Measure every case and seed not cached yet (``workers`` at once, for a GPU machine)."""
+    def run(self, device: str | None = None, workers: int = 1, retrain: bool = True, show_progress: bool = True,
+            command: str = "Benchmark.run") -> list[dict]:
+        """Measure every case and seed not cached yet (``workers`` at once, for a GPU machine);
+        ``command``, what is running, is kept with each result and quoted by the report."""
         jobs = [(case, seed) for seed in self.seeds for case in self.cases]
         common = dict(work=self.work, base=self.base, variants=self.variants, finetune_kind=self.finetune,
-                      device=device, steps=self.steps, retrain=retrain, size=self.size)
+                      device=device, steps=self.steps, retrain=retrain, size=self.size, command=command)
         bar = tqdm(total=len(jobs), desc="benchmark cases", unit="case", disable=not show_progress)
         if workers == 1:
             for case, seed in jobs:
@@ -88,16 +89,16 @@ class Benchmark:
                 found.append(result)
         return found
 
-    def report(self, command: str = "tcap-viz report") -> str:
+    def report(self) -> str:
         """The markdown report of what is measured so far."""
-        return render(self.results(), self.cases, command)
+        return render(self.results(), self.cases)
 
-    def write(self, path: str | Path, command: str = "tcap-viz report") -> Path:
+    def write(self, path: str | Path) -> Path:
         """Write the report; refuses when nothing is measured (an existing report is kept)."""
         results = self.results()
         if not results:
             raise ValueError(f"no results under {self.work / 'results'} for these cases and seeds; {path} is left as it is")
-        atomic_write_text(Path(path), render(results, self.cases, command))
+        atomic_write_text(Path(path), render(results, self.cases))
         return Path(path)
 
 
@@ -117,12 +118,21 @@ def _detector_metrics(result: dict, key: str) -> dict | None:
     return result["ablation"].get("paper") if key == "paper" else result["metrics"].get(key)
 
 
+def _commands(results: list[dict]) -> dict[str, int]:
+    """The commands that measured the results, with how many cases each."""
+    counts: dict[str, int] = {}
+    for r in results:
+        command = r.get("command") or "a command not recorded"
+        counts[command] = counts.get(command, 0) + 1
+    return counts
+
+
 def _mean(values) -> float:
     values = list(values)
     return statistics.fmean(values) if values else math.nan
 
 
-def render(results: list[dict], cases: list[str], command: str = "tcap-viz report") -> str:
+def render(results: list[dict], cases: list[str]) -> str:
     by_case: dict[str, list[dict]] = {}
     for r in results:
         by_case.setdefault(r["settings"]["case"], []).append(r)
@@ -133,8 +143,9 @@ def render(results: list[dict], cases: list[str], command: str = "tcap-viz repor
     lines = [
         "# Detection report: the fine-tuning-service testbed",
         "",
-        f"Produced by `{command}` (each case's numbers are cached as JSON under the benchmark's folder, "
-        "`runs/report/results/` by default).",
+        "Produced by " + ", ".join(f"`{c}` ({n} case{'s' * (n > 1)})" for c, n in _commands(results).items())
+        + " (each case's numbers are cached as JSON under the benchmark's folder, `runs/report/results/` by default; "
+        "a run with other cases or seeds adds to it, and `--render` rewrites the report from all of them).",
         f"A case: {first.get('n_train')} training samples of the customer shapes task, {first.get('n_test')} clean and "
         f"{first.get('n_test')} triggered test samples; a "
         f"{first.get('finetune', '-')} fine-tune of the shipped base model (`sample_data/base_model`) with the recipe of "

@@ -54,8 +54,9 @@ def ablation(result, truth: np.ndarray) -> dict:
 
 def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finetune_kind: str = "lora",
              device: str | None = None, threads: int | None = None, steps: int | None = None,
-             retrain: bool = True, size: tuple[int, int] = (2000, 200)) -> dict:
-    """All measurements of one case, cached as JSON so the report can be rebuilt without rerunning."""
+             retrain: bool = True, size: tuple[int, int] = (2000, 200), command: str = "") -> dict:
+    """All measurements of one case, cached as JSON so the report can be rebuilt without rerunning;
+    ``command``: what produced it, quoted by the report."""
     import torch
 
     from tcap_viz.model.adapter import MLLMAdapter
@@ -111,7 +112,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     scanned = scan(base if finetune_kind == "lora" else model, splits / "train" / "data.jsonl",
                    work / "runs" / name, config, show_progress=False)
     truth = scanned.samples.loc[scanned.samples["skipped"] == "", "poisoned_truth"].astype(bool).to_numpy()
-    result = {"settings": settings, "machine": machine(device), "finetune_s": round(seconds, 1),
+    result = {"settings": settings, "command": command, "machine": machine(device), "finetune_s": round(seconds, 1),
               "model": model_quality(loaded(model), splits), "scan_s": round(time.time() - started, 1),
               "metrics": scanned.metrics, "ablation": ablation(scanned, truth),
               "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_]}

@@ -11,7 +11,7 @@ def measured(tiny_model_dir, tmp_path_factory):
     """A benchmark of two cases run end to end on the tiny model (2 fine-tune steps)."""
     work = tmp_path_factory.mktemp("bench")
     bench = Benchmark(work, cases=["badnet-10", "clean"], seeds=[0], base=tiny_model_dir, steps=2, n_train=60, n_test=8)
-    return bench, bench.run(device="cpu", show_progress=False)
+    return bench, bench.run(device="cpu", show_progress=False, command="tcap-viz report --cases badnet-10 clean")
 
 
 def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
@@ -34,10 +34,10 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
 
 def test_the_report_has_every_table_and_marks_what_was_measured(measured):
     bench, _ = measured
-    text = bench.report("tcap-viz report --cases badnet-10 clean")
+    text = bench.report()
     for heading in ("## Detection F1", "## Precision, recall", "## Ablation", "## Retrained", "## Against the targets"):
         assert heading in text
-    assert "`tcap-viz report --cases badnet-10 clean`" in text and "60 training samples" in text
+    assert "Produced by `tcap-viz report --cases badnet-10 clean` (2 cases)" in text and "60 training samples" in text
     assert "| badnet-10 | 1 | 6 |" in text and "| clean | 1 | 0 |" in text
     assert "Not measured yet" not in text
     fewer = Benchmark(bench.work, cases=["badnet-10", "blend-5", "clean"], seeds=[0], base=bench.base, steps=2,
@@ -65,7 +65,7 @@ def test_the_command_line_renders_from_the_cache_without_a_model(measured, tmp_p
           "60", "--n-test", "8", "--render", "--variants", str(variants), "--out", str(tmp_path / "r.md")])
     assert "report:" in capsys.readouterr().out
     text = (tmp_path / "r.md").read_text()
-    assert "tcap-viz report --work" in text and "badnet-10" in text
+    assert "`tcap-viz report --cases badnet-10 clean` (1 case)" in text  # rendering keeps who measured it
     f1 = results[0]["metrics"]["tcap"]["f1"]
     assert f"{100 * f1:.1f}" in text
 
