@@ -140,6 +140,9 @@ def test_the_first_hour_a_typo_a_decision_and_a_typed_threshold(page, served):
     # the overview's review counts follow without a reload
     page.get_by_role("tab", name="Overview").click()
     assert _wait_for(lambda: "poison 1" in _summary(page))
+    # it says which signals voted, with their weight, and whether the flagged samples share an answer
+    assert "Signals that voted" in _summary(page) and "%" in _summary(page).split("Signals that voted")[1]
+    assert "The flagged samples share one answer" in _summary(page) and "backdoor attack!" in _summary(page)
     # a threshold typed in the box and confirmed with Enter re-flags, shown as typed
     number = page.locator("input[type=number]").first
     number.fill("0.002")
