@@ -118,6 +118,14 @@ def _detector_metrics(result: dict, key: str) -> dict | None:
     return result["ablation"].get("paper") if key == "paper" else result["metrics"].get(key)
 
 
+def _coherence_cell(scores: dict) -> str:
+    if "dominant_share" not in scores:
+        return "-"
+    if not scores["n_flagged"]:
+        return "0"
+    return f"{scores['n_flagged']}: {scores['dominant_share']:.0%} ({scores['dominant_outside']} outside)"
+
+
 def _commands(results: list[dict]) -> dict[str, int]:
     """The commands that measured the results, with how many cases each."""
     counts: dict[str, int] = {}
@@ -139,7 +147,7 @@ def render(results: list[dict], cases: list[str]) -> str:
     measured = [c for c in cases if c in by_case]
     first = results[0]["settings"] if results else {}
     schedule = first.get("recipe", {}).get("schedule", {})
-    seconds = sorted(r["finetune_s"] for r in results)
+    seconds = sorted(r["finetune_s"] for r in results if r.get("finetune_s") is not None)
     lines = [
         "# Detection report: the fine-tuning-service testbed",
         "",
@@ -152,7 +160,8 @@ def render(results: list[dict], cases: list[str]) -> str:
         f"{schedule.get('steps')} steps, batch {schedule.get('batch_size')}, learning rate {schedule.get('learning_rate')}; "
         "the scan in float32 with every detector at its defaults. Ground truth is used only to score.",
         f"Machines: {'; '.join(sorted({r['machine'] for r in results})) or '-'}. Fine-tune time per model there: "
-        f"median {seconds[len(seconds) // 2] if seconds else 0:.0f} s.",
+        + (f"median {seconds[len(seconds) // 2]:.0f} s ({len(seconds)} timed; a model trained before with the same "
+           "recipe is reused untimed)." if seconds else "not recorded."),
         "Numbers are mean ± standard deviation over the seeds, in percent.",
         f"**Development cases** (marked *dev*): {', '.join(DEVELOPMENT)}: the default's anchoring on the "
         "plausibility vote was chosen on them (docs/PLAUSIBILITY.md, seeds 1-3); the vote's cut was chosen on seed 0, "
@@ -204,6 +213,15 @@ def render(results: list[dict], cases: list[str]) -> str:
         field = "flagged_fraction" if case == "clean" else "f1"
         lines.append(f"| {label(case)} | " + " | ".join(
             _stat([r["ablation"][name][field] for r in by_case[case] if name in r["ablation"]]) for name in ABLATION) + " |")
+    coherence = ("heads only", "default")
+    lines += ["", "## Do the flagged samples share one answer? (the group-coherence lever)", "",
+              "Per seed: samples flagged, the share of them giving their most common answer, and how often that answer "
+              "occurs among the samples not flagged. A backdoor's target collapses its group onto one answer that is "
+              "rare elsewhere; a rule on it helps only if clean content groups do not do the same.", "",
+              "| case | " + " | ".join(coherence) + " |", "|---" * (1 + len(coherence)) + "|"]
+    for case in measured:
+        lines.append(f"| {label(case)} | " + " | ".join(
+            "; ".join(_coherence_cell(r["ablation"].get(name, {})) for r in by_case[case]) for name in coherence) + " |")
     retrained = [c for c in measured if any("retrained" in r for r in by_case[c])]
     if retrained:
         lines += ["", "## Retrained from the base without the flagged samples", "",

@@ -46,9 +46,18 @@ def ablation(result, truth: np.ndarray) -> dict:
               "default": result.tcap}
     if vote is not None:
         fitted["vote as annotator"] = TCAPDetector(anchor_on_plausibility=False).fit(profiles, vote)
+    flags = {name: d.flagged_ for name, d in fitted.items()}
     scores = {name: detection_metrics(truth, d.flagged_, d.posterior_) for name, d in fitted.items()}
     if vote is not None:
+        flags["vote alone"] = vote
         scores["vote alone"] = detection_metrics(truth, vote, -extraction.base_logprob)
+    response = {s.id: s.response.strip().casefold() for s in result.dataset}
+    responses = np.array([response[i] for i in extraction.ids], dtype=object)
+    for name, flagged in flags.items():  # does what it flagged share one answer (a target, or a content group)?
+        answers, counts = np.unique(responses[flagged], return_counts=True)
+        top = answers[np.argmax(counts)] if len(answers) else None
+        scores[name] |= {"dominant_share": float(counts.max() / flagged.sum()) if len(answers) else float("nan"),
+                         "dominant_outside": int((responses[~flagged] == top).sum()) if top is not None else 0}
     return scores
 
 
@@ -93,16 +102,27 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
         raise ValueError(f"{splits} was made with other settings; delete it and the case's models and runs")
     train = load_dataset(splits / "train" / "data.jsonl")
 
-    def trained(data, out: Path) -> tuple[Path, float]:
-        started = time.time()
+    def trained(data, out: Path) -> tuple[Path, float | None]:
+        """The fine-tuned model, and how long its fine-tune took (kept beside it; None if not recorded)."""
+        timing = work / "timing" / f"{out.name}.json"
         if not out.exists():
+            started = time.time()
             finetune(data, out, recipe, base=base, device=device, show_progress=False)
-        return out, time.time() - started
+            timing.parent.mkdir(parents=True, exist_ok=True)
+            timing.write_text(json.dumps({"seconds": round(time.time() - started, 1), "machine": machine(device)}))
+        return out, json.loads(timing.read_text())["seconds"] if timing.exists() else None
 
     def loaded(out: Path) -> MLLMAdapter:
         if finetune_kind == "lora":
             return MLLMAdapter.load(base, device=device, dtype="float32", adapter=out)
         return MLLMAdapter.load(out, device=device, dtype="float32")
+
+    def quality(out: Path) -> dict:  # cached beside the results: generation is the slow part of a re-measure
+        cached = work / "quality" / f"{out.name}.json"
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(model_quality(loaded(out), splits)))
+        return json.loads(cached.read_text())
 
     model, seconds = trained(train, work / "models" / name)
     # the service knows the base either way: with an adapter the scan finds it, a full fine-tune names it
@@ -111,9 +131,10 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     started = time.time()
     scanned = scan(base if finetune_kind == "lora" else model, splits / "train" / "data.jsonl",
                    work / "runs" / name, config, show_progress=False)
+    scan_s = round(time.time() - started, 1)
     truth = scanned.samples.loc[scanned.samples["skipped"] == "", "poisoned_truth"].astype(bool).to_numpy()
-    result = {"settings": settings, "command": command, "machine": machine(device), "finetune_s": round(seconds, 1),
-              "model": model_quality(loaded(model), splits), "scan_s": round(time.time() - started, 1),
+    result = {"settings": settings, "command": command, "machine": machine(device), "finetune_s": seconds,
+              "model": quality(model), "scan_s": scan_s,
               "metrics": scanned.metrics, "ablation": ablation(scanned, truth),
               "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_]}
     if retrain and settings["attack"] != "none":
@@ -128,7 +149,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
                 write_dataset([s for s in train if s.id in kept], cleaned)
             # its images stay in the case's data folder, which this benchmark made
             retrained, _ = trained(load_dataset(cleaned, allow_outside=True), work / "models" / f"{name}-retrained-{removed}")
-            result[key] = model_quality(loaded(retrained), splits) | {"removed": len(train) - len(kept)}
+            result[key] = quality(retrained) | {"removed": len(train) - len(kept)}
     result_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result, indent=1))
     return result

@@ -74,7 +74,10 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
              + (f"; {counts['decided outside the flagged set']} decided outside the flagged set"
                 if counts["decided outside the flagged set"] else "") + "."]
     lines.append(signals_markdown(session.result.tcap.signal_weights()))
-    lines.append(coherence_markdown(session.dominant_response(threshold), counts["flagged"]))
+    table = session.table(threshold)
+    implausible = (int(table.loc[table["flagged"], "implausible"].fillna(False).astype(bool).sum())
+                   if "implausible" in table else None)
+    lines.append(coherence_markdown(session.dominant_response(threshold), counts["flagged"], implausible))
     skipped = result.samples[result.samples["skipped"] != ""]
     if len(skipped):
         lines.append("Skipped samples (first 5): " + "; ".join(f"`{i}`: {r}" for i, r in skipped[["id", "skipped"]]
@@ -93,18 +96,22 @@ def signals_markdown(weights: pd.DataFrame) -> str:
             "a sample's log-odds): " + ", ".join(parts) + ".")
 
 
-def coherence_markdown(dominant: tuple[str, float, int] | None, n_flagged: int) -> str:
-    """Says plainly when the run found no coherent group: nothing flagged, or flagged samples that
-    do not share an answer (a clean content group, not a backdoor's target)."""
+def coherence_markdown(dominant: tuple[str, float, int] | None, n_flagged: int,
+                       implausible: int | None = None) -> str:
+    """Says plainly when the run found no coherent group (nothing flagged, or flagged samples that do
+    not share an answer), and what a shared answer does and does not prove."""
     if dominant is None:
         return "**This run found no coherent group of suspicious samples: nothing is flagged.**"
     response, share, outside = dominant
+    base = ("" if implausible is None else
+            f" The base model finds {implausible} of the {n_flagged} flagged responses implausible.")
     if share >= 0.5:
-        return (f"The flagged samples share one answer: {share:.0%} of them answer \"{response}\" "
-                f"({outside} more times in the rest of the data), as a backdoor's target answer would.")
+        return (f"The flagged samples share one answer: {share:.0%} of them answer \"{response}\" ({outside} more "
+                "times in the rest of the data). A backdoor's target looks like this, and so does a clean content "
+                f"group the heads single out (every colour question answered blue, say): check a few images.{base}")
     return (f"**The {n_flagged} flagged samples do not share one answer** (the most common, \"{response}\", is "
             f"{share:.0%} of them and occurs {outside} more times in the rest): this looks like a clean content group "
-            "rather than a backdoor's target. Open a few before trusting the flags.")
+            f"rather than a backdoor's target. Open a few before trusting the flags.{base}")
 
 
 def metrics_markdown(metrics: dict | None) -> str:

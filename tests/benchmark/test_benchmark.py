@@ -23,7 +23,10 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
         assert {"precision", "recall", "f1"} <= set(poisoned["metrics"][detector])
     # with an adapter the scan knows the base: every lever of the ablation is measured
     assert set(poisoned["ablation"]) == {"paper", "heads only", "vote as annotator", "vote alone", "default"}
-    assert poisoned["ablation"]["default"] == poisoned["metrics"]["tcap"]
+    default = poisoned["ablation"]["default"]
+    assert {k: default[k] for k in poisoned["metrics"]["tcap"]} == poisoned["metrics"]["tcap"]
+    if default["n_flagged"]:  # the share of what it flagged giving its most common answer
+        assert 0 < default["dominant_share"] <= 1
     assert {"clean_accuracy", "asr"} <= set(poisoned["model"])
     assert poisoned["retrained"]["removed"] == poisoned["metrics"]["tcap"]["n_flagged"]
     assert poisoned["clean_only"]["removed"] == 6  # the reference keeps only the truly clean samples
@@ -35,7 +38,8 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
 def test_the_report_has_every_table_and_marks_what_was_measured(measured):
     bench, _ = measured
     text = bench.report()
-    for heading in ("## Detection F1", "## Precision, recall", "## Ablation", "## Retrained", "## Against the targets"):
+    for heading in ("## Detection F1", "## Precision, recall", "## Ablation", "## Do the flagged samples share one",
+                    "## Retrained", "## Against the targets"):
         assert heading in text
     assert "Produced by `tcap-viz report --cases badnet-10 clean` (2 cases)" in text and "60 training samples" in text
     assert "| badnet-10 | 1 | 6 |" in text and "| clean | 1 | 0 |" in text
@@ -77,3 +81,17 @@ def test_unknown_cases_and_broken_variant_files_are_clear_errors(tmp_path, capsy
     broken.write_text("{not json")
     with pytest.raises(SystemExit, match="v.json"):
         main(["report", "--variants", str(broken), "--render", "--work", str(tmp_path)])
+
+
+def test_a_result_measured_again_reuses_the_models_and_their_quality(measured, monkeypatch):
+    """A report field added later is filled by measuring again: no fine-tune, no generation."""
+    bench, results = measured
+    clean = results[1]
+    assert clean["finetune_s"] > 0  # timed when it was trained, and kept with the model
+    (bench.work / "results" / "clean-s0-lora-2.json").unlink()
+    monkeypatch.setattr("tcap_viz.model.finetune.finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
+    monkeypatch.setattr("tcap_viz.model.evaluate.model_quality", lambda *a, **k: pytest.fail("generated again"))
+    again = Benchmark(bench.work, cases=["clean"], seeds=[0], base=bench.base, steps=2, n_train=60, n_test=8).run(
+        device="cpu", show_progress=False)[0]
+    assert again["model"] == clean["model"] and again["finetune_s"] == clean["finetune_s"]
+    assert again["metrics"]["tcap"] == clean["metrics"]["tcap"]

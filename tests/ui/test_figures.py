@@ -157,6 +157,8 @@ def test_the_overview_says_which_signals_voted_and_when_nothing_coherent_was_fou
     assert "L0H3 50%" in text and "L2H1 30%" in text and "the base model's plausibility vote 20%" in text
     assert "none" in signals_markdown(weights.iloc[:0])
     assert "found no coherent group" in coherence_markdown(None, 0)
-    assert "share one answer: 95%" in coherence_markdown(("backdoor attack!", 0.95, 0), 100)
+    shared = coherence_markdown(("backdoor attack!", 0.95, 0), 100, implausible=97)
+    assert "share one answer: 95%" in shared and "so does a clean content group" in shared
+    assert "The base model finds 97 of the 100 flagged responses implausible" in shared
     plain = coherence_markdown(("blue", 0.3, 400), 276)
-    assert "do not share one answer" in plain and "clean content group" in plain
+    assert "do not share one answer" in plain and "clean content group" in plain and "base model" not in plain
