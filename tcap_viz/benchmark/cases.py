@@ -25,12 +25,16 @@ VARIANTS = {
     "badnet_left": {"attack": "badnet", "target": "left", "poison_question_type": "position"},
 }
 RATES = (10, 5)
-#: Cases whose numbers chose a default (docs/PLAUSIBILITY.md: anchoring the heads on the plausibility
-#: vote was chosen on these three at seeds 1-3; the vote's cut on seed 0 of every attack, which the
-#: report does not use). The rest is reported on settings never tuned to it.
-DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5")
-#: What the scan's detection is; a cached case measured by another is refused, not mixed in.
-DETECTION = "TCAP with the base model's plausibility vote; paper preset, BYE, Activation Clustering, Spectral Signatures"
+#: Cases whose numbers chose a default: anchoring the heads on the plausibility vote was chosen on
+#: the three 5% cases at seeds 1-3 (docs/PLAUSIBILITY.md), leaving out a vote that singles out less
+#: than 1% of the samples after seeing clean and badnet_left-10 at seed 1 (the anchored default
+#: flagged 9.5% and 17% there); the vote's cut on seed 0 of every attack, which the report does not
+#: use. The rest is reported on settings never tuned to it.
+DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10")
+#: What the scan's detection is; a cached case measured by another is measured again (its models,
+#: quality and scan are reused), never mixed in.
+DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples; paper preset, "
+             "BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}
 
@@ -71,7 +75,8 @@ def case_settings(case: str, seed: int, finetune_kind: str, base: Path, variants
     settings.setdefault("target", DEFAULT_TARGET)
     settings["attack_params"] = dataclasses.asdict(make_attack(settings["attack"], **(settings.get("attack_params") or {})))
     weights = Path(base) / "model.safetensors"
-    settings |= {"detection": DETECTION, "n_train": size[0], "n_test": size[1], "case": case, "variant": variant, "poison_rate": rate / 100, "seed": seed,
+    settings |= {"detection": DETECTION, "n_train": size[0], "n_test": size[1], "case": case, "variant": variant,
+                 "poison_rate": rate / 100, "seed": seed,
                  "finetune": finetune_kind, "recipe": dataclasses.asdict(customer_recipe(finetune_kind, steps, seed)),
                  "base": hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.exists() else str(base)}
     return json.loads(json.dumps(settings))  # as a cached copy reads back (tuples become lists)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from tcap_viz.atomic import atomic_write_text
 from tcap_viz.demo import BASE_MODEL
 
-from .cases import DEVELOPMENT, RATES, TARGETS, VARIANTS, case_names, case_settings, customer_recipe
+from .cases import DETECTION, DEVELOPMENT, RATES, TARGETS, VARIANTS, case_names, case_settings, customer_recipe
 from .run_case import ABLATION, run_case
 
 #: metrics key -> column name; "paper" is read from the ablation
@@ -84,8 +84,12 @@ class Benchmark:
                     continue
                 result = json.loads(path.read_text())
                 if result["settings"] != self.settings(case, seed):
-                    raise ValueError(f"{path} was measured with other settings than this benchmark's; delete it "
-                                     "(and the case's models and runs) to measure it again")
+                    detector_only = {**result["settings"], "detection": DETECTION} == self.settings(case, seed)
+                    raise ValueError(f"{path} was measured " + (
+                        "by an earlier detector: run the benchmark again without --render (it detects anew from "
+                        "the cached scan, in seconds)" if detector_only else
+                        "with other settings than this benchmark's; delete it (and the case's models and runs) to "
+                        "measure it again"))
                 found.append(result)
         return found
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from tcap_viz.data import load_dataset, make_synthetic_splits, write_dataset
 
-from .cases import case_settings, customer_recipe
+from .cases import DETECTION, case_settings, customer_recipe
 
 #: The levers of the default detection, each on and off (computed from the scan's cached
 #: extraction, no model): name -> what it is, for the report.
@@ -82,10 +82,11 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     result_file = work / "results" / f"{name}.json"
     if result_file.exists():
         result = json.loads(result_file.read_text())
-        if result["settings"] != settings:
+        if {**result["settings"], "detection": DETECTION} != settings:
             raise ValueError(f"{result_file} was measured with other settings than today's; delete "
                              f"{work}/*/{name}* to measure it again")
-        if "retrained" in result or not retrain or settings["attack"] == "none":
+        current = result["settings"]["detection"] == DETECTION  # else: detected anew, from the cached scan
+        if current and ("retrained" in result or not retrain or settings["attack"] == "none"):
             return result
     splits = work / "data" / f"{case}-s{seed}"
     stamp = splits / "settings.json"

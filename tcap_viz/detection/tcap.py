@@ -79,8 +79,13 @@ class TCAPDetector(BaseEstimator):
     profiler_ : fitted HeadProfiler on the head statistic.
     em_ : fitted DawidSkene, or None when fewer than ``min_heads`` heads were selected.
     votes_ : (M, n_selected) 0/1 votes of the selected heads, in selection order.
-    plausibility_ : (M,) bool, the plausibility votes given to ``fit`` (None without them); in
-        the EM they are the last annotator, after the heads.
+    plausibility_ : (M,) bool, the plausibility votes given to ``fit`` (None without them).
+    vote_used_ : bool, whether they anchored the head selection and joined the EM (as the last
+        annotator, after the heads): only when they single out a share of the samples a poisoned
+        group could have, within [min_target_weight, max_target_weight] (the prior a head's target
+        group has). A vote that finds almost nothing (a clean dataset's few odd answers, a target
+        the base model finds plausible) or too much leaves the heads to their own anchor: anchored
+        on three odd answers, a head whose content group holds two of them would be chosen.
     posterior_ : (M,) P(poisoned | votes); all 0 when fewer than ``min_heads`` heads were
         selected, since then no group of heads agrees on a separated minority (the
         plausibility vote itself, when given).
@@ -146,7 +151,7 @@ class TCAPDetector(BaseEstimator):
         (``PlausibilityVote``; no label). Given, it anchors head selection (the heads whose group
         agrees with it, not with the best-ranked head: heads on a clean content group drop out)
         and joins the EM as one more annotator; with fewer than ``min_heads`` agreeing heads it
-        decides alone.
+        decides alone. Only a vote that singles out a plausible poisoned share is used (``vote_used_``).
         """
         profiles = np.asarray(profiles, dtype=float)
         if profiles.ndim != 4 or profiles.shape[-1] != len(COMPONENTS):
@@ -154,21 +159,26 @@ class TCAPDetector(BaseEstimator):
         shares = head_statistic(profiles, self.statistic, self.transform)
         profiler_params = {name: getattr(self, name) for name in HeadProfiler().get_params()}
         self.plausibility_ = None if plausibility is None else np.asarray(plausibility, dtype=bool)
+        self.vote_used_ = (self.plausibility_ is not None and
+                           self.min_target_weight <= self.plausibility_.mean() <= self.max_target_weight)
+        vote = self._vote()
         self.profiler_ = HeadProfiler(**profiler_params).fit(
-            shares, anchor=self.plausibility_ if self.anchor_on_plausibility else None)
+            shares, anchor=vote if self.anchor_on_plausibility else None)
         self.votes_ = self.profiler_.votes(shares)
         if self.votes_.shape[1] < max(self.min_heads, 1):
             self.em_ = None
-            self.posterior_ = (np.zeros(len(profiles)) if self.plausibility_ is None
-                               else self.plausibility_.astype(float))
+            self.posterior_ = np.zeros(len(profiles)) if vote is None else vote.astype(float)
         else:
-            annotators = self.votes_ if self.plausibility_ is None else np.column_stack(
-                [self.votes_, self.plausibility_.astype(self.votes_.dtype)])
+            annotators = self.votes_ if vote is None else np.column_stack([self.votes_, vote.astype(self.votes_.dtype)])
             self.em_ = DawidSkene(max_iter=self.max_iter, tol=self.tol, smoothing=self.smoothing,
                                  init=self.init).fit(annotators)
             self.posterior_ = self.em_.posterior_
         self.flagged_ = self.posterior_ > self.threshold
         return self
+
+    def _vote(self):
+        """The plausibility votes as the detector uses them: None when not given or not used."""
+        return self.plausibility_ if self.vote_used_ else None
 
     def heads_table(self):
         """One row per head: its mixture, separation, filters and (if selected) reliability."""
@@ -206,12 +216,12 @@ class TCAPDetector(BaseEstimator):
         """
         columns = ["layer", "head", "sensitivity", "specificity", "weight", "share"]
         if self.em_ is None:
-            if self.plausibility_ is None:
+            if self._vote() is None:
                 return pd.DataFrame(columns=columns)
             return pd.DataFrame([[-1, -1, np.nan, np.nan, np.nan, 1.0]], columns=columns)
         layers, heads = (np.array(self.profiler_.selected_heads_).T if self.profiler_.selected_heads_
                          else (np.zeros(0, int), np.zeros(0, int)))
-        if self.plausibility_ is not None:
+        if self._vote() is not None:
             layers, heads = np.append(layers, -1), np.append(heads, -1)
         llr = self.em_.log_likelihood_ratios()
         weight = np.maximum(llr[:, 1] - llr[:, 0], 0.0)  # a signal voting against the poisons carries none
@@ -229,12 +239,12 @@ class TCAPDetector(BaseEstimator):
         """
         columns = ["layer", "head", "vote", "sensitivity", "specificity", "llr"]
         if self.em_ is None:
-            if self.plausibility_ is None:
+            if self._vote() is None:
                 return pd.DataFrame(columns=columns)
             return pd.DataFrame([[-1, -1, int(self.plausibility_[i]), np.nan, np.nan, np.nan]], columns=columns)
         votes = self.votes_[i]
         layers, heads = np.array(self.profiler_.selected_heads_).T
-        if self.plausibility_ is not None:  # the base model's vote, as layer -1, head -1
+        if self._vote() is not None:  # the base model's vote, as layer -1, head -1
             votes = np.append(votes, int(self.plausibility_[i]))
             layers, heads = np.append(layers, -1), np.append(heads, -1)
         llr = self.em_.log_likelihood_ratios()[np.arange(len(votes)), votes]

@@ -73,8 +73,9 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
              + ", ".join(f"{name} {counts[name]}" for name in ("poison", "clean", "unsure", "pending"))
              + (f"; {counts['decided outside the flagged set']} decided outside the flagged set"
                 if counts["decided outside the flagged set"] else "") + "."]
-    lines.append(signals_markdown(session.result.tcap.signal_weights()))
-    table = session.table(threshold)
+    tcap, table = result.tcap, session.table(threshold)
+    vote = tcap.plausibility_
+    lines.append(signals_markdown(tcap.signal_weights(), None if vote is None else int(vote.sum()), tcap.vote_used_))
     implausible = (int(table.loc[table["flagged"], "implausible"].fillna(False).astype(bool).sum())
                    if "implausible" in table else None)
     lines.append(coherence_markdown(session.dominant_response(threshold), counts["flagged"], implausible))
@@ -85,15 +86,20 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
     return "\n\n".join(lines)
 
 
-def signals_markdown(weights: pd.DataFrame) -> str:
-    """Which signals voted in the EM and how much each weighed (their share of the total weight)."""
+def signals_markdown(weights: pd.DataFrame, implausible: int | None = None, vote_used: bool = False) -> str:
+    """Which signals voted in the EM and how much each weighed (their share of the total weight), and
+    why the base model's plausibility vote did not, when the scan had it."""
+    unused = "" if implausible is None or vote_used else (
+        f" The base model finds {implausible} responses implausible: not a share a poisoned group would have "
+        "(1% to 20% of the samples), so its vote was left out and the heads chose on their own.")
     if weights.empty:
-        return ("**Signals:** none. No group of heads agrees on a separated minority and the scan had no base model "
-                "to judge the responses (`--adapter`, or `--base-model` for a full fine-tune).")
+        return ("**Signals:** none. No group of heads agrees on a separated minority"
+                + (" and the scan had no base model to judge the responses (`--adapter`, or `--base-model` for a full "
+                   "fine-tune)." if implausible is None else ".") + unused)
     parts = [f"{'the base model' + chr(39) + 's plausibility vote' if r.layer < 0 else _head_label(r.layer, r.head)} "
              f"{r.share:.0%}" for r in weights.itertuples()]
     return ("**Signals that voted** (share of the weight in the posterior; a signal's weight is how far its vote moves "
-            "a sample's log-odds): " + ", ".join(parts) + ".")
+            "a sample's log-odds): " + ", ".join(parts) + "." + unused)
 
 
 def coherence_markdown(dominant: tuple[str, float, int] | None, n_flagged: int,
@@ -294,7 +300,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         view = session.head_view(layer, head)
         info = view.info
         truth = view.truth if overlay_truth else None
-        anchored = session.result.tcap.plausibility_ is not None
+        anchored = session.result.tcap.vote_used_ and session.result.tcap.anchor_on_plausibility
         sens = "" if pd.isna(info["sensitivity"]) else (f", EM sensitivity {info['sensitivity']:.3f}, "
                                                          f"specificity {info['specificity']:.3f}")
         text = (f"**{_head_label(layer, head)}**: K* = {info['k']}, separation score {info['separation']:.1f}, "

@@ -42,7 +42,7 @@ def test_the_report_has_every_table_and_marks_what_was_measured(measured):
                     "## Retrained", "## Against the targets"):
         assert heading in text
     assert "Produced by `tcap-viz report --cases badnet-10 clean` (2 cases)" in text and "60 training samples" in text
-    assert "| badnet-10 | 1 | 6 |" in text and "| clean | 1 | 0 |" in text
+    assert "| badnet-10 | 1 | 6 |" in text and "| clean *dev* | 1 | 0 |" in text  # development cases are marked
     assert "Not measured yet" not in text
     fewer = Benchmark(bench.work, cases=["badnet-10", "blend-5", "clean"], seeds=[0], base=bench.base, steps=2,
                       n_train=60, n_test=8)
@@ -95,3 +95,18 @@ def test_a_result_measured_again_reuses_the_models_and_their_quality(measured, m
         device="cpu", show_progress=False)[0]
     assert again["model"] == clean["model"] and again["finetune_s"] == clean["finetune_s"]
     assert again["metrics"]["tcap"] == clean["metrics"]["tcap"]
+
+
+def test_a_result_of_an_earlier_detector_is_detected_anew_not_mixed_in(measured, monkeypatch):
+    bench, _ = measured
+    path = bench.work / "results" / "badnet-10-s0-lora-2.json"
+    old = json.loads(path.read_text())
+    old["settings"]["detection"] = "an earlier detector"
+    old["metrics"]["tcap"]["f1"] = -1.0
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="earlier detector: run the benchmark again without --render"):
+        bench.results()
+    monkeypatch.setattr("tcap_viz.model.finetune.finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
+    again = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
+                      n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
+    assert again["metrics"]["tcap"]["f1"] >= 0 and again["settings"] == bench.settings("badnet-10", 0)

@@ -236,3 +236,32 @@ def test_signal_weights_say_which_signals_voted_and_how_much_each_weighed():
     alone = TCAPDetector(last_layers=1).fit(profiles[:, :, 2:], plausibility=noisy_vote)
     assert alone.signal_weights()[["layer", "head", "share"]].values.tolist() == [[-1, -1, 1.0]]
     assert TCAPDetector(last_layers=1).fit(profiles[:, :, 2:]).signal_weights().empty
+
+
+def test_a_vote_that_singles_out_almost_nothing_does_not_anchor_the_heads():
+    """A clean dataset: the base model finds 3 odd answers of 1500 implausible, two of them inside a
+    content group that two heads single out. Anchored on those three, both heads would be chosen and
+    the group flagged (the report's clean case: 9.5%); a vote under min_target_weight is not a
+    poisoned group, so the heads choose as without it (anchored on their best head, which the
+    content heads do not agree with: nothing flagged)."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    content = rng.random(n) < 0.1
+    profiles = np.tile([0.3, 0.5, 0.2], (n, 1, 4, 1)) + rng.normal(0, 0.01, (n, 1, 4, 3))
+    profiles[content, 0, :2, 0] += 0.3  # two heads single out the content group
+    other = ~content & (rng.random(n) < 0.05)
+    profiles[other, 0, 2, 0] += 0.6  # the best-separated head singles out another group: the heads' own anchor
+    profiles = np.clip(profiles, 1e-3, None)
+    profiles /= profiles.sum(-1, keepdims=True)
+    odd = np.zeros(n, bool)
+    odd[np.flatnonzero(content)[:2]] = True
+    odd[np.flatnonzero(~content)[0]] = True
+    silent = TCAPDetector(last_layers=1).fit(profiles, plausibility=odd)
+    without = TCAPDetector(last_layers=1).fit(profiles)
+    assert not silent.vote_used_ and silent.plausibility_.sum() == 3
+    assert silent.profiler_.selected_heads_ == without.profiler_.selected_heads_
+    np.testing.assert_array_equal(silent.posterior_, without.posterior_)
+    assert not silent.flagged_.any() and silent.signal_weights().empty
+    assert silent.head_contributions(int(np.flatnonzero(odd)[0])).empty
+    forced = TCAPDetector(last_layers=1, min_target_weight=0.001).fit(profiles, plausibility=odd)
+    assert forced.vote_used_ and forced.flagged_.sum() > 100  # what the rule prevents

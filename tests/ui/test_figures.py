@@ -155,7 +155,10 @@ def test_the_overview_says_which_signals_voted_and_when_nothing_coherent_was_fou
     weights = pd.DataFrame({"layer": [0, 2, -1], "head": [3, 1, -1], "share": [0.5, 0.3, 0.2]})
     text = signals_markdown(weights)
     assert "L0H3 50%" in text and "L2H1 30%" in text and "the base model's plausibility vote 20%" in text
-    assert "none" in signals_markdown(weights.iloc[:0])
+    assert "none" in signals_markdown(weights.iloc[:0]) and "no base model" in signals_markdown(weights.iloc[:0])
+    silent = signals_markdown(weights.iloc[:0], implausible=3, vote_used=False)
+    assert "finds 3 responses implausible" in silent and "left out" in silent and "no base model" not in silent
+    assert "left out" not in signals_markdown(weights, implausible=100, vote_used=True)
     assert "found no coherent group" in coherence_markdown(None, 0)
     shared = coherence_markdown(("backdoor attack!", 0.95, 0), 100, implausible=97)
     assert "share one answer: 95%" in shared and "so does a clean content group" in shared
