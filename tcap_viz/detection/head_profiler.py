@@ -113,6 +113,11 @@ def _gap(mixture, is_target):
     return float(np.min(np.abs(mixture.means[t, None] - mixture.means[None, b]) / (sd[t, None] + sd[None, b])))
 
 
+def _share_in(group, anchor):
+    """|group & anchor| / |group|: how much of a head's group the anchor holds."""
+    return float((group & anchor).sum() / group.sum()) if group.sum() else 0.0
+
+
 def _overlap_coefficient(a, b):
     """|A & B| / min(|A|, |B|): 1 when one head's target set contains the other's."""
     smaller = min(a.sum(), b.sum())
@@ -189,8 +194,9 @@ class HeadProfiler(BaseEstimator):
     data_min_, data_max_ : (L, H) min-max scaling learned per head.
     layer_filter_ : (L,) bool, layers allowed by ``last_layers``.
     candidate_ : (L, H) bool, responsive (SS > 0) heads inside the layer filter.
-    agreement_ : (L, H) overlap of each candidate's target set with the anchor's; NaN
-        for non-candidates.
+    agreement_ : (L, H) overlap of each candidate's target set with the anchor's (the overlap
+        coefficient with the best head's; with an anchor given to ``fit``, the share of the head's
+        set that the anchor holds); NaN for non-candidates.
     selected_ : (L, H) bool, the top ``top_heads`` candidates that agree with the anchor.
     selected_heads_ : list of (layer, head), by SS then gap, descending (the anchor first).
     mixture_ : "sklearn" or "binned", how the mixtures were fitted (``mixture="auto"`` chooses).
@@ -228,9 +234,10 @@ class HeadProfiler(BaseEstimator):
         """Profile every head of ``shares`` (M samples, L layers, H heads).
 
         ``anchor``: (M,) bool votes of an independent, label-free signal (e.g. the base model
-        finding a response implausible). Heads are then kept when their target group agrees
-        with it rather than with the best-ranked head's: heads that single out a clean content
-        group, however well separated, are not selected.
+        finding a response implausible). Heads are then kept when most of their target group
+        (``min_agreement``) is in it, rather than agreeing with the best-ranked head: heads that
+        single out a clean content group, however well separated, or a wider group the anchored
+        samples sit in (every "blue" answer, for a backdoor whose target is "blue"), are not selected.
         """
         shares = np.asarray(shares, dtype=float)
         if shares.ndim != 3:
@@ -289,11 +296,15 @@ class HeadProfiler(BaseEstimator):
         self.agreement_ = np.full((n_layers, n_heads), np.nan)
         self.selected_ = np.zeros((n_layers, n_heads), dtype=bool)
         self.selected_heads_ = []
+        external = anchor is not None
         for r in ranked:
             layer, head = (int(i) for i in np.unravel_index(r, (n_layers, n_heads)))
             votes = self.head_mixture(layer, head).target_posterior(shares[:, layer, head]) > self.tau_vote
             anchor = votes if anchor is None else anchor
-            self.agreement_[layer, head] = _overlap_coefficient(votes, anchor)
+            # another head's group may nest in this one (two trigger heads catching different parts of
+            # the poisons); an independent anchor's group is the suspects, so most of the head's group
+            # must be among them: a head singling out a wider content group they sit in adds clean samples
+            self.agreement_[layer, head] = _share_in(votes, anchor) if external else _overlap_coefficient(votes, anchor)
             if self.agreement_[layer, head] >= self.min_agreement and len(self.selected_heads_) < self.top_heads:
                 self.selected_[layer, head] = True
                 self.selected_heads_.append((layer, head))

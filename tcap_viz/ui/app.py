@@ -180,8 +180,10 @@ def not_selected_reason(info: pd.Series, profiler, anchored: bool = False) -> st
     if not info["candidate"]:
         return f"its layer is outside the layers searched (the last {profiler.last_layers:.0%}, `last_layers`)"
     if pd.notna(info["agreement"]) and info["agreement"] < profiler.min_agreement:
-        other = "the responses the base model finds implausible" if anchored else "the best head's group"
-        return (f"its group overlaps {other} by {info['agreement']:.2f}, under "
+        if anchored:
+            return (f"only {info['agreement']:.0%} of its group are responses the base model finds implausible, under "
+                    f"{profiler.min_agreement:.0%} (`min_agreement`): it reacts to other samples")
+        return (f"its group overlaps the best head's group by {info['agreement']:.2f}, under "
                 f"{profiler.min_agreement} (`min_agreement`): it reacts to other samples")
     return f"{profiler.top_heads} heads with a higher separation score were chosen first (`top_heads`)"
 

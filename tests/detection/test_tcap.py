@@ -263,5 +263,25 @@ def test_a_vote_that_singles_out_almost_nothing_does_not_anchor_the_heads():
     np.testing.assert_array_equal(silent.posterior_, without.posterior_)
     assert not silent.flagged_.any() and silent.signal_weights().empty
     assert silent.head_contributions(int(np.flatnonzero(odd)[0])).empty
+    # used anyway, it still picks no content head (most of their group is plausible): it decides alone
     forced = TCAPDetector(last_layers=1, min_target_weight=0.001).fit(profiles, plausibility=odd)
-    assert forced.vote_used_ and forced.flagged_.sum() > 100  # what the rule prevents
+    assert forced.vote_used_ and forced.profiler_.selected_heads_ == [] and forced.flagged_.sum() == 3
+
+
+def test_heads_singling_out_a_wider_group_the_suspects_sit_in_are_not_chosen():
+    """A backdoor whose target is an ordinary answer ("blue"): two heads single out every blue
+    answer (the poisons among them), two the poisons alone. With the plausibility vote on the
+    poisons, only the heads whose group is mostly implausible vote; the clean blue answers stay clean."""
+    rng = np.random.default_rng(7)
+    n = 1500
+    poisoned = rng.random(n) < 0.05
+    blue = poisoned | (rng.random(n) < 0.07)
+    profiles = np.tile([0.3, 0.5, 0.2], (n, 1, 4, 1)) + rng.normal(0, 0.01, (n, 1, 4, 3))
+    profiles[blue, 0, :2, 0] += 0.3
+    profiles[poisoned, 0, 2:, 0] += 0.15
+    profiles = np.clip(profiles, 1e-3, None)
+    profiles /= profiles.sum(-1, keepdims=True)
+    detector = TCAPDetector(last_layers=1).fit(profiles, plausibility=poisoned)
+    assert set(detector.profiler_.selected_heads_) == {(0, 2), (0, 3)}
+    assert (detector.flagged_ == poisoned).mean() > 0.995
+    assert detector.heads_table().set_index(["layer", "head"]).loc[(0, 0), "agreement"] < 0.5

@@ -124,7 +124,7 @@ def test_a_head_not_selected_says_why():
     assert "separation score 0" in not_selected_reason(head(separation=0.0), profiler)
     assert "outside the layers searched" in not_selected_reason(head(candidate=False), profiler)
     assert "overlaps the best head's group by 0.20" in not_selected_reason(head(agreement=0.2), profiler)
-    assert "overlaps the responses the base model finds implausible" in not_selected_reason(
+    assert "only 20% of its group are responses the base model finds implausible" in not_selected_reason(
         head(agreement=0.2), profiler, anchored=True)
     assert "8 heads with a higher separation score" in not_selected_reason(head(), profiler)
 
