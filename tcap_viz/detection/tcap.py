@@ -30,6 +30,11 @@ PRESETS = {
 }
 
 
+def _singles_out_a_group(votes, min_weight, max_weight):
+    """A vote flags a share of the samples that a poisoned group could have (the heads' prior)."""
+    return bool(min_weight <= votes.mean() <= max_weight)
+
+
 def head_statistic(profiles, statistic="system_vs_vision", transform="logit"):
     """The per-head number TCAP profiles, (M, L, H), from (M, L, H, 3) profiles.
 
@@ -159,8 +164,8 @@ class TCAPDetector(BaseEstimator):
         shares = head_statistic(profiles, self.statistic, self.transform)
         profiler_params = {name: getattr(self, name) for name in HeadProfiler().get_params()}
         self.plausibility_ = None if plausibility is None else np.asarray(plausibility, dtype=bool)
-        self.vote_used_ = (self.plausibility_ is not None and
-                           self.min_target_weight <= self.plausibility_.mean() <= self.max_target_weight)
+        self.vote_used_ = self.plausibility_ is not None and _singles_out_a_group(
+            self.plausibility_, self.min_target_weight, self.max_target_weight)
         vote = self._vote()
         self.profiler_ = HeadProfiler(**profiler_params).fit(
             shares, anchor=vote if self.anchor_on_plausibility else None)
