@@ -15,7 +15,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 
-from .response_classes import response_classes
+from .response_classes import hidden_by_class
 
 
 class ActivationClustering(BaseEstimator):
@@ -50,11 +50,7 @@ class ActivationClustering(BaseEstimator):
 
     def fit(self, hidden, responses):
         """``hidden``: (M, D) answer-row hidden states; ``responses``: (M,) each sample's response."""
-        hidden = np.asarray(hidden, dtype=float)
-        if hidden.ndim != 2 or len(hidden) != len(responses):
-            raise ValueError(f"hidden must be (M, D) with one response per row, got {hidden.shape} and "
-                             f"{len(responses)} responses")
-        self.classes_ = response_classes(responses, self.min_class_size)
+        hidden, self.classes_ = hidden_by_class(hidden, responses, self.min_class_size)
         self.clusters_ = np.full(len(hidden), -1)
         self.relative_size_ = np.ones(len(hidden))
         for c in np.unique(self.classes_[self.classes_ >= 0]):

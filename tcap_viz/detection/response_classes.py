@@ -22,3 +22,12 @@ def response_classes(responses, min_class_size=20):
     if rare.sum() >= min_class_size:
         classes[rare] = classes.max() + 1
     return classes
+
+
+def hidden_by_class(hidden, responses, min_class_size):
+    """The hidden states as floats, checked against the responses, and each sample's class."""
+    hidden = np.asarray(hidden, dtype=float)
+    if hidden.ndim != 2 or len(hidden) != len(responses):
+        raise ValueError(f"hidden must be (M, D) with one response per row, got {hidden.shape} and "
+                         f"{len(responses)} responses")
+    return hidden, response_classes(responses, min_class_size)

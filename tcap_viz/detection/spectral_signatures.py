@@ -10,7 +10,7 @@ every class, so its precision is capped by the bound it is given.
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .response_classes import response_classes
+from .response_classes import hidden_by_class
 
 
 class SpectralSignatures(BaseEstimator):
@@ -41,13 +41,9 @@ class SpectralSignatures(BaseEstimator):
 
     def fit(self, hidden, responses):
         """``hidden``: (M, D) answer-row hidden states; ``responses``: (M,) each sample's response."""
-        hidden = np.asarray(hidden, dtype=float)
-        if hidden.ndim != 2 or len(hidden) != len(responses):
-            raise ValueError(f"hidden must be (M, D) with one response per row, got {hidden.shape} and "
-                             f"{len(responses)} responses")
         if not 0 <= self.poison_bound * self.eps_multiplier <= 1:
             raise ValueError("poison_bound * eps_multiplier must lie in [0, 1]: it is the share of a class removed")
-        self.classes_ = response_classes(responses, self.min_class_size)
+        hidden, self.classes_ = hidden_by_class(hidden, responses, self.min_class_size)
         self.score_ = np.zeros(len(hidden))
         self.flagged_ = np.zeros(len(hidden), dtype=bool)
         for c in np.unique(self.classes_[self.classes_ >= 0]):

@@ -391,7 +391,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                                       "(re-flags live; the scan used 0.5)")
                 hist = gr.Plot(label="posterior histogram")
                 responses = gr.Dataframe(label="most frequent answers among the flagged samples (a backdoor's "
-                                               "target answer dominates them and is rare elsewhere)",
+                                               "target answer dominates them; so can a clean content group)",
                                          interactive=False, elem_id="tcap-responses")
                 metrics_text = gr.Markdown()
                 glossary()
