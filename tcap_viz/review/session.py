@@ -156,9 +156,9 @@ class ReviewSession:
             changed, newest = self.log.changes_since(self.run_name, self._seen_event)
             if newest != self._seen_event:
                 known = changed[changed["sample_id"].isin(self._position.keys())]
-                rows = [self._position[i] for i in known["sample_id"]]
+                decided = [self._position[i] for i in known["sample_id"]]
                 columns = [self._review.columns.get_loc(c) for c in ("decision", "reviewer")]
-                self._review.iloc[rows, columns] = known[["decision", "reviewer"]].to_numpy()
+                self._review.iloc[decided, columns] = known[["decision", "reviewer"]].to_numpy()
                 self._seen_event = newest
             return (self._review if rows is None else self._review.iloc[rows]).copy()
 

@@ -110,6 +110,8 @@ def test_row_is_the_tables_line_and_the_table_follows_new_decisions(session):
     session.decide(sample_id, "unsure", "ana")
     after = session.table(0.3)  # same threshold, but the log grew: not the kept table
     assert after.set_index("id").loc[sample_id, "decision"] == "unsure"
+    assert len(after) == len(before)  # every sample, not only the newly decided one
+    assert session.counts(0.3)["samples"] == len(before)
     assert session.row(sample_id, 0.3)["decision"] == "unsure"
     before.loc[:, "decision"] = "tampered"  # a caller's copy never leaks back
     assert "tampered" not in set(session.table(0.3)["decision"])
@@ -126,6 +128,7 @@ def test_the_table_follows_decisions_written_elsewhere(session):
     other.record(session.run_name, b, "unsure", "bo")
     other.undo(session.run_name, "ana")
     table = session.table().set_index("id")
+    assert len(table) == len(session.result.samples)
     assert table.loc[a, "decision"] == "pending" and table.loc[a, "reviewer"] == ""
     assert table.loc[b, "decision"] == "unsure" and session.row(b)["reviewer"] == "bo"
 
