@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,6 +36,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tcap_viz.benchmark.run_case import machine  # noqa: E402
 
 RESULTS = ROOT / "docs" / "performance_results.json"
 REPORT = ROOT / "docs" / "PERFORMANCE.md"
@@ -180,16 +180,6 @@ def worker(config: str, mode: str, device: str, repeats: int, layers: int | None
     return {"config": config, "mode": mode, "batch": len(rows), "tokens": int(batch.inputs["input_ids"].shape[1]),
             "seconds_per_batch": statistics.median(times), "peak_mib": (peak - base) / 2**20,
             "threads": torch.get_num_threads(), "shares": shares}
-
-
-def machine(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 TARGETS = {"CPU": (2.5, 5), "GPU": (5, 10)}  # issue 4, at about 2.3k tokens: speed and memory vs eager

@@ -28,16 +28,22 @@ ABLATION = {
 
 
 def machine(device: str | None) -> str:
+    """The GPU, or the CPU's model, cores and torch threads, with the torch version."""
+    import os
+
     import torch
 
     if (device or "").startswith("cuda") or (device is None and torch.cuda.is_available()):
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    cpu = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), platform.processor())
+    return f"{cpu or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def ablation(result, truth: np.ndarray) -> dict:
     """Every lever's flags from the scan's extraction, scored (labels only score)."""
-    from tcap_viz.detection import PRESETS, TCAPDetector, detection_metrics
+    from tcap_viz.detection import PRESETS, TCAPDetector, detection_metrics, dominant_response
     from tcap_viz.pipeline import ScanConfig, plausibility_votes
 
     profiles, extraction = result.extraction.profiles, result.extraction
@@ -51,13 +57,11 @@ def ablation(result, truth: np.ndarray) -> dict:
     if vote is not None:
         flags["vote alone"] = vote
         scores["vote alone"] = detection_metrics(truth, vote, -extraction.base_logprob)
-    response = {s.id: s.response.strip().casefold() for s in result.dataset}
-    responses = np.array([response[i] for i in extraction.ids], dtype=object)
+    response = {s.id: s.response for s in result.dataset}
+    responses = [response[i] for i in extraction.ids]
     for name, flagged in flags.items():  # does what it flagged share one answer (a target, or a content group)?
-        answers, counts = np.unique(responses[flagged], return_counts=True)
-        top = answers[np.argmax(counts)] if len(answers) else None
-        scores[name] |= {"dominant_share": float(counts.max() / flagged.sum()) if len(answers) else float("nan"),
-                         "dominant_outside": int((responses[~flagged] == top).sum()) if top is not None else 0}
+        _, share, outside = dominant_response(responses, flagged) or (None, float("nan"), 0)
+        scores[name] |= {"dominant_share": share, "dominant_outside": outside}
     return scores
 
 

@@ -13,7 +13,7 @@ from .dawid_skene import DawidSkene
 from .head_profiler import HeadMixture, HeadProfiler
 from .metrics import detection_metrics
 from .plausibility import PlausibilityVote
-from .response_classes import response_classes
+from .response_classes import dominant_response, response_classes
 from .spectral_signatures import SpectralSignatures
 from .tcap import COMPONENTS, PRESETS, STATISTICS, TRANSFORMS, TCAPDetector, head_statistic
 
@@ -33,4 +33,5 @@ __all__ = [
     "head_statistic",
     "response_classes",
     "detection_metrics",
+    "dominant_response",
 ]

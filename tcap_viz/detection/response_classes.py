@@ -31,3 +31,15 @@ def hidden_by_class(hidden, responses, min_class_size):
         raise ValueError(f"hidden must be (M, D) with one response per row, got {hidden.shape} and "
                          f"{len(responses)} responses")
     return hidden, response_classes(responses, min_class_size)
+
+
+def dominant_response(responses, flagged):
+    """The flagged samples' most common response (trimmed, case-folded), its share of them, and how
+    often it occurs among the samples not flagged; None when nothing is flagged."""
+    keys = np.array([str(r).strip().casefold() for r in responses], dtype=object)
+    flagged = np.asarray(flagged, dtype=bool)
+    if not flagged.any():
+        return None
+    answers, counts = np.unique(keys[flagged], return_counts=True)
+    top = answers[np.argmax(counts)]
+    return str(top), float(counts.max() / flagged.sum()), int((keys[~flagged] == top).sum())

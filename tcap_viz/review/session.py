@@ -24,6 +24,7 @@ from tcap_viz.attention.explain import SampleAttention, explain_sample
 from tcap_viz.data import Sample, load_image
 from tcap_viz.demo import DEMO_DIR
 from tcap_viz.detection.head_profiler import HeadMixture
+from tcap_viz.detection.response_classes import dominant_response
 from tcap_viz.detection.tcap import head_statistic
 from tcap_viz.pipeline import ScanConfig, ScanResult, evaluate, load_model, scan
 from tcap_viz.review.sample_map import sample_map
@@ -228,15 +229,9 @@ class ReviewSession:
 
     def dominant_response(self, threshold: float | None = None) -> tuple[str, float, int] | None:
         """The flagged samples' most common answer, its share of them and how often it occurs
-        outside them; None when nothing is flagged. A backdoor's flagged group shares its target
-        answer; a clean content group that the heads single out does not."""
+        outside them (``detection.dominant_response``); None when nothing is flagged."""
         table = self.table(threshold)
-        flagged = table.loc[table["flagged"], "response"].str.strip().str.casefold()
-        if flagged.empty:
-            return None
-        top = flagged.value_counts()
-        outside = table.loc[~table["flagged"], "response"].str.strip().str.casefold()
-        return str(top.index[0]), float(top.iloc[0] / len(flagged)), int((outside == top.index[0]).sum())
+        return dominant_response(table["response"], table["flagged"])
 
     # -- triage ----------------------------------------------------------------------------------
     def queue(self, threshold: float | None = None, pending_only: bool = False) -> pd.DataFrame:
