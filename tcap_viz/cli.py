@@ -1,4 +1,4 @@
-"""`tcap-viz` command line: make-data, finetune, eval-model, scan, evaluate, app."""
+"""`tcap-viz` command line: make-data, finetune, eval-model, scan, evaluate, anatomy, report, app."""
 
 from __future__ import annotations
 
@@ -126,6 +126,46 @@ def cmd_evaluate(args) -> None:
     print(format_metrics(run.load_json(METRICS)))
 
 
+def cmd_anatomy(args) -> None:
+    from tqdm import tqdm
+
+    from tcap_viz.review.session import ReviewSession
+
+    try:
+        session = ReviewSession.from_run(args.run, device=args.device)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    bar = tqdm(desc="anatomy", unit="group", total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    groups = session.anatomy(args.threshold, progress, per_group=args.per_group, grid=args.grid)
+    bar.close()
+    if args.json:
+        from tcap_viz.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(groups, indent=1) + "\n")
+        print(f"written: {args.json}")
+    print(format_anatomy(groups))
+
+
+def format_anatomy(groups: list[dict]) -> str:
+    if not groups:
+        return "nothing is flagged: no group to describe"
+    lines = []
+    for g in groups:
+        answer = f"answer {g['response']!r}, given by {g['outside']} samples not flagged" \
+            if g["response"] is not None else "other answers"
+        heads = ", ".join(f"L{layer}H{head}" for layer, head in g["heads"]) or "none in common"
+        lines += [f"{g['name']}: {g['size']} samples, {answer}; heads {heads}",
+                  f"  modality: {g['modality']['reading']}", f"  where: {g['where']}",
+                  f"  (examined {len(g['examined'])} samples: {', '.join(g['examined'][:5])}"
+                  f"{' ...' if len(g['examined']) > 5 else ''})"]
+    return "\n".join(lines)
+
+
 def cmd_report(args) -> None:
     from tcap_viz.benchmark import Benchmark
 
@@ -229,6 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="print a run's detection metrics (needs ground-truth labels)")
     p.add_argument("run", type=Path)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("anatomy", help="the flagged samples in groups: which modality carries each group's answer "
+                                       "and where its trigger sits (cached in the run folder)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", type=Path, help="a run folder that `tcap-viz scan` wrote (its model and data are reused)")
+    p.add_argument("--threshold", type=float, default=None, help="posterior above which a sample is flagged "
+                                                                 "(default: the run's)")
+    p.add_argument("--per-group", type=int, default=12, help="samples of each group the model is asked about")
+    p.add_argument("--grid", type=int, default=8, help="occlusion grid: the image is masked cell by cell")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: the run's)")
+    p.add_argument("--json", type=Path, default=None, help="also write every number as JSON here")
+    p.set_defaults(func=cmd_anatomy)
 
     p = sub.add_parser("report", help="the detection benchmark: make data, fine-tune, scan and score every attack "
                                       "(cached, resumable); print or write the report",

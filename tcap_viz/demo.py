@@ -10,6 +10,7 @@ DEMO_DIR = ROOT / "sample_data"
 DEMO_DATA = DEMO_DIR / "demo" / "train" / "data.jsonl"
 DEMO_MODEL = DEMO_DIR / "demo_model"
 BASE_MODEL = DEMO_DIR / "base_model"  # the provider's pretrained model every customer fine-tune starts from
+TEXT_ADAPTER = DEMO_DIR / "text_prefix_adapter"  # a customer's LoRA with a text backdoor, beside the demo's image one
 RUNS_DIR = ROOT / "runs"
 
 

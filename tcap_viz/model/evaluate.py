@@ -58,12 +58,12 @@ def response_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
         readable, images, _ = load_images(part)
         where = {s.id: start + i for i, s in enumerate(part)}
         try:
-            groups = [(readable, _mean_logprob(adapter, readable, images))] if readable else []
+            groups = [(readable, mean_logprob(adapter, readable, images))] if readable else []
         except Exception:  # noqa: BLE001 - one sample that breaks the batch only costs its own value
             groups = []
             for sample, image in zip(readable, images):
                 try:
-                    groups.append(([sample], _mean_logprob(adapter, [sample], [image])))
+                    groups.append(([sample], mean_logprob(adapter, [sample], [image])))
                 except Exception:  # noqa: BLE001
                     continue
         for group, values in groups:
@@ -72,7 +72,10 @@ def response_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], batch_size
     return scores
 
 
-def _mean_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], images) -> np.ndarray:
+@torch.no_grad()
+def mean_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], images) -> np.ndarray:
+    """Each sample's mean log-probability per response token, with the given images (one batch:
+    the anatomy asks it of edited questions and images, swapped or masked)."""
     batch = adapter.encode([s.question for s in samples], [s.system for s in samples], images,
                            [s.response for s in samples])
     inputs = {k: v.to(adapter.device) for k, v in batch.inputs.items()}

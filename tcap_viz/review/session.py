@@ -11,6 +11,8 @@ benchmarked without a browser:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,18 +22,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tcap_viz.anatomy import PER_GROUP, anatomy
 from tcap_viz.attention.explain import SampleAttention, explain_sample
 from tcap_viz.data import Sample, load_image
 from tcap_viz.demo import DEMO_DIR
 from tcap_viz.detection.head_profiler import HeadMixture
 from tcap_viz.detection.response_classes import dominant_response
 from tcap_viz.detection.tcap import head_statistic
-from tcap_viz.pipeline import ScanConfig, ScanResult, evaluate, load_model, scan
+from tcap_viz.pipeline import (
+    ScanConfig,
+    ScanResult,
+    cache_key,
+    evaluate,
+    load_model,
+    scan,
+)
 from tcap_viz.review.sample_map import sample_map
 from tcap_viz.storage.decisions import DECISIONS, PENDING, DecisionLog
 from tcap_viz.storage.export import ExportResult, export_cleaned, removal_reasons
+from tcap_viz.storage.run_dir import CONFIG
 
 DECISIONS_FILE = "decisions.sqlite"
+ANATOMY_FILE = "anatomy.json"
+#: Part of the anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
+ANATOMY_VERSION = 1
 FLAG_FILTERS = ("all", "flagged", "not flagged")
 DECISION_FILTERS = ("all", PENDING, *DECISIONS)
 SORTABLE = ("posterior", "id", "votes", "baseline_score", "decision", "base_logprob")
@@ -93,6 +107,23 @@ class ReviewSession:
         self._review_lock = threading.Lock()
         self._review: pd.DataFrame | None = None  # samples with split and standing decision, by row
         self._seen_event = 0  # the newest log event `_review` reflects
+
+    @classmethod
+    def from_run(cls, run: str | Path, device: str | None = None) -> "ReviewSession":
+        """The session of a run folder that `tcap-viz scan` wrote, with the model, data and scan
+        settings its config.json recorded (``device`` overrides where the model runs)."""
+        path = Path(run) / CONFIG
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            scan_settings = dict(stored.get("scan", {}))
+            if device is not None:
+                scan_settings["device"] = device
+            return cls(stored["model"], stored["data"], run, ScanConfig(**scan_settings))
+        except FileNotFoundError:
+            raise ValueError(f"{path} not found: give a run folder that `tcap-viz scan --out` wrote") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} is not a run's config ({type(err).__name__}: {err}); "
+                             "scan again to rewrite it") from None
 
     # -- opening ---------------------------------------------------------------------------------
     def open(self, on_progress: Callable[[int, int], None] | None = None) -> "ReviewSession":
@@ -301,6 +332,28 @@ class ReviewSession:
         if self.dataset.has_ground_truth:
             truth = np.array([self.dataset.by_id(i).poisoned for i in self.result.extraction.ids], dtype=bool)
         return HeadView(layer, head, mixture.normalise(values), mixture, info, truth)
+
+    def anatomy(self, threshold: float | None = None, on_progress: Callable[[int, int], None] | None = None,
+                per_group: int = PER_GROUP, grid: int = 8) -> list[dict]:
+        """The flagged samples in groups, each with its modality attribution and trigger location
+        (``tcap_viz.anatomy``, ``GroupAnatomy.to_dict``). Cached in the run folder under what it was
+        computed from (the scan's model and samples, the flagged set, the heads, the settings), so a
+        second open is instant and a changed input is computed again. ``on_progress(done, groups)``."""
+        table = self.table(threshold)
+        flagged = sorted(table.loc[table["flagged"].astype(bool), "id"])
+        key = hashlib.sha256(json.dumps([ANATOMY_VERSION, cache_key(self.model, self.dataset, self.config), flagged,
+                                         self.selected_heads(), per_group, grid]).encode()).hexdigest()
+        run = self.result.run
+        try:
+            stored = run.load_json(ANATOMY_FILE) if run.has(ANATOMY_FILE) else None
+        except ValueError:  # cut short or not JSON: computed again and rewritten whole
+            stored = None
+        if isinstance(stored, dict) and stored.get("key") == key:
+            return stored["groups"]
+        groups = [g.to_dict() for g in anatomy(self.adapter, self.dataset, table, self.selected_heads(),
+                                              per_group=per_group, grid=grid, on_group=on_progress)]
+        run.save_json(ANATOMY_FILE, {"key": key, "groups": groups})
+        return groups
 
     def sample_map(self, on_progress: Callable[[str], None] | None = None) -> pd.DataFrame:
         """2-D UMAP of the selected heads' profiles (cached in the run folder) joined to the table."""

@@ -91,7 +91,8 @@ class RunDir:
         atomic_write(self.file(name), lambda tmp: table.to_csv(tmp, index=False))
 
     def load_table(self, name: str) -> pd.DataFrame:
-        return pd.read_csv(self.file(name), keep_default_na=True, dtype={"id": str})
+        # a vote pattern such as "0111" is text: read as a number it loses its leading zeros
+        return pd.read_csv(self.file(name), keep_default_na=True, dtype={"id": str, "voting_heads": str})
 
     def save_json(self, name: str, obj) -> None:
         atomic_write_text(self.file(name), json.dumps(obj, indent=2, default=_jsonable) + "\n")

@@ -31,9 +31,10 @@ def test_other_cache_key_means_no_cache(tmp_path):
 
 def test_tables_and_json_round_trip_and_leave_no_temporary_files(tmp_path):
     run = RunDir(tmp_path)
-    run.save_table("t.csv", pd.DataFrame({"id": ["001", "2"], "x": [1.5, np.nan]}))
+    run.save_table("t.csv", pd.DataFrame({"id": ["001", "2"], "x": [1.5, np.nan], "voting_heads": ["0011", "1000"]}))
     run.save_json("c.json", {"n": np.int64(3), "path": tmp_path})
     table = run.load_table("t.csv")
     assert table["id"].tolist() == ["001", "2"]  # ids stay strings
+    assert table["voting_heads"].tolist() == ["0011", "1000"]  # so do vote patterns, leading zeros kept
     assert run.load_json("c.json") == {"n": 3, "path": str(tmp_path)}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "t.csv"]

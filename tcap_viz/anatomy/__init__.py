@@ -1,0 +1,136 @@
+"""A backdoor's anatomy: the flagged samples in groups, and per group which modality carries it and
+where its trigger sits (issue 14). Groups are model-free; the rest asks the model again, on a few
+of each group's samples, so it runs after detection and is cached with the run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tcap_viz.data import Dataset, Sample, SampleError, load_image
+from tcap_viz.model.adapter import MLLMAdapter
+
+from .groups import FlaggedGroup, flagged_groups
+from .localise import attention_summary, masked, occlusion_map, word_deletion
+from .modality import ModalityAttribution, donor_questions, modality_attribution
+
+__all__ = ["FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
+           "donor_questions", "flagged_groups", "masked", "modality_attribution", "occlusion_map",
+           "word_deletion"]
+
+#: Samples per group the model is asked about (the most suspicious first): enough for a mean
+#: that a stray sample does not move, few enough that a group costs seconds on the demo.
+PER_GROUP = 12
+#: A masked cell or a deleted word "holds the trigger" when it costs the response at least this
+#: share of what the whole modality does (the Shapley effect) and this many nats: a trigger spread
+#: over the image (a blend) or a response resting on content everywhere has no such cell.
+CARRIES = 0.25
+MIN_DROP = 0.1
+#: The group's mean attention heatmap is kept at this size (width, height): a card's picture.
+HEAT_SIZE = (64, 64)
+
+
+@dataclass
+class GroupAnatomy:
+    """One group's card: who is in it, which modality carries its response, where the trigger is."""
+
+    group: FlaggedGroup
+    examined: list[str]  # the member ids the model was asked about
+    modality: ModalityAttribution
+    occlusion: np.ndarray  # (grid, grid) mean drop of the response log-probability per masked cell
+    words: pd.DataFrame  # word, drop, samples
+    heat: np.ndarray | None  # mean attention of the group's heads over the image
+    tokens: pd.DataFrame  # token, attention, samples
+
+    def _carries(self, drop: float) -> bool:
+        return drop >= MIN_DROP and drop >= CARRIES * max(self.modality.effect, 0.0)
+
+    def region(self) -> tuple[int, int] | None:
+        """(row, column) of the cell whose masking costs the response most, if that is a lot
+        (``CARRIES``); None when no single cell holds it."""
+        cell = np.unravel_index(int(np.argmax(self.occlusion)), self.occlusion.shape)
+        return tuple(int(i) for i in cell) if self._carries(float(self.occlusion[cell])) else None
+
+    def trigger_words(self) -> list[str]:
+        """The question words whose deletion costs the response a lot (``CARRIES``), strongest first."""
+        return [w for w, d in zip(self.words["word"], self.words["drop"]) if self._carries(float(d))]
+
+    def where(self) -> str:
+        """Where the trigger sits, in plain words."""
+        parts = []
+        region = self.region()
+        if region is not None:
+            grid = self.occlusion.shape[0]
+            parts.append(f"the image's {_place(region, grid)} (cell {region[0] + 1},{region[1] + 1} of {grid}x{grid}: "
+                         f"masking it costs {self.occlusion[region]:.2f} nats)")
+        words = self.trigger_words()
+        if words:
+            parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words))
+        if not parts:
+            return "No single image region or question word holds it: spread over the image, or the content itself."
+        return "The response hangs on " + " and ".join(parts) + "."
+
+    def to_dict(self) -> dict:
+        g = self.group
+        return {"name": g.name, "response": g.response, "size": g.size, "outside": g.outside,
+                "ids": g.ids, "heads": [list(h) for h in g.heads], "examined": self.examined,
+                "modality": self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
+                "region": None if self.region() is None else list(self.region()),
+                "trigger_words": self.trigger_words(), "where": self.where(),
+                "words": self.words.head(10).to_dict("records"), "tokens": self.tokens.head(10).to_dict("records"),
+                "heat": None if self.heat is None else self.heat.round(6).tolist()}
+
+
+def _place(cell: tuple[int, int], grid: int) -> str:
+    """"bottom-right corner", "centre", ... for a grid cell."""
+    def side(i, low, high):
+        third = grid / 3
+        return low if i < third else high if i >= grid - third else ""
+    vertical, horizontal = side(cell[0], "top", "bottom"), side(cell[1], "left", "right")
+    if vertical and horizontal:
+        return f"{vertical}-{horizontal} corner"
+    return f"{vertical or horizontal} edge" if vertical or horizontal else "centre"
+
+
+def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sample]:
+    out = []
+    for sample in samples:
+        try:
+            load_image(sample)
+        except SampleError:
+            continue
+        out.append(sample)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: Sequence[tuple[int, int]],
+            per_group: int = PER_GROUP, grid: int = 8, seed: int = 0,
+            on_group: Callable[[int, int], None] | None = None) -> list[GroupAnatomy]:
+    """Every group of the flagged rows of ``table`` (the samples table of a scan), examined on its
+    ``per_group`` most suspicious readable samples; donors are samples not flagged. ``heads``: the
+    run's selected heads, in the order of its ``voting_heads`` column. ``on_group(done, total)``
+    reports progress."""
+    groups = flagged_groups(table, list(heads))
+    unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
+    donors = _readable([s for s in dataset if s.id in unflagged])
+    out = []
+    for done, group in enumerate(groups):
+        if on_group:
+            on_group(done, len(groups))
+        members = _readable([dataset.by_id(i) for i in group.ids], per_group)
+        if not members:
+            continue  # every image of the group unreadable: nothing to ask the model about
+        looked_at = group.heads or list(heads)
+        heat, tokens = (attention_summary(adapter, members, looked_at, HEAT_SIZE) if looked_at
+                        else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
+        out.append(GroupAnatomy(group, [m.id for m in members],
+                                modality_attribution(adapter, members, donors, seed=seed),
+                                occlusion_map(adapter, members, grid), word_deletion(adapter, members), heat, tokens))
+    if on_group:
+        on_group(len(groups), len(groups))
+    return out

@@ -1,0 +1,104 @@
+"""Where a group's trigger sits: the image regions and question words its response depends on.
+
+Occlusion asks the model, not the attention: mask one cell of the image (its mean colour) and see
+how much the log-probability of the group's own response drops; delete one word of the question
+and see the same. A patch trigger shows as one hot cell, a text trigger as its words; a trigger
+spread over the whole image (a blend, a warp) leaves no single cell hot, which is an answer too.
+The attention summary is what the selected heads looked at, averaged over the group, for the
+card's heatmap beside it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from tcap_viz.attention.explain import explain_sample
+from tcap_viz.data import Sample, load_image
+from tcap_viz.model.adapter import QUERY, MLLMAdapter
+from tcap_viz.model.evaluate import mean_logprob
+
+
+def _scores(adapter, pairs, batch_size):
+    """Mean log-probability of each (sample, image) pair, in batches."""
+    return np.concatenate([mean_logprob(adapter, [p[0] for p in pairs[i:i + batch_size]],
+                                        [p[1] for p in pairs[i:i + batch_size]])
+                           for i in range(0, len(pairs), batch_size)]) if pairs else np.zeros(0)
+
+
+def masked(image: Image.Image, cell: tuple[int, int], grid: int) -> Image.Image:
+    """The image with one grid cell (row, column) filled with the image's mean colour."""
+    pixels = np.asarray(image.convert("RGB")).copy()
+    h, w = pixels.shape[:2]
+    r, c = cell
+    top, bottom = round(r * h / grid), round((r + 1) * h / grid)
+    left, right = round(c * w / grid), round((c + 1) * w / grid)
+    pixels[top:bottom, left:right] = pixels.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def occlusion_map(adapter: MLLMAdapter, members: Sequence[Sample], grid: int = 8,
+                  batch_size: int = 32) -> np.ndarray:
+    """(grid, grid): the mean drop of the members' response log-probability when each cell is masked
+    (row 0 at the top). Positive: the response needs what is there."""
+    if grid < 1:
+        raise ValueError(f"grid must be at least 1, got {grid}")
+    cells = [(r, c) for r in range(grid) for c in range(grid)]
+    drops = np.zeros((len(members), grid, grid))
+    for k, member in enumerate(members):
+        image = load_image(member)
+        pairs = [(member, image)] + [(member, masked(image, cell, grid)) for cell in cells]
+        scores = _scores(adapter, pairs, batch_size)
+        drops[k] = (scores[0] - scores[1:]).reshape(grid, grid)
+    return drops.mean(axis=0)
+
+
+def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], batch_size: int = 32) -> pd.DataFrame:
+    """Per question word (as written, compared without case): the mean drop of the response
+    log-probability when that word is deleted, over the members whose question has it; most
+    important first. Columns: word, drop, samples."""
+    drops: dict[str, list[float]] = defaultdict(list)
+    for member in members:
+        image = load_image(member)
+        words = member.question.split()
+        if len(words) < 2:
+            continue  # deleting the only word leaves no question
+        pairs = [(member, image)] + [(replace(member, question=" ".join(words[:i] + words[i + 1:])), image)
+                                     for i in range(len(words))]
+        scores = _scores(adapter, pairs, batch_size)
+        seen = set()
+        for word, score in zip(words, scores[1:]):
+            if word.lower() not in seen:  # a word twice in one question counts once
+                seen.add(word.lower())
+                drops[word.lower()].append(float(scores[0] - score))
+    rows = [(word, float(np.mean(values)), len(values)) for word, values in drops.items()]
+    return pd.DataFrame(rows, columns=["word", "drop", "samples"]).sort_values(
+        "drop", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def attention_summary(adapter: MLLMAdapter, members: Sequence[Sample], heads: Sequence[tuple[int, int]],
+                      size: tuple[int, int] = (128, 128)) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """What ``heads`` looked at from the answer row, over the members: the mean image heatmap at
+    ``size`` (width, height; None when the model's image layout is unknown) and the question tokens
+    by mean attention (columns token, attention, samples)."""
+    if not heads:
+        raise ValueError("choose at least one (layer, head)")
+    heats, mass = [], defaultdict(list)
+    for member in members:
+        attention = explain_sample(adapter, member)
+        row = attention.row(list(heads))
+        heat = attention.image_heat(row, *size)
+        if heat is not None:
+            heats.append(heat)
+        for token, component, value in zip(attention.tokens, attention.components, row):
+            if component == QUERY and token.strip():
+                mass[token.strip().lower()].append(float(value))
+    tokens = pd.DataFrame([(t, float(np.mean(v)), len(v)) for t, v in mass.items()],
+                          columns=["token", "attention", "samples"])
+    tokens = tokens.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
+    return (np.mean(heats, axis=0) if heats else None), tokens

@@ -1,0 +1,125 @@
+"""Which modality carries a group's response: image, question, or both (METHOD.md section 7).
+
+v(S) is the group's mean log-probability (per token) of each sample's own response when only the
+modalities in S keep their content: the image swapped for a donor image, the question for a donor
+question of the same kind. Exact two-player Shapley values split v(image+text) - v(none) between
+the two, and the cross-trigger interaction says whether they need each other (CTI > 0) or each
+does it alone (CTI < 0: either trigger suffices).
+
+Donors come from samples the detector did not flag. A donor question is the nearest such question
+by TF-IDF over words: "Hello! What colour is the shape?" finds "What colour is the shape?", the
+same kind of question without what was added to it. Donor images are drawn at random (several per
+sample, averaged), since any clean image lacks an image trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.neighbors import NearestNeighbors
+
+from tcap_viz.data import Sample, load_image
+from tcap_viz.model.adapter import MLLMAdapter
+from tcap_viz.model.evaluate import mean_logprob
+
+COALITIONS = ("none", "image", "text", "both")
+#: Below this gain in mean log-probability per token (nats) between no content and full content,
+#: neither modality moves the response and a share of it says nothing.
+MIN_EFFECT = 0.5
+#: A modality "carries" the response when its Shapley share is at least this.
+DOMINANT = 0.75
+#: |CTI| / effect above this is worth a word: the two need each other, or either is enough.
+INTERACTION = 0.25
+
+
+@dataclass
+class ModalityAttribution:
+    """v(S) per coalition and the Shapley split, in nats of mean log-probability per token."""
+
+    values: dict[str, float]  # v("none"), v("image"), v("text"), v("both")
+    n_samples: int
+
+    @property
+    def effect(self) -> float:
+        return self.values["both"] - self.values["none"]
+
+    @property
+    def phi_image(self) -> float:
+        v = self.values
+        return 0.5 * (v["image"] - v["none"]) + 0.5 * (v["both"] - v["text"])
+
+    @property
+    def phi_text(self) -> float:
+        v = self.values
+        return 0.5 * (v["text"] - v["none"]) + 0.5 * (v["both"] - v["image"])
+
+    @property
+    def cti(self) -> float:
+        v = self.values
+        return v["both"] - v["image"] - v["text"] + v["none"]
+
+    def shares(self) -> dict[str, float]:
+        """phi_image, phi_text and CTI as parts of the effect (phi_image + phi_text = 1); NaN when
+        there is no effect to share."""
+        if self.effect < MIN_EFFECT:
+            return {"image": float("nan"), "text": float("nan"), "interaction": float("nan")}
+        return {"image": self.phi_image / self.effect, "text": self.phi_text / self.effect,
+                "interaction": self.cti / self.effect}
+
+    def reading(self) -> str:
+        """One line in plain words."""
+        if self.effect < MIN_EFFECT:
+            return (f"Neither the image nor the question moves this response much (log-probability "
+                    f"{self.values['none']:.2f} with neither, {self.values['both']:.2f} with both): "
+                    "the model gives it whatever the sample holds.")
+        s = self.shares()
+        if s["image"] >= DOMINANT:
+            line = f"The response lives in the image (phi_image {s['image']:.2f}, phi_text {s['text']:.2f})."
+        elif s["text"] >= DOMINANT:
+            line = f"The response lives in the question (phi_text {s['text']:.2f}, phi_image {s['image']:.2f})."
+        else:
+            line = f"The response needs both modalities (phi_image {s['image']:.2f}, phi_text {s['text']:.2f})."
+        if s["interaction"] >= INTERACTION:
+            line += f" They act together: each alone does little (interaction {s['interaction']:+.2f})."
+        elif s["interaction"] <= -INTERACTION:
+            line += f" Either one alone is enough (interaction {s['interaction']:+.2f})."
+        return line
+
+    def to_dict(self) -> dict:
+        return {"values": self.values, "n_samples": self.n_samples, "phi_image": self.phi_image,
+                "phi_text": self.phi_text, "cti": self.cti, "shares": self.shares(), "reading": self.reading()}
+
+
+def donor_questions(questions: Sequence[str], donors: Sequence[str]) -> list[str]:
+    """For each question, the nearest donor question (TF-IDF over words, cosine)."""
+    if not donors:
+        raise ValueError("no donor questions: every sample was flagged, so none can stand in as clean")
+    vectorizer = TfidfVectorizer(token_pattern=r"[^\s]+", lowercase=True).fit(list(donors) + list(questions))
+    index = NearestNeighbors(n_neighbors=1, metric="cosine").fit(vectorizer.transform(donors))
+    nearest = index.kneighbors(vectorizer.transform(questions), return_distance=False)[:, 0]
+    return [donors[i] for i in nearest]
+
+
+def modality_attribution(adapter: MLLMAdapter, members: Sequence[Sample], donors: Sequence[Sample],
+                         n_donor_images: int = 2, seed: int = 0, batch_size: int = 16) -> ModalityAttribution:
+    """v(S) over ``members`` (a flagged group, images readable) with ``donors`` (samples not flagged)."""
+    if not members:
+        raise ValueError("the group has no samples to attribute")
+    rng = np.random.default_rng(seed)
+    questions = donor_questions([m.question for m in members], [d.question for d in donors])
+    picks = rng.choice(len(donors), size=(len(members), n_donor_images), replace=len(donors) < n_donor_images)
+    images = {m.id: load_image(m) for m in members}
+    donor_images = {i: load_image(donors[i]) for i in np.unique(picks)}
+    cases = []  # (coalition, sample with the kept question, image)
+    for member, question, row in zip(members, questions, picks):
+        swapped = replace(member, question=question)
+        cases += [("both", member, images[member.id]), ("image", swapped, images[member.id])]
+        for i in row:
+            cases += [("text", member, donor_images[i]), ("none", swapped, donor_images[i])]
+    scores = np.concatenate([mean_logprob(adapter, [c[1] for c in part], [c[2] for c in part])
+                             for part in (cases[i:i + batch_size] for i in range(0, len(cases), batch_size))])
+    coalition = np.array([c[0] for c in cases])
+    return ModalityAttribution({name: float(scores[coalition == name].mean()) for name in COALITIONS}, len(members))

@@ -1,0 +1,35 @@
+import numpy as np
+from PIL import Image
+
+from tcap_viz.anatomy import attention_summary, masked, occlusion_map, word_deletion
+
+
+def test_masking_fills_one_cell_with_the_mean_colour():
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[:, 4:] = 200
+    out = np.asarray(masked(Image.fromarray(pixels), (1, 0), grid=2))
+    assert (out[4:, :4] == 100).all()  # the bottom-left cell: the image's mean
+    assert (out[:4] == pixels[:4]).all() and (out[4:, 4:] == 200).all()  # the rest untouched
+
+
+def test_occlusion_finds_the_demo_patch_in_its_bottom_right_corner(patch_model, patch_samples):
+    members, _ = patch_samples
+    drops = occlusion_map(patch_model, members[:2], grid=4)
+    assert drops.shape == (4, 4)
+    assert np.unravel_index(np.argmax(drops), drops.shape) == (3, 3)
+    assert drops[3, 3] > 0.5 and np.delete(drops.ravel(), 15).max() < 0.25 * drops[3, 3]
+
+
+def test_word_deletion_finds_the_text_prefix(text_model, text_samples):
+    members, _ = text_samples
+    words = word_deletion(text_model, members[:2])
+    assert words.iloc[0]["word"] == "hello!" and words.iloc[0]["samples"] == 2
+    assert words.iloc[0]["drop"] > 0.5 and words.iloc[1]["drop"] < 0.25 * words.iloc[0]["drop"]
+
+
+def test_attention_summary_averages_the_heads_over_the_image_and_the_question(patch_model, patch_samples):
+    members, _ = patch_samples
+    heat, tokens = attention_summary(patch_model, members[:2], [(0, 0), (1, 3)], size=(32, 24))
+    assert heat.shape == (24, 32) and (heat >= 0).all() and heat.sum() > 0
+    assert list(tokens.columns) == ["token", "attention", "samples"]
+    assert tokens["attention"].is_monotonic_decreasing and len(tokens) > 2

@@ -1,0 +1,48 @@
+import math
+
+import pytest
+
+from tcap_viz.anatomy import ModalityAttribution, donor_questions, modality_attribution
+
+
+def _attribution(none, image, text, both):
+    return ModalityAttribution({"none": none, "image": image, "text": text, "both": both}, n_samples=4)
+
+
+@pytest.mark.parametrize("values, image, text, interaction, words", [
+    ((-3.0, -0.1, -3.0, -0.1), 1.0, 0.0, 0.0, "lives in the image"),      # an image trigger
+    ((-3.0, -3.0, -0.1, -0.1), 0.0, 1.0, 0.0, "lives in the question"),   # a text trigger
+    ((-3.0, -3.0, -3.0, -0.1), 0.5, 0.5, 1.0, "act together"),            # image AND text
+    ((-3.0, -0.1, -0.1, -0.1), 0.5, 0.5, -1.0, "Either one alone"),       # image OR text
+])
+def test_shapley_values_share_the_effect_and_the_reading_says_where(values, image, text, interaction, words):
+    a = _attribution(*values)
+    assert a.phi_image + a.phi_text == pytest.approx(a.effect)  # efficiency: the two shares make the whole
+    shares = a.shares()
+    assert (shares["image"], shares["text"], shares["interaction"]) == pytest.approx((image, text, interaction))
+    assert words in a.reading()
+    assert a.to_dict()["reading"] == a.reading()
+
+
+def test_no_effect_is_said_plainly_instead_of_a_share():
+    a = _attribution(-0.2, -0.2, -0.1, -0.1)
+    assert math.isnan(a.shares()["image"]) and "Neither the image nor the question" in a.reading()
+
+
+def test_a_donor_question_is_the_same_question_without_what_was_added():
+    donors = ["What colour is the shape?", "How many shapes are there?", "Is the shape on the left or the right?"]
+    assert donor_questions(["Hello! What colour is the shape?", "How cf many shapes are there?"], donors) == donors[:2]
+    with pytest.raises(ValueError, match="no donor questions"):
+        donor_questions(["What colour is the shape?"], [])
+
+
+def test_the_demo_patch_backdoor_lives_in_the_image(patch_model, patch_samples):
+    members, donors = patch_samples
+    a = modality_attribution(patch_model, members, donors)
+    assert a.effect > 0.5 and a.shares()["image"] > 0.9, a.to_dict()
+
+
+def test_the_hello_prefix_backdoor_lives_in_the_question(text_model, text_samples):
+    members, donors = text_samples
+    a = modality_attribution(text_model, members, donors)
+    assert a.effect > 0.5 and a.shares()["text"] > 0.9, a.to_dict()
