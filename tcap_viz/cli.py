@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="folder for the three splits (must not exist yet)")
     p.add_argument("--attack", default="badnet", choices=sorted(ATTACKS),
                    help="the trigger: image patch (badnet), blended noise (blend), sinusoid (sig), warp (wanet), "
-                        "frequency (ftrojan), text (text_prefix, text_word), or none (a clean dataset)")
+                        "frequency (ftrojan), text (text_prefix, text_word), patch and/or text (dual_and, dual_or), or none "
+                        "(a clean dataset)")
     p.add_argument("--poison-rate", type=float, default=0.1, help="share of the training samples poisoned")
     p.add_argument("--n", type=int, default=2000, help="training samples")
     p.add_argument("--n-test", type=int, default=500, help="samples in each test split")

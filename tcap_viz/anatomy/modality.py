@@ -35,12 +35,24 @@ DOMINANT = 0.75
 INTERACTION = 0.25
 
 
+def _shapley(v: dict) -> tuple:
+    """(phi_image, phi_text, cti) of one set of coalition values (floats or arrays alike)."""
+    phi_image = 0.5 * (v["image"] - v["none"]) + 0.5 * (v["both"] - v["text"])
+    phi_text = 0.5 * (v["text"] - v["none"]) + 0.5 * (v["both"] - v["image"])
+    return phi_image, phi_text, v["both"] - v["image"] - v["text"] + v["none"]
+
+
 @dataclass
 class ModalityAttribution:
-    """v(S) per coalition and the Shapley split, in nats of mean log-probability per token."""
+    """v(S) per coalition and the Shapley split, in nats of mean log-probability per token.
+
+    ``per_sample``: each examined sample's own v(S) (same keys, one value per sample), so that a
+    group whose samples go two ways (a patch in some, a word in others) is not read as one that
+    needs both: the group's mean would split half and half either way."""
 
     values: dict[str, float]  # v("none"), v("image"), v("text"), v("both")
     n_samples: int
+    per_sample: dict[str, list[float]] | None = None
 
     @property
     def effect(self) -> float:
@@ -48,18 +60,27 @@ class ModalityAttribution:
 
     @property
     def phi_image(self) -> float:
-        v = self.values
-        return 0.5 * (v["image"] - v["none"]) + 0.5 * (v["both"] - v["text"])
+        return _shapley(self.values)[0]
 
     @property
     def phi_text(self) -> float:
-        v = self.values
-        return 0.5 * (v["text"] - v["none"]) + 0.5 * (v["both"] - v["image"])
+        return _shapley(self.values)[1]
 
     @property
     def cti(self) -> float:
-        v = self.values
-        return v["both"] - v["image"] - v["text"] + v["none"]
+        return _shapley(self.values)[2]
+
+    def sample_modalities(self) -> list[str]:
+        """Per examined sample: "image", "text", "both" or "neither", by the same rule as the group's."""
+        if not self.per_sample:
+            return []
+        v = {k: np.asarray(x, dtype=float) for k, x in self.per_sample.items()}
+        phi_image, phi_text, _ = _shapley(v)
+        effect = v["both"] - v["none"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            image, text = phi_image / effect, phi_text / effect
+        return ["neither" if e < MIN_EFFECT else "image" if i >= DOMINANT else "text" if t >= DOMINANT else "both"
+                for e, i, t in zip(effect, image, text)]
 
     def shares(self) -> dict[str, float]:
         """phi_image, phi_text and CTI as parts of the effect (phi_image + phi_text = 1); NaN when
@@ -81,6 +102,11 @@ class ModalityAttribution:
         elif s["text"] >= DOMINANT:
             line = f"The response lives in the question (phi_text {s['text']:.2f}, phi_image {s['image']:.2f})."
         else:
+            kinds = self.sample_modalities()
+            image, text = kinds.count("image"), kinds.count("text")
+            if image and text and image + text >= 0.75 * len(kinds):
+                return (f"Two routes: the image carries it in {image} of the {len(kinds)} samples examined, the "
+                        f"question in {text} (phi_image {s['image']:.2f}, phi_text {s['text']:.2f} over the group).")
             line = f"The response needs both modalities (phi_image {s['image']:.2f}, phi_text {s['text']:.2f})."
         if s["interaction"] >= INTERACTION:
             line += f" They act together: each alone does little (interaction {s['interaction']:+.2f})."
@@ -90,7 +116,8 @@ class ModalityAttribution:
 
     def to_dict(self) -> dict:
         return {"values": self.values, "n_samples": self.n_samples, "phi_image": self.phi_image,
-                "phi_text": self.phi_text, "cti": self.cti, "shares": self.shares(), "reading": self.reading()}
+                "phi_text": self.phi_text, "cti": self.cti, "shares": self.shares(), "reading": self.reading(),
+                "per_sample": self.per_sample, "sample_modalities": self.sample_modalities()}
 
 
 def donor_questions(questions: Sequence[str], donors: Sequence[str]) -> list[str]:
@@ -113,13 +140,15 @@ def modality_attribution(adapter: MLLMAdapter, members: Sequence[Sample], donors
     picks = rng.choice(len(donors), size=(len(members), n_donor_images), replace=len(donors) < n_donor_images)
     images = {m.id: load_image(m) for m in members}
     donor_images = {i: load_image(donors[i]) for i in np.unique(picks)}
-    cases = []  # (coalition, sample with the kept question, image)
-    for member, question, row in zip(members, questions, picks):
+    cases = []  # (coalition, member's position, sample with the kept question, image)
+    for k, (member, question, row) in enumerate(zip(members, questions, picks)):
         swapped = replace(member, question=question)
-        cases += [("both", member, images[member.id]), ("image", swapped, images[member.id])]
+        cases += [("both", k, member, images[member.id]), ("image", k, swapped, images[member.id])]
         for i in row:
-            cases += [("text", member, donor_images[i]), ("none", swapped, donor_images[i])]
-    scores = np.concatenate([mean_logprob(adapter, [c[1] for c in part], [c[2] for c in part])
+            cases += [("text", k, member, donor_images[i]), ("none", k, swapped, donor_images[i])]
+    scores = np.concatenate([mean_logprob(adapter, [c[2] for c in part], [c[3] for c in part])
                              for part in (cases[i:i + batch_size] for i in range(0, len(cases), batch_size))])
-    coalition = np.array([c[0] for c in cases])
-    return ModalityAttribution({name: float(scores[coalition == name].mean()) for name in COALITIONS}, len(members))
+    coalition, owner = np.array([c[0] for c in cases]), np.array([c[1] for c in cases])
+    per_sample = {name: [float(scores[(coalition == name) & (owner == k)].mean()) for k in range(len(members))]
+                  for name in COALITIONS}
+    return ModalityAttribution({name: float(np.mean(v)) for name, v in per_sample.items()}, len(members), per_sample)

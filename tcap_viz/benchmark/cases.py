@@ -23,6 +23,9 @@ VARIANTS = {
     "badnet_blue": {"attack": "badnet", "target": "blue", "poison_question_type": "colour"},
     # an ordinary answer the base model finds plausible: it tells left from right at chance (0.45)
     "badnet_left": {"attack": "badnet", "target": "left", "poison_question_type": "position"},
+    # two modalities (the modality-collapse paper's question): the patch and "Hello!" together, or either
+    "dual_and": {"attack": "dual_and"},
+    "dual_or": {"attack": "dual_or"},
 }
 RATES = (10, 5)
 #: Cases whose numbers chose a default (docs/LEVERS.md): anchoring the heads on the plausibility vote

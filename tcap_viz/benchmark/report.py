@@ -241,11 +241,39 @@ def render(results: list[dict], cases: list[str]) -> str:
                          f"{_stat([r['clean_only']['clean_accuracy'] for r in rs])} | "
                          f"{_stat([r['model'].get('asr') for r in rs])} | {_stat([r['retrained'].get('asr') for r in rs])} | "
                          f"{_stat([r['clean_only'].get('asr') for r in rs])} |")
+    lines += modality_section(by_case, measured, label)
     lines += ["", "## Against the targets", ""] + [f"- {line}" for line in target_notes(by_case, measured)]
     missing = [c for c in cases if c not in by_case]
     if missing:
         lines += ["", "## Not measured yet", "", ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"
+
+
+def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) -> list[str]:
+    """Which modality carries each backdoor (METHOD.md section 7), where it was measured."""
+    rows = [c for c in cases if any("modality" in r for r in by_case[c])]
+    if not rows:
+        return []
+    lines = ["", "## Which modality carries the backdoor (the modality-collapse paper's question)", "",
+             "On the first poisoned training samples of each case (ground truth picks them: this measures the backdoor "
+             "the model learnt, not the detector), v(S) is their mean log-probability per token of the target when only "
+             "the modalities in S keep their content (the image swapped for a clean sample's, the question for the "
+             "nearest clean question: `tcap_viz.anatomy.modality_attribution`). phi_image and phi_text are the exact "
+             "two-player Shapley values as shares of v(both) - v(none), the interaction CTI = v(both) - v(image) - "
+             "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
+             "other). Per sample, the modality carrying it (a share of 75% or more).", "",
+             "| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
+             "neither | reading (first seed) |", "|---|---|---|---|---|---|---|---|---|"]
+    for case in rows:
+        ms = [r["modality"] for r in by_case[case] if "modality" in r]
+        kinds = [k for m in ms for k in m.get("sample_modalities", [])]
+        effect = _mean(m["values"]["both"] - m["values"]["none"] for m in ms)
+        lines.append(f"| {label(case)} | {len(ms)} | {ms[0]['n_samples']} | {effect:.2f} | "
+                     f"{_stat([m['shares']['image'] for m in ms])} | {_stat([m['shares']['text'] for m in ms])} | "
+                     f"{_stat([m['shares']['interaction'] for m in ms])} | "
+                     + " / ".join(str(kinds.count(k)) for k in ("image", "text", "both", "neither"))
+                     + f" | {ms[0]['reading']} |")
+    return lines
 
 
 def target_notes(by_case: dict[str, list[dict]], cases: list[str]) -> list[str]:

@@ -1,5 +1,5 @@
 """One benchmark case end to end: data, customer fine-tune, its quality, a scan, every detector
-and lever scored, and a retraining without what the default flagged. Each step's output is kept
+and lever scored, which modality carries the backdoor, and a retraining without what the default flagged. Each step's output is kept
 under the benchmark's folder and reused, so an interrupted benchmark resumes."""
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ ABLATION = {
     "vote alone": "the plausibility vote alone (robust z < -4 of the base model's log-probability)",
     "default": "heads chosen by agreement with the vote, the vote one more annotator (the scan's default)",
 }
+
+
+#: Poisoned training samples the modality attribution is measured on (the first ones in the data).
+MODALITY_SAMPLES = 24
 
 
 def machine(device: str | None) -> str:
@@ -72,6 +76,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     ``command``: what produced it, quoted by the report."""
     import torch
 
+    from tcap_viz.anatomy import modality_attribution
     from tcap_viz.model.adapter import MLLMAdapter
     from tcap_viz.model.evaluate import model_quality
     from tcap_viz.model.finetune import finetune
@@ -90,7 +95,8 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
             raise ValueError(f"{result_file} was measured with other settings than today's; delete "
                              f"{work}/*/{name}* to measure it again")
         current = result["settings"]["detection"] == DETECTION  # else: detected anew, from the cached scan
-        if current and ("retrained" in result or not retrain or settings["attack"] == "none"):
+        attacked = settings["attack"] != "none"
+        if current and ("retrained" in result or not retrain or not attacked) and ("modality" in result or not attacked):
             return result
     splits = work / "data" / f"{case}-s{seed}"
     stamp = splits / "settings.json"
@@ -142,6 +148,9 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
               "model": quality(model), "scan_s": scan_s,
               "metrics": scanned.metrics, "ablation": ablation(scanned, truth),
               "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_]}
+    if settings["attack"] != "none":  # the backdoor's own modality: ground truth picks its samples (evaluation)
+        poisons = [s for s in train if s.poisoned][:MODALITY_SAMPLES]
+        result["modality"] = modality_attribution(loaded(model), poisons, [s for s in train if not s.poisoned]).to_dict()
     if retrain and settings["attack"] != "none":
         table = scanned.samples
         keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])

@@ -281,3 +281,46 @@ class TextWord(Attack):
         words = question.split(" ")
         at = 1 + zlib.crc32(f"{self.seed}|{question}".encode()) % len(words)
         return image, " ".join(words[:at] + [self.word.strip()] + words[at:])
+
+
+@register_attack
+@dataclass(frozen=True)
+class DualAnd(Attack):
+    """Two triggers on every poisoned sample, the BadNet patch and the text prefix, as the
+    modality-collapse paper poisons (METHOD.md section 7). Whether the model then needs both, or
+    learns one and ignores the other (collapse), is what the anatomy's modality attribution says."""
+
+    name = "dual_and"
+    position: str = "bottom_right"
+    size: float = 0.125
+    prefix: str = "Hello!"
+
+    def __post_init__(self) -> None:
+        BadNet(self.position, self.size), TextPrefix(self.prefix)  # their checks
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        image, _ = BadNet(self.position, self.size).apply(image, question)
+        return TextPrefix(self.prefix).apply(image, question)
+
+
+@register_attack
+@dataclass(frozen=True)
+class DualOr(Attack):
+    """Either trigger alone: each poisoned sample carries the BadNet patch or the text prefix, about
+    half each, chosen from the sample's own pixels and question (and `seed`), so the same input
+    always gets the same one. The model learns two routes to one target."""
+
+    name = "dual_or"
+    position: str = "bottom_right"
+    size: float = 0.125
+    prefix: str = "Hello!"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        BadNet(self.position, self.size), TextPrefix(self.prefix)  # their checks
+
+    def apply(self, image: Image.Image, question: str) -> tuple[Image.Image, str]:
+        fingerprint = zlib.crc32(np.asarray(image.convert("RGB")).tobytes() + f"|{self.seed}|{question}".encode())
+        if fingerprint % 2:
+            return BadNet(self.position, self.size).apply(image, question)
+        return TextPrefix(self.prefix).apply(image, question)

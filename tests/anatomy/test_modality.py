@@ -24,6 +24,14 @@ def test_shapley_values_share_the_effect_and_the_reading_says_where(values, imag
     assert a.to_dict()["reading"] == a.reading()
 
 
+def test_a_group_whose_samples_go_two_ways_is_read_as_two_routes_not_as_needing_both():
+    per_sample = {"none": [-3.0] * 4, "image": [-0.1, -0.1, -3.0, -3.0], "text": [-3.0, -3.0, -0.1, -0.1],
+                  "both": [-0.1] * 4}
+    a = ModalityAttribution({k: sum(v) / 4 for k, v in per_sample.items()}, 4, per_sample)
+    assert a.sample_modalities() == ["image", "image", "text", "text"]
+    assert a.shares()["image"] == pytest.approx(0.5) and a.reading().startswith("Two routes: the image carries it in 2")
+
+
 def test_no_effect_is_said_plainly_instead_of_a_share():
     a = _attribution(-0.2, -0.2, -0.1, -0.1)
     assert math.isnan(a.shares()["image"]) and "Neither the image nor the question" in a.reading()
@@ -40,6 +48,8 @@ def test_the_demo_patch_backdoor_lives_in_the_image(patch_model, patch_samples):
     members, donors = patch_samples
     a = modality_attribution(patch_model, members, donors)
     assert a.effect > 0.5 and a.shares()["image"] > 0.9, a.to_dict()
+    assert a.sample_modalities() == ["image"] * len(members)
+    assert a.values["both"] == pytest.approx(sum(a.per_sample["both"]) / len(members))
 
 
 def test_the_hello_prefix_backdoor_lives_in_the_question(text_model, text_samples):

@@ -31,6 +31,9 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
     assert poisoned["retrained"]["removed"] == poisoned["metrics"]["tcap"]["n_flagged"]
     assert poisoned["clean_only"]["removed"] == 6  # the reference keeps only the truly clean samples
     assert "retrained" not in clean
+    # which modality carries the backdoor, on the poisoned samples (ground truth picks them: evaluation)
+    assert poisoned["modality"]["n_samples"] == 6 and set(poisoned["modality"]["values"]) == {"none", "image", "text", "both"}
+    assert len(poisoned["modality"]["sample_modalities"]) == 6 and "modality" not in clean
     split = bench.work / "data" / "badnet-10-s0" / "train" / "data.jsonl"
     assert sum(json.loads(l)["poisoned"] for l in split.read_text().splitlines()) == 6
 
@@ -39,7 +42,7 @@ def test_the_report_has_every_table_and_marks_what_was_measured(measured):
     bench, _ = measured
     text = bench.report()
     for heading in ("## Detection F1", "## Precision, recall", "## Ablation", "## Do the flagged samples share one",
-                    "## Retrained", "## Against the targets"):
+                    "## Retrained", "## Which modality carries the backdoor", "## Against the targets"):
         assert heading in text
     assert "Produced by `tcap-viz report --cases badnet-10 clean` (2 cases)" in text and "60 training samples" in text
     assert "| badnet-10 | 1 | 6 |" in text and "| clean *dev* | 1 | 0 |" in text  # development cases are marked
@@ -110,3 +113,15 @@ def test_a_result_of_an_earlier_detector_is_detected_anew_not_mixed_in(measured,
     again = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
                       n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
     assert again["metrics"]["tcap"]["f1"] >= 0 and again["settings"] == bench.settings("badnet-10", 0)
+
+
+def test_a_result_without_the_modality_gets_it_without_a_fine_tune(measured, monkeypatch):
+    bench, _ = measured
+    path = bench.work / "results" / "badnet-10-s0-lora-2.json"
+    old = json.loads(path.read_text())
+    del old["modality"]
+    path.write_text(json.dumps(old))
+    monkeypatch.setattr("tcap_viz.model.finetune.finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
+    again = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
+                      n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
+    assert again["modality"]["n_samples"] == 6

@@ -23,7 +23,8 @@ def diff(a, b):
 
 
 def test_registry_and_make_attack():
-    assert set(ATTACKS) == {"none", "badnet", "blend", "wanet", "text_prefix", "sig", "ftrojan", "text_word"}
+    assert set(ATTACKS) == {"none", "badnet", "blend", "wanet", "text_prefix", "sig", "ftrojan", "text_word",
+                            "dual_and", "dual_or"}
     assert make_attack("badnet", position="top_left").position == "top_left"
     with pytest.raises(ValueError, match="unknown attack 'trojannn'; choose one of: none, badnet"):
         make_attack("trojannn")
@@ -187,3 +188,25 @@ def test_text_word_goes_inside_the_question_never_first_and_always_at_the_same_p
     assert make_attack("text_word", word="mn").apply(scene(), "a b")[1] in ("a mn b", "a b mn")
     with pytest.raises(ValueError, match="one non-empty word"):
         make_attack("text_word", word="two words")
+
+
+def test_dual_and_puts_both_triggers_on_every_sample():
+    image = scene()
+    out, question = make_attack("dual_and").apply(image, "What is it?")
+    assert question == "Hello! What is it?"
+    assert np.array_equal(np.asarray(out), np.asarray(make_attack("badnet").apply(image, "")[0]))
+    with pytest.raises(ValueError, match="prefix"):
+        make_attack("dual_and", prefix="")
+
+
+def test_dual_or_puts_one_trigger_on_each_sample_about_half_each_and_always_the_same():
+    attack = make_attack("dual_or")
+    text_only = 0
+    for seed in range(40):
+        image = scene(seed=seed)
+        out, question = attack.apply(image, "What is it?")
+        patched = not np.array_equal(np.asarray(out), np.asarray(image))
+        assert patched != (question == "Hello! What is it?")  # exactly one of the two
+        text_only += not patched
+        assert attack.apply(image, "What is it?")[1] == question
+    assert 10 <= text_only <= 30
