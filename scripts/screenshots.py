@@ -47,9 +47,16 @@ def _show_map(page):
     page.wait_for_selector(".tcap-map .main-svg", timeout=300_000)
 
 
+def _describe_groups(page):
+    page.get_by_role("tab", name="Anatomy").click()
+    page.get_by_role("button", name="Describe the flagged groups").click()
+    page.wait_for_selector("#tcap-group-image img", timeout=600_000)
+
+
 #: (file name, what to do on the page before the shot), in order: the sample is opened from the table.
 VIEWS = [("overview", lambda page: None), ("samples", _open_tab("Samples")), ("sample", _open_a_sample),
-         ("heads", _heads_with_truth), ("map", _show_map), ("triage", _open_tab("Triage"))]
+         ("heads", _heads_with_truth), ("map", _show_map), ("anatomy", _describe_groups),
+         ("triage", _open_tab("Triage"))]
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from .groups import FlaggedGroup, flagged_groups
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import ModalityAttribution, donor_questions, modality_attribution
 
-__all__ = ["FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
+__all__ = ["NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
            "donor_questions", "flagged_groups", "masked", "modality_attribution", "occlusion_map",
            "word_deletion"]
 
@@ -39,14 +39,15 @@ class GroupAnatomy:
 
     group: FlaggedGroup
     examined: list[str]  # the member ids the model was asked about
-    modality: ModalityAttribution
+    modality: ModalityAttribution | None  # None when every sample is flagged: no clean donor to swap in
     occlusion: np.ndarray  # (grid, grid) mean drop of the response log-probability per masked cell
     words: pd.DataFrame  # word, drop, samples
     heat: np.ndarray | None  # mean attention of the group's heads over the image
     tokens: pd.DataFrame  # token, attention, samples
 
     def _carries(self, drop: float) -> bool:
-        return drop >= MIN_DROP and drop >= CARRIES * max(self.modality.effect, 0.0)
+        effect = self.modality.effect if self.modality is not None else 0.0
+        return drop >= MIN_DROP and drop >= CARRIES * max(effect, 0.0)
 
     def region(self) -> tuple[int, int] | None:
         """(row, column) of the cell whose masking costs the response most, if that is a lot
@@ -77,7 +78,7 @@ class GroupAnatomy:
         g = self.group
         return {"name": g.name, "response": g.response, "size": g.size, "outside": g.outside,
                 "ids": g.ids, "heads": [list(h) for h in g.heads], "examined": self.examined,
-                "modality": self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
+                "modality": None if self.modality is None else self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
                 "region": None if self.region() is None else list(self.region()),
                 "trigger_words": self.trigger_words(), "where": self.where(),
                 "words": self.words.head(10).to_dict("records"), "tokens": self.tokens.head(10).to_dict("records"),
@@ -108,6 +109,11 @@ def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sampl
     return out
 
 
+#: What a group's card says about the modality when it could not be measured.
+NO_DONORS = ("Not measured: every sample is flagged, so no clean sample can stand in for this group's image or "
+             "question. Raise the threshold.")
+
+
 def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: Sequence[tuple[int, int]],
             per_group: int = PER_GROUP, grid: int = 8, seed: int = 0,
             on_group: Callable[[int, int], None] | None = None) -> list[GroupAnatomy]:
@@ -129,7 +135,7 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
         heat, tokens = (attention_summary(adapter, members, looked_at, HEAT_SIZE) if looked_at
                         else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
         out.append(GroupAnatomy(group, [m.id for m in members],
-                                modality_attribution(adapter, members, donors, seed=seed),
+                                modality_attribution(adapter, members, donors, seed=seed) if donors else None,
                                 occlusion_map(adapter, members, grid), word_deletion(adapter, members), heat, tokens))
     if on_group:
         on_group(len(groups), len(groups))

@@ -40,7 +40,7 @@ class FlaggedGroup:
         """One line for a card or a terminal."""
         answer = f"answer {self.response!r}" if self.response is not None else "other answers"
         outside = f", given by {self.outside} samples not flagged" if self.response is not None else ""
-        return f"{self.name}: {self.size} samples, {answer}{outside}"
+        return f"{self.name}: {self.size} sample{'s' * (self.size != 1)}, {answer}{outside}"
 
 
 def _key(response: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tcap_viz.anatomy import PER_GROUP, anatomy
+from tcap_viz.anatomy import PER_GROUP, FlaggedGroup, anatomy, flagged_groups
 from tcap_viz.attention.explain import SampleAttention, explain_sample
 from tcap_viz.data import Sample, load_image
 from tcap_viz.demo import DEMO_DIR
@@ -276,10 +277,29 @@ class ReviewSession:
         return self.log.record(self.run_name, sample_id, decision, reviewer, note)
 
     def undo(self, reviewer: str) -> str | None:
-        """Take back the reviewer's latest standing decision; returns its sample id."""
+        """Take back the reviewer's latest standing decision (a whole group's, when it was a group
+        decision); returns its sample id (the group's latest)."""
+        return (self.undo_decisions(reviewer) or [None])[0]
+
+    def undo_decisions(self, reviewer: str) -> list[str]:
+        """As `undo`, returning every sample whose decision was taken back."""
         self.result  # open the run first: nothing is written when it cannot be read
-        undone = self.log.undo(self.run_name, reviewer)
-        return None if undone is None else undone[1]
+        return [sample_id for _, sample_id in self.log.undo_batch(self.run_name, reviewer)]
+
+    def groups(self, threshold: float | None = None) -> list[FlaggedGroup]:
+        """The flagged samples in groups by their shared answer (``anatomy.flagged_groups``; no model)."""
+        return flagged_groups(self.table(threshold), self.selected_heads())
+
+    def decide_group(self, name: str, decision: str, reviewer: str, note: str = "",
+                     threshold: float | None = None) -> list[str]:
+        """One decision for every sample of a group (as ``groups`` names it at this threshold): each
+        sample its own event, tagged with the group, so `undo` takes the group back as one."""
+        group = next((g for g in self.groups(threshold) if g.name == name), None)
+        if group is None:
+            raise KeyError(f"no group {name!r} at this threshold; the groups are listed in the Anatomy tab")
+        batch = f"{name} {group.response!r}:{uuid.uuid4().hex[:12]}"
+        self.log.record_many(self.run_name, group.ids, decision, reviewer, note, batch=batch)
+        return group.ids
 
     def export(self, rule: str = "confirmed", threshold: float | None = None,
                out: str | Path | None = None) -> ExportResult:

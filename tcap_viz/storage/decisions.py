@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS events (
     undoes INTEGER REFERENCES events(id),
     reviewer TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT '',
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    batch TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_run_sample ON events(run, sample_id);
 CREATE INDEX IF NOT EXISTS events_run_id ON events(run, id);
@@ -68,6 +69,8 @@ class DecisionLog:
             with _transaction(db):
                 for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript would COMMIT
                     db.execute(statement)
+                if "batch" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
+                    db.execute("ALTER TABLE events ADD COLUMN batch TEXT NOT NULL DEFAULT ''")  # a log from before groups
                 if db.execute("PRAGMA user_version").fetchone()[0] < _STATE_VERSION:
                     _build_standing(db)
                     db.execute(f"PRAGMA user_version = {_STATE_VERSION}")
@@ -77,6 +80,12 @@ class DecisionLog:
 
     def record(self, run: str, sample_id: str, decision: str, reviewer: str, note: str = "") -> int:
         """Append one decision; returns its event id."""
+        return self.record_many(run, [sample_id], decision, reviewer, note)[0]
+
+    def record_many(self, run: str, sample_ids, decision: str, reviewer: str, note: str = "",
+                    batch: str = "") -> list[int]:
+        """Append one decision per sample in one transaction (all or none), each its own event tagged
+        with ``batch`` (a group decision: an undo takes the whole batch back); returns the event ids."""
         if decision not in DECISIONS:
             raise ValueError(f"decision {decision!r} must be one of: {', '.join(DECISIONS)}")
         if not reviewer.strip():
@@ -84,30 +93,44 @@ class DecisionLog:
         if len(note) > MAX_NOTE:
             raise ValueError(f"the note has {len(note)} characters; keep it under {MAX_NOTE} "
                              "(say why in a sentence; link to a longer write-up)")
+        events, at = [], _now()
         with closing(self._connect()) as db, _transaction(db):
-            event = int(db.execute(
-                "INSERT INTO events (run, sample_id, decision, reviewer, note, at) VALUES (?, ?, ?, ?, ?, ?)",
-                (run, str(sample_id), decision, reviewer.strip(), note, _now())).lastrowid)
-            db.execute("INSERT OR REPLACE INTO standing (run, sample_id, event) VALUES (?, ?, ?)",
-                       (run, str(sample_id), event))
-        return event
+            for sample_id in sample_ids:
+                event = int(db.execute(
+                    "INSERT INTO events (run, sample_id, decision, reviewer, note, at, batch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run, str(sample_id), decision, reviewer.strip(), note, at, batch)).lastrowid)
+                db.execute("INSERT OR REPLACE INTO standing (run, sample_id, event) VALUES (?, ?, ?)",
+                           (run, str(sample_id), event))
+                events.append(event)
+        return events
 
     def undo(self, run: str, reviewer: str) -> tuple[int, str] | None:
-        """Take back this reviewer's latest decision in `run` that was not undone yet.
+        """Take back this reviewer's latest decision in `run` that was not undone yet; when it was
+        part of a group decision (a batch), every decision of that batch still standing.
 
-        Returns the undone event's id and its sample, or None when there is nothing left to undo.
+        Returns the undone event's id and its sample (the latest of the batch), or None when there is
+        nothing left to undo.
         """
+        return (self.undo_batch(run, reviewer) or [None])[0]
+
+    def undo_batch(self, run: str, reviewer: str) -> list[tuple[int, str]]:
+        """As `undo`, returning every (event, sample) taken back, latest first."""
+        reviewer = reviewer.strip()
         with closing(self._connect()) as db, _transaction(db):  # no writer between the lookup and the append
             row = db.execute(
-                f"SELECT id, sample_id FROM events e WHERE run = ? AND reviewer = ? AND decision != 'undo' "
-                f"AND {_NOT_UNDONE} ORDER BY id DESC LIMIT 1", (run, reviewer.strip())).fetchone()
+                f"SELECT id, sample_id, batch FROM events e WHERE run = ? AND reviewer = ? AND decision != 'undo' "
+                f"AND {_NOT_UNDONE} ORDER BY id DESC LIMIT 1", (run, reviewer)).fetchone()
             if row is None:
-                return None
-            event, sample_id = int(row[0]), str(row[1])
-            db.execute("INSERT INTO events (run, sample_id, decision, undoes, reviewer, note, at) "
-                       "VALUES (?, ?, 'undo', ?, ?, '', ?)", (run, sample_id, event, reviewer.strip(), _now()))
-            _restand(db, run, sample_id)
-        return event, sample_id
+                return []
+            rows = [row[:2]] if not row[2] else db.execute(
+                f"SELECT id, sample_id FROM events e WHERE run = ? AND reviewer = ? AND batch = ? "
+                f"AND decision != 'undo' AND {_NOT_UNDONE} ORDER BY id DESC", (run, reviewer, row[2])).fetchall()
+            at = _now()
+            for event, sample_id in rows:
+                db.execute("INSERT INTO events (run, sample_id, decision, undoes, reviewer, note, at, batch) "
+                           "VALUES (?, ?, 'undo', ?, ?, '', ?, ?)", (run, str(sample_id), event, reviewer, at, row[2]))
+                _restand(db, run, str(sample_id))
+        return [(int(event), str(sample_id)) for event, sample_id in rows]
 
     def last_event(self, run: str) -> int:
         """Id of the run's newest event (0 for none): the log only grows, so this versions it."""
@@ -136,13 +159,13 @@ class DecisionLog:
 
     def history(self, run: str, sample_id: str | None = None) -> pd.DataFrame:
         """Every event of a run (or of one sample), oldest first, undos included."""
-        query = "SELECT sample_id, decision, reviewer, note, at, id, undoes FROM events WHERE run = ?"
+        query = "SELECT sample_id, decision, reviewer, note, at, id, undoes, batch FROM events WHERE run = ?"
         params: tuple = (run,)
         if sample_id is not None:
             query, params = query + " AND sample_id = ?", (run, str(sample_id))
         with closing(self._connect()) as db:
             rows = db.execute(query + " ORDER BY id", params).fetchall()
-        return pd.DataFrame(rows, columns=[*_COLUMNS, "undoes"])
+        return pd.DataFrame(rows, columns=[*_COLUMNS, "undoes", "batch"])
 
 
 @contextmanager

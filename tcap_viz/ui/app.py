@@ -1,4 +1,4 @@
-"""The analyst app (Gradio): overview, samples, sample detail, heads, map and triage of one run.
+"""The analyst app (Gradio): overview, samples, sample detail, heads, map, anatomy and triage of one run.
 
 Every view reads a `ReviewSession`; the one thing they share is the chosen sample (the id box
 in the decision bar): choosing a sample in the table, the queue or the map opens it everywhere.
@@ -15,18 +15,20 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly  # noqa: E402
 
-from tcap_viz.data import DatasetError, load_dataset  # noqa: E402
+from tcap_viz.data import DatasetError, load_dataset, load_image  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, ROOT, default_run_dir  # noqa: E402
+from tcap_viz.anatomy import NO_DONORS  # noqa: E402
 from tcap_viz.pipeline import DETECTOR_NAMES, ScanConfig  # noqa: E402
 from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, ReviewSession,  # noqa: E402
                                      SampleQuery)
 from tcap_viz.storage.export import RULES  # noqa: E402
 from tcap_viz.ui import figures  # noqa: E402
 from tcap_viz.ui.request_guards import request_guards  # noqa: E402
-from tcap_viz.ui.render import TOKEN_CSS, attention_picture, token_html  # noqa: E402
+from tcap_viz.ui.render import TOKEN_CSS, attention_picture, group_picture, token_html  # noqa: E402
 
 ASSETS = ROOT / "assets"
 HEATMAP_LABEL = "the image | the answer's attention over it"
@@ -41,6 +43,15 @@ CHOOSE_A_SAMPLE = ("Choose a sample: click a row in the Samples table or the Tri
 SHORTCUT_HINT = ("Keys: p poison, c clean, u unsure, z undo, n next pending, when no text field has the focus "
                  "(Esc leaves a field).")
 DETAIL_TAB, SAMPLES_TAB = "sample", "samples"
+ANATOMY_INTRO = (
+    "The flagged samples in groups by the answer they share: a backdoor makes its poisons give one target "
+    "answer, so each group is one thing to judge, not hundreds. For each group the model is asked again, on a "
+    "dozen of its samples: does its answer come from the **image** or the **question** (the image swapped for a "
+    "clean sample's, the question for the nearest clean question), and **where** (each cell of the image masked "
+    "in turn, each word of the question deleted). The first time takes seconds to a minute per group; then it is "
+    "cached with the run. A group decision gives every sample of the group its own entry in the log; Undo takes "
+    "the whole group back.")
+NO_GROUPS = "Nothing is flagged at this threshold: there is no group to describe."
 PRIVATE = {"api_visibility": "private"}  # wiring between views, not part of the public API
 
 
@@ -334,8 +345,10 @@ def build_app(session: ReviewSession) -> gr.Blocks:
 
     def undo(typed_reviewer, threshold, request: gr.Request):
         reviewer = _reviewer(typed_reviewer, request)
-        sample_id = session.undo(reviewer)
-        status = f"undid {reviewer}'s decision on `{sample_id}`." if sample_id else f"{reviewer} has nothing to undo."
+        undone = session.undo_decisions(reviewer)
+        status = (f"{reviewer} has nothing to undo." if not undone else
+                  f"undid {reviewer}'s decision on `{undone[0]}`." if len(undone) == 1 else
+                  f"undid {reviewer}'s group decision on {len(undone)} samples.")
         return status, queue_view(threshold)
 
     def next_pending(threshold):
@@ -367,6 +380,56 @@ def build_app(session: ReviewSession) -> gr.Blocks:
             ids = [i for i in payload.split(",") if i]
             return (ids or None), gr.skip(), gr.Tabs(selected=SAMPLES_TAB)
         return gr.skip(), gr.skip(), gr.skip()
+
+    def group_card(groups, name):
+        group = next((g for g in groups or [] if g["name"] == name), None)
+        if group is None:
+            return "", None, [], None, pd.DataFrame(columns=["word", "drop", "samples"]), []
+        answer = (f"answer **{group['response']!r}** (given by {group['outside']} samples not flagged)"
+                  if group["response"] is not None else "other answers, each too rare to be a group")
+        heads = ", ".join(_head_label(*h) for h in group["heads"]) or "no head in common"
+        text = (f"### {group['name']}: {group['size']} sample{'s' * (group['size'] != 1)}, {answer}\n\n"
+                f"**Modality.** {group['modality']['reading'] if group['modality'] else NO_DONORS}\n\n"
+                f"**Where.** {group['where']}\n\n"
+                f"Heads that voted for most of it: {heads}. Asked about {len(group['examined'])} of its samples "
+                "(the most suspicious first); click one below to open it.")
+        examples = [(load_image(session.dataset.by_id(i)), i) for i in group["examined"]]
+        picture = group_picture(examples[0][0], np.array(group["occlusion"]),
+                                None if group["heat"] is None else np.array(group["heat"]))
+        words = pd.DataFrame(group["words"], columns=["word", "drop", "samples"]).round(3)
+        bars = figures.modality_bars(group["modality"]) if group["modality"] else None
+        return text, picture, examples, bars, words, group["examined"]
+
+    def describe_groups(threshold, progress=gr.Progress()):
+        progress(0, desc="asking the model about each flagged group (first time only)")
+
+        def step(done, total):
+            progress(done / max(total, 1), desc=f"group {min(done + 1, total)} of {total}")
+
+        groups = session.anatomy(threshold, on_progress=step)
+        if not groups:
+            return [], gr.Dropdown(choices=[], value=None), NO_GROUPS, None, [], None, None, []
+        choices = [(f"{g['name']}: {g['size']} samples, "
+                    + (repr(g["response"]) if g["response"] is not None else "other answers"), g["name"])
+                   for g in groups]
+        return (groups, gr.Dropdown(choices=choices, value=groups[0]["name"]),
+                *group_card(groups, groups[0]["name"]))
+
+    def decide_group(decision):
+        def handler(name, typed_reviewer, note, threshold, request: gr.Request):
+            reviewer = _reviewer(typed_reviewer, request)
+            if not name:
+                raise gr.Error("describe the groups and choose one first")
+            try:
+                ids = session.decide_group(name, decision, reviewer, note or "", threshold)
+            except (KeyError, ValueError) as err:
+                raise gr.Error(str(err).strip("'\"")) from None
+            return (f"group {name}: {len(ids)} samples marked **{decision}** by {reviewer} (Undo takes the group "
+                    "back)."), "", queue_view(threshold)
+        return handler
+
+    def open_example(examined, event: gr.SelectData):
+        return examined[event.index], gr.Tabs(selected=DETAIL_TAB)
 
     with gr.Blocks(title="tcap-viz") as app:
         gr.Markdown("# tcap-viz: find backdoor-poisoned samples (TCAP)")
@@ -452,6 +515,26 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 sample_map = gr.HTML(value="", html_template="<div class='tcap-map' style='height:540px'></div>",
                                      js_on_load=(ASSETS / "sample_map.js").read_text(encoding="utf-8"),
                                      head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>', figure=None)
+            with gr.Tab("Anatomy", id="anatomy"):
+                groups_state, examined_state = gr.State([]), gr.State([])
+                gr.Markdown(ANATOMY_INTRO, elem_classes="tcap-muted")
+                with gr.Row():
+                    describe_button = gr.Button("Describe the flagged groups", variant="primary", scale=1)
+                    group_pick = gr.Dropdown([], label="group", scale=3, elem_id="tcap-group")
+                group_text = gr.Markdown(elem_id="tcap-group-text")
+                with gr.Row():
+                    group_poison = gr.Button("The whole group is poison", variant="stop", size="sm",
+                                             elem_id="tcap-group-poison")
+                    group_clean = gr.Button("The whole group is clean", variant="primary", size="sm",
+                                            elem_id="tcap-group-clean")
+                group_image = gr.Image(label="an example | where masking costs the answer | where the heads looked",
+                                       interactive=False, type="pil", elem_id="tcap-group-image")
+                group_examples = gr.Gallery(label="samples asked about", columns=6, height=220, allow_preview=False,
+                                            elem_id="tcap-group-examples")
+                with gr.Row():
+                    modality_plot = gr.Plot(label="modality")
+                    group_words = gr.Dataframe(label="question words by what deleting them costs the answer (nats)",
+                                               interactive=False)
             with gr.Tab("Triage", id="triage"):
                 queue = gr.Dataframe(pd.DataFrame(columns=QUEUE_COLUMNS), interactive=False, max_height=480,
                                      label="triage queue", elem_id="tcap-queue")
@@ -507,6 +590,15 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         next_button.click(next_pending, threshold, [sample_id, tabs], api_name="next_pending")
         export_button.click(export, [rule, threshold], [export_text, export_path], api_name="export",
                             concurrency_limit=1)
+
+        card = [group_text, group_image, group_examples, modality_plot, group_words, examined_state]
+        describe_button.click(describe_groups, threshold, [groups_state, group_pick, *card], api_name="anatomy",
+                              concurrency_limit=1, concurrency_id="heavy", show_progress_on=[group_text])
+        group_pick.change(group_card, [groups_state, group_pick], card, **PRIVATE)
+        group_examples.select(open_example, examined_state, [sample_id, tabs], **PRIVATE)
+        for button, name in ((group_poison, "poison"), (group_clean, "clean")):
+            button.click(decide_group(name), [group_pick, reviewer, note, threshold], [status, note, queue],
+                         api_name=f"decide_group_{name}").then(review_summary, threshold, summary, **PRIVATE)
 
         head_pick.change(head_view, [head_pick, overlay], [grid, mixture, aic, head_text], api_name="head")
         overlay.change(head_view, [head_pick, overlay], [grid, mixture, aic, head_text], **PRIVATE)

@@ -146,3 +146,18 @@ def sample_map_figure(points: pd.DataFrame, colour_by: str) -> dict:
     fig.update_layout(title="UMAP of the selected heads' profiles (lasso or box-select to filter the samples)",
                       dragmode="lasso", **{**_LAYOUT, "height": 520})
     return json.loads(fig.to_json())
+
+
+def modality_bars(modality: dict) -> go.Figure:
+    """phi_image, phi_text and their interaction as shares of what image and question do together."""
+    shares = modality["shares"]
+    names = ["image (phi_image)", "question (phi_text)", "interaction (CTI)"]
+    values = [shares["image"], shares["text"], shares["interaction"]]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=[COMPONENT_COLOURS["vision"], COMPONENT_COLOURS["query"],
+                                                             BACKGROUND],
+                           text=[f"{v:.2f}" if np.isfinite(v) else "-" for v in values], textposition="outside"))
+    fig.add_hline(y=0, line_color="#444")
+    fig.update_layout(title="which modality carries the answer (shares of the effect)", yaxis_title="share",
+                      yaxis_range=[min(-1.1, min((v for v in values if np.isfinite(v)), default=0) - 0.1), 1.25],
+                      **_LAYOUT)
+    return fig

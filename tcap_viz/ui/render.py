@@ -136,3 +136,24 @@ TOKEN_CSS = """
 .tcap-token { padding: 1px 2px; margin: 0 1px; border-radius: 3px; white-space: pre; }
 .tcap-image { background: rgba(44,160,44,0.15); font-style: italic; }
 """
+
+
+def group_picture(image: Image.Image, occlusion: np.ndarray, heat: np.ndarray | None,
+                  size: int = 256) -> Image.Image:
+    """A group's card picture: one of its images, where masking costs its answer most (occlusion,
+    positive drops only) over it, and where its heads looked on average (when the layout is known)."""
+    width, height = display_size(image, size)
+    drops = np.clip(np.asarray(occlusion, dtype=np.float32), 0, None)
+    where = np.asarray(Image.fromarray(drops).resize((width, height), Image.Resampling.NEAREST))
+    panels = [_resized(image, width, height), heatmap_overlay(image, where)]
+    if heat is not None:
+        looked = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((width, height),
+                                                                                     Image.Resampling.BILINEAR))
+        panels.append(heatmap_overlay(image, looked))
+    picture = Image.new("RGB", (len(panels) * width + (len(panels) - 1) * GAP, height + BAR_HEIGHT), "white")
+    draw, font = ImageDraw.Draw(picture), ImageFont.load_default(size=13)
+    for k, (panel, caption) in enumerate(zip(panels, ("an example", "masking costs the answer",
+                                                      "the heads' mean attention"))):
+        picture.paste(panel, (k * (width + GAP), 0))
+        draw.text((k * (width + GAP), height + 8), caption, fill=(60, 60, 60), font=font)
+    return picture

@@ -162,3 +162,19 @@ def test_the_dominant_response_tells_a_target_answer_from_a_content_group(sessio
     assert share == (flagged == answer).mean() == flagged.value_counts(normalize=True).iloc[0]
     assert outside == (table.loc[~table["flagged"], "response"].str.strip().str.casefold() == answer).sum()
     assert session.dominant_response(1.0) is None  # nothing flagged
+
+
+def test_a_group_is_decided_in_one_action_and_undone_as_one(session):
+    groups = session.groups()
+    assert groups and sum(g.size for g in groups) == int(session.table()["flagged"].sum())
+    first = groups[0]
+    decided = session.decide_group(first.name, "poison", "ana", note="one trigger")
+    assert decided == first.ids
+    table = session.table().set_index("id")
+    assert (table.loc[first.ids, "decision"] == "poison").all()
+    history = session.log.history(session.run_name)
+    assert history["batch"].str.startswith(f"{first.name} ").sum() == first.size  # each sample its own event
+    assert sorted(session.undo_decisions("ana")) == sorted(first.ids)
+    assert (session.table().set_index("id").loc[first.ids, "decision"] == "pending").all()
+    with pytest.raises(KeyError, match="no group 'g99'"):
+        session.decide_group("g99", "poison", "ana")

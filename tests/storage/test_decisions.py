@@ -169,3 +169,24 @@ def test_a_decision_costs_the_same_at_any_length_of_log(tmp_path):
 def test_a_note_has_a_bound(tmp_path):
     with pytest.raises(ValueError, match="note"):
         DecisionLog(tmp_path / "d.sqlite").record("run", "s1", "poison", "ana", note="x" * 100_000)
+
+
+def test_a_group_decision_is_one_event_per_sample_and_is_undone_as_a_group(tmp_path):
+    log = DecisionLog(tmp_path / "d.sqlite")
+    log.record("run", "x", "clean", "ana")
+    events = log.record_many("run", ["a", "b", "c"], "poison", "ana", "one trigger", batch="g1:1")
+    assert len(events) == 3
+    history = log.history("run")
+    assert history.loc[history["batch"] == "g1:1", "sample_id"].tolist() == ["a", "b", "c"]
+    log.record("run", "b", "unsure", "bo")  # another reviewer changes one of them afterwards
+    assert log.undo("run", "ana") == (events[2], "c")  # the whole batch still standing, latest first
+    current = log.current("run").set_index("sample_id")["decision"].to_dict()
+    assert current == {"x": "clean", "b": "unsure"}  # bo's own decision stands
+    assert log.undo("run", "ana") == (1, "x")  # then ana's decision before the group
+
+
+def test_a_group_decision_is_all_or_nothing(tmp_path):
+    log = DecisionLog(tmp_path / "d.sqlite")
+    with pytest.raises(ValueError, match="must be one of"):
+        log.record_many("run", ["a", "b"], "maybe", "ana", batch="g1:1")
+    assert log.history("run").empty

@@ -197,3 +197,26 @@ def test_a_run_that_cannot_be_scanned_says_why_in_the_page(tiny_model_dir, data_
             client.predict(api_name="/open_run")
     finally:
         app.close()
+
+
+def test_the_anatomy_describes_each_group_and_decides_a_group_in_one_action(tiny_model_dir, data_copy, tmp_path):
+    from tcap_viz.pipeline import ScanConfig
+
+    # the tiny random model separates a group in a single head; min_heads=1 lets it flag (tests/review/conftest.py)
+    session = ReviewSession(tiny_model_dir, data_copy, tmp_path / "run", ScanConfig(tcap={"min_heads": 1}))
+    app, client = _serve(tiny_model_dir, data_copy, tmp_path / "run", session=session)
+    try:
+        client.predict(api_name="/open_run")
+        group, text, image, examples, _plot, words = client.predict(0.5, api_name="/anatomy")
+        first = session.groups(0.5)[0]  # here one flagged sample, its answer too rare to be a group of its own
+        assert group["value"] == first.name and f"### {first.name}: {first.size} sample" in text
+        assert "**Modality.**" in text and "**Where.**" in text and image and len(examples) == first.size
+        assert list(words["headers"]) == ["word", "drop", "samples"]
+        message = client.predict(first.name, "ana", "", 0.5, api_name="/decide_group_poison")[0]
+        assert f"group {first.name}: {first.size} samples marked **poison** by ana" in message
+        assert set(session.table(0.5).set_index("id").loc[first.ids, "decision"]) == {"poison"}
+        assert first.ids[0] in client.predict("ana", 0.5, api_name="/undo")[0]
+        assert set(session.table(0.5).set_index("id").loc[first.ids, "decision"]) == {"pending"}
+        assert "Nothing is flagged" in client.predict(1.0, api_name="/anatomy")[1]
+    finally:
+        app.close()

@@ -107,6 +107,29 @@ def test_a_selection_on_the_map_filters_the_table_and_a_click_opens_the_sample(p
     assert _wait_for(lambda: box.input_value() == ids[1])
 
 
+def test_the_anatomy_tab_tells_what_the_backdoor_is_and_decides_its_group_at_once(page, served):
+    """Issue 14: one card per group, with the modality and where the trigger sits, and a group decision."""
+    _, session = served
+    page.get_by_role("tab", name="Anatomy").click()
+    page.get_by_role("button", name="Describe the flagged groups").click()
+    page.wait_for_selector("#tcap-group-image img", timeout=600_000)  # the model is asked again: a minute or so
+    card = page.locator("#tcap-group-text").inner_text()
+    assert card.startswith("g1: ")
+    assert "'Backdoor Attack!'" in card and "lives in the image" in card and "bottom-right corner" in card
+    picture = page.locator("#tcap-group-image img")
+    assert _wait_for(lambda: picture.evaluate("img => img.complete && img.naturalWidth") > 0)
+    assert page.locator("#tcap-group-examples img").count() >= 2
+    page.get_by_label("Reviewer (your login when the app has one)").fill("ana")
+    page.get_by_role("button", name="The whole group is poison").click()
+    first = session.groups()[0]
+    assert _wait_for(lambda: set(session.table().set_index("id").loc[first.ids, "decision"]) == {"poison"})
+    page.get_by_role("button", name="Undo (z)").click()
+    assert _wait_for(lambda: set(session.table().set_index("id").loc[first.ids, "decision"]) == {"pending"})
+    page.locator("#tcap-group-examples img").first.click()  # an example opens as the chosen sample
+    page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
+    assert page.locator("#tcap-sample-id input, #tcap-sample-id textarea").input_value() == first.ids[0]
+
+
 def _summary(page):
     return page.locator("#tcap-summary").inner_text()
 
