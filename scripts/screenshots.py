@@ -1,6 +1,7 @@
 """Screenshots of every view of the app on the embedded demo, for docs/screenshots/.
 
-    python scripts/screenshots.py    # needs Debian's chromium (scripts/install_test_browser.sh) and playwright
+    python scripts/screenshots.py            # needs Debian's chromium (scripts/install_test_browser.sh) and playwright
+    python scripts/screenshots.py anatomy    # only these views (the others' files are left as they are)
 
 Uses the cached demo run (runs/demo, scanned on first use) and a throw-away decision log, so it
 records nothing in the real one.
@@ -75,7 +76,13 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(app.local_url)
                 page.wait_for_selector("text=Selected heads", timeout=300_000)
+                wanted = set(sys.argv[1:]) or {name for name, _ in VIEWS}
+                unknown = wanted - {name for name, _ in VIEWS}
+                if unknown:
+                    sys.exit(f"no view {', '.join(sorted(unknown))}; the views: {', '.join(n for n, _ in VIEWS)}")
                 for name, prepare in VIEWS:
+                    if name not in wanted:
+                        continue
                     prepare(page)
                     time.sleep(2)  # let plotly finish drawing
                     page.screenshot(path=OUT / f"{name}.png", full_page=True)

@@ -152,16 +152,14 @@ def cmd_anatomy(args) -> None:
 
 
 def format_anatomy(groups: list[dict]) -> str:
-    from tcap_viz.anatomy import NO_DONORS
+    from tcap_viz.anatomy import NO_DONORS, group_line
 
     if not groups:
         return "nothing is flagged: no group to describe"
     lines = []
     for g in groups:
-        answer = f"answer {g['response']!r}, given by {g['outside']} samples not flagged" \
-            if g["response"] is not None else "other answers"
         heads = ", ".join(f"L{layer}H{head}" for layer, head in g["heads"]) or "none in common"
-        lines += [f"{g['name']}: {g['size']} sample{'s' * (g['size'] != 1)}, {answer}; heads {heads}",
+        lines += [f"{group_line(g['name'], g['size'], g['response'], g['outside'])}; heads {heads}",
                   f"  modality: {g['modality']['reading'] if g['modality'] else NO_DONORS}", f"  where: {g['where']}",
                   f"  (examined {len(g['examined'])} samples: {', '.join(g['examined'][:5])}"
                   f"{' ...' if len(g['examined']) > 5 else ''})"]

@@ -13,12 +13,12 @@ import pandas as pd
 from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
-from .groups import FlaggedGroup, flagged_groups
+from .groups import FlaggedGroup, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import ModalityAttribution, donor_questions, modality_attribution
 
 __all__ = ["NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
-           "donor_questions", "flagged_groups", "masked", "modality_attribution", "occlusion_map",
+           "donor_questions", "flagged_groups", "group_line", "masked", "modality_attribution", "occlusion_map",
            "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean

@@ -38,9 +38,18 @@ class FlaggedGroup:
 
     def describe(self) -> str:
         """One line for a card or a terminal."""
-        answer = f"answer {self.response!r}" if self.response is not None else "other answers"
-        outside = f", given by {self.outside} samples not flagged" if self.response is not None else ""
-        return f"{self.name}: {self.size} sample{'s' * (self.size != 1)}, {answer}{outside}"
+        return group_line(self.name, self.size, self.response, self.outside)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def group_line(name: str, size: int, response: str | None, outside: int) -> str:
+    """"g1: 199 samples, answer 'Backdoor Attack!', given by 1 sample not flagged" (a group's heading)."""
+    if response is None:
+        return f"{name}: {_count(size, 'sample')}, other answers, each too rare to be a group"
+    return f"{name}: {_count(size, 'sample')}, answer {response!r}, given by {_count(outside, 'sample')} not flagged"
 
 
 def _key(response: str) -> str:

@@ -21,7 +21,7 @@ import plotly  # noqa: E402
 
 from tcap_viz.data import DatasetError, load_dataset, load_image  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, ROOT, default_run_dir  # noqa: E402
-from tcap_viz.anatomy import NO_DONORS  # noqa: E402
+from tcap_viz.anatomy import NO_DONORS, group_line  # noqa: E402
 from tcap_viz.pipeline import DETECTOR_NAMES, ScanConfig  # noqa: E402
 from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, ReviewSession,  # noqa: E402
                                      SampleQuery)
@@ -385,10 +385,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         group = next((g for g in groups or [] if g["name"] == name), None)
         if group is None:
             return "", None, [], None, pd.DataFrame(columns=["word", "drop", "samples"]), []
-        answer = (f"answer **{group['response']!r}** (given by {group['outside']} samples not flagged)"
-                  if group["response"] is not None else "other answers, each too rare to be a group")
         heads = ", ".join(_head_label(*h) for h in group["heads"]) or "no head in common"
-        text = (f"### {group['name']}: {group['size']} sample{'s' * (group['size'] != 1)}, {answer}\n\n"
+        text = (f"### {group_line(group['name'], group['size'], group['response'], group['outside'])}\n\n"
                 f"**Modality.** {group['modality']['reading'] if group['modality'] else NO_DONORS}\n\n"
                 f"**Where.** {group['where']}\n\n"
                 f"Heads that voted for most of it: {heads}. Asked about {len(group['examined'])} of its samples "
