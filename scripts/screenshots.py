@@ -57,7 +57,7 @@ def _describe_groups(page):
 #: (file name, what to do on the page before the shot), in order: the sample is opened from the table.
 VIEWS = [("overview", lambda page: None), ("samples", _open_tab("Samples")), ("sample", _open_a_sample),
          ("heads", _heads_with_truth), ("map", _show_map), ("anatomy", _describe_groups),
-         ("triage", _open_tab("Triage"))]
+         ("triage", _open_tab("Triage")), ("guide", _open_tab("Guide"))]
 
 
 def main() -> None:

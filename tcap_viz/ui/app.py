@@ -27,6 +27,7 @@ from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, R
                                      SampleQuery)
 from tcap_viz.storage.export import RULES  # noqa: E402
 from tcap_viz.ui import figures  # noqa: E402
+from tcap_viz.ui.guide import guide_steps  # noqa: E402
 from tcap_viz.ui.request_guards import request_guards  # noqa: E402
 from tcap_viz.ui.render import TOKEN_CSS, attention_picture, group_picture, token_html  # noqa: E402
 
@@ -429,6 +430,20 @@ def build_app(session: ReviewSession) -> gr.Blocks:
     def open_example(examined, event: gr.SelectData):
         return examined[event.index], gr.Tabs(selected=DETAIL_TAB)
 
+    def guide_page(index, threshold):
+        steps = guide_steps(session, threshold)
+        index = min(max(int(index or 0), 0), len(steps) - 1)
+        step = steps[index]
+        return index, f"### {step.title}\n\n{step.text}\n\n*Step {index + 1} of {len(steps)}.*"
+
+    def guide_move(delta):
+        return lambda index, threshold: guide_page((index or 0) + delta, threshold)
+
+    def guide_show(index, threshold):
+        step = guide_steps(session, threshold)[int(index or 0)]
+        return (gr.Tabs(selected=step.tab), step.sample if step.sample else gr.skip(),
+                _head_label(*step.head) if step.head else gr.skip())
+
     with gr.Blocks(title="tcap-viz") as app:
         gr.Markdown("# tcap-viz: find backdoor-poisoned samples (TCAP)")
         map_ids = gr.State(None)
@@ -499,7 +514,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 with gr.Row():
                     head_pick = gr.Dropdown([], label="head (by separation score)")
                     overlay = gr.Checkbox(False, label="overlay ground-truth classes (evaluation only)")
-                head_text = gr.Markdown()
+                head_text = gr.Markdown(elem_id="tcap-head-text")
                 glossary()
                 with gr.Row():
                     grid = gr.Plot(label="layer x head")
@@ -544,6 +559,16 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                     export_button = gr.Button("Export the cleaned dataset", variant="primary")
                 export_text = gr.Markdown()
                 export_path = gr.Textbox(label="cleaned dataset", interactive=False)
+            with gr.Tab("Guide", id="guide"):
+                guide_index = gr.State(0)
+                gr.Markdown("A walk through this run for a class or a first visit: what a backdoor is and how TCAP "
+                            "finds it, one step at a time. **Show me** opens the view the step talks about.",
+                            elem_classes="tcap-muted")
+                guide_text = gr.Markdown(elem_id="tcap-guide-text")
+                with gr.Row():
+                    guide_back = gr.Button("Previous", size="sm", elem_id="tcap-guide-back")
+                    guide_go = gr.Button("Show me", variant="primary", size="sm", elem_id="tcap-guide-show")
+                    guide_next = gr.Button("Next", size="sm", elem_id="tcap-guide-next")
 
         query_inputs = [lo, hi, flag, decision, split, text, sort_by, descending, page_no, map_ids]
         overview_outputs = [summary, hist, responses, metrics_text, pr, cm_tcap, cm_base]
@@ -554,7 +579,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
 
         app.load(open_run, outputs=[threshold, *overview_outputs, samples, head_choice, head_pick, split, queue, sort_by],
                  api_name="open_run", concurrency_limit=1, concurrency_id="heavy",  # one scan at a time
-                 show_progress_on=[summary])  # one progress bar, where the run will be described
+                 show_progress_on=[summary]).then(  # one progress bar, where the run will be described
+            guide_page, [guide_index, threshold], [guide_index, guide_text], **PRIVATE)
         # release: the end of a drag; input: a value typed in the box (Enter) or a step of the arrows
         gr.on([threshold.release, threshold.input], overview, threshold, overview_outputs, api_name="overview",
               trigger_mode="always_last").then(
@@ -597,6 +623,11 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         for button, name in ((group_poison, "poison"), (group_clean, "clean")):
             button.click(decide_group(name), [group_pick, reviewer, note, threshold], [status, note, queue],
                          api_name=f"decide_group_{name}").then(review_summary, threshold, summary, **PRIVATE)
+
+        guide_tab_opened = [guide_index, threshold]
+        for button, delta in ((guide_back, -1), (guide_next, 1)):
+            button.click(guide_move(delta), guide_tab_opened, [guide_index, guide_text], **PRIVATE)
+        guide_go.click(guide_show, guide_tab_opened, [tabs, sample_id, head_pick], **PRIVATE)
 
         head_pick.change(head_view, [head_pick, overlay], [grid, mixture, aic, head_text], api_name="head")
         overlay.change(head_view, [head_pick, overlay], [grid, mixture, aic, head_text], **PRIVATE)

@@ -130,6 +130,27 @@ def test_the_anatomy_tab_tells_what_the_backdoor_is_and_decides_its_group_at_onc
     assert page.locator("#tcap-sample-id input, #tcap-sample-id textarea").input_value() == first.ids[0]
 
 
+def test_the_guide_walks_a_class_through_the_live_views(page, served):
+    """Issue 14, item 5: each step opens the view it talks about."""
+    _, session = served
+    page.get_by_role("tab", name="Guide").click()
+    text = page.locator("#tcap-guide-text")
+    assert _wait_for(lambda: "What a backdoor is" in text.inner_text() and "Step 1 of 7" in text.inner_text())
+    page.locator("#tcap-guide-next").click()
+    assert _wait_for(lambda: "One suspicious sample" in text.inner_text())
+    page.locator("#tcap-guide-show").click()
+    page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
+    box = page.locator("#tcap-sample-id input, #tcap-sample-id textarea")
+    assert box.input_value() == session.queue().iloc[0]["id"]
+    page.get_by_role("tab", name="Guide").click()
+    for _ in range(2):
+        page.locator("#tcap-guide-next").click()
+    assert _wait_for(lambda: "A head that reacts to the trigger" in text.inner_text())
+    page.locator("#tcap-guide-show").click()
+    layer, head = session.selected_heads()[0]
+    assert _wait_for(lambda: page.locator("#tcap-head-text").inner_text().startswith(f"L{layer}H{head}:"))
+
+
 def _summary(page):
     return page.locator("#tcap-summary").inner_text()
 

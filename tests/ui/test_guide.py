@@ -1,0 +1,22 @@
+from tcap_viz.ui.guide import guide_steps
+
+TABS = {"overview", "samples", "sample", "heads", "map", "anatomy", "triage"}
+
+
+def test_the_guide_walks_through_this_run_with_its_own_sample_and_head(session):
+    steps = guide_steps(session)
+    assert [s.title[:2] for s in steps] == [f"{i}." for i in range(1, len(steps) + 1)]
+    assert {s.tab for s in steps} <= TABS and steps[-1].tab == "triage"
+    top = session.queue().iloc[0]["id"]
+    opened = [s for s in steps if s.sample]
+    assert opened and {s.sample for s in opened} == {top} and all(s.tab == "sample" for s in opened)
+    heads = [s for s in steps if s.head]
+    assert [s.head for s in heads] == [session.selected_heads()[0]]
+    assert f"L{heads[0].head[0]}H{heads[0].head[1]}" in heads[0].text
+    assert "the detector never reads those labels" in steps[0].text  # the tiny data has labels
+
+
+def test_a_run_that_flagged_nothing_is_walked_through_without_a_sample_to_open(session):
+    steps = guide_steps(session, threshold=1.0)
+    assert not any(s.sample for s in steps)
+    assert "Nothing is flagged" in next(s for s in steps if s.tab == "anatomy").text
