@@ -261,9 +261,11 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
              "nearest clean question: `tcap_viz.anatomy.modality_attribution`). phi_image and phi_text are the exact "
              "two-player Shapley values as shares of v(both) - v(none), the interaction CTI = v(both) - v(image) - "
              "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
-             "other). Per sample, the modality carrying it (a share of 75% or more).", "",
+             "other). Per sample, the modality carrying it (a share of 75% or more). *Where*: the anatomy's trigger "
+             "location on the first 6 of them (`tcap_viz.anatomy`: the 8 x 8 image cell whose masking costs the target "
+             "at least a quarter of the effect, the question words whose deletion does).", "",
              "| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
-             "neither | reading (first seed) |", "|---|---|---|---|---|---|---|---|---|"]
+             "neither | reading (first seed) | where (first seed) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for case in rows:
         ms = [r["modality"] for r in by_case[case] if "modality" in r]
         kinds = [k for m in ms for k in m.get("sample_modalities", [])]
@@ -272,7 +274,7 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
                      f"{_stat([m['shares']['image'] for m in ms])} | {_stat([m['shares']['text'] for m in ms])} | "
                      f"{_stat([m['shares']['interaction'] for m in ms])} | "
                      + " / ".join(str(kinds.count(k)) for k in ("image", "text", "both", "neither"))
-                     + f" | {ms[0]['reading']} |")
+                     + f" | {ms[0]['reading']} | {next((r['where']['text'] for r in by_case[case] if 'where' in r), '-')} |")
     return lines
 
 

@@ -27,8 +27,27 @@ ABLATION = {
 }
 
 
-#: Poisoned training samples the modality attribution is measured on (the first ones in the data).
+#: Poisoned training samples the modality attribution is measured on (the first ones in the data),
+#: and the first of them the trigger is located on (occlusion costs a pass per image cell).
 MODALITY_SAMPLES = 24
+LOCATE_SAMPLES = 6
+
+
+def backdoor_anatomy(adapter, train, target: str) -> dict:
+    """Which modality carries the backdoor and where its trigger sits, measured on its own poisoned
+    samples as the app's anatomy measures a flagged group (``modality``, ``where``)."""
+    import pandas as pd
+
+    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, modality_attribution, occlusion_map, word_deletion
+
+    poisons = [s for s in train if s.poisoned][:MODALITY_SAMPLES]
+    located = poisons[:LOCATE_SAMPLES]
+    group = GroupAnatomy(FlaggedGroup("poisons", target, [s.id for s in poisons], 0), [s.id for s in poisons],
+                         modality_attribution(adapter, poisons, [s for s in train if not s.poisoned]),
+                         occlusion_map(adapter, located), word_deletion(adapter, located), None, pd.DataFrame())
+    return {"modality": group.modality.to_dict(),
+            "where": {"region": None if group.region() is None else list(group.region()),
+                      "words": group.trigger_words(), "text": group.where(), "samples": len(located)}}
 
 
 def machine(device: str | None) -> str:
@@ -76,7 +95,6 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     ``command``: what produced it, quoted by the report."""
     import torch
 
-    from tcap_viz.anatomy import modality_attribution
     from tcap_viz.model.adapter import MLLMAdapter
     from tcap_viz.model.evaluate import model_quality
     from tcap_viz.model.finetune import finetune
@@ -96,7 +114,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
                              f"{work}/*/{name}* to measure it again")
         current = result["settings"]["detection"] == DETECTION  # else: detected anew, from the cached scan
         attacked = settings["attack"] != "none"
-        if current and ("retrained" in result or not retrain or not attacked) and ("modality" in result or not attacked):
+        if current and ("retrained" in result or not retrain or not attacked) and ("where" in result or not attacked):
             return result
     splits = work / "data" / f"{case}-s{seed}"
     stamp = splits / "settings.json"
@@ -148,9 +166,8 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
               "model": quality(model), "scan_s": scan_s,
               "metrics": scanned.metrics, "ablation": ablation(scanned, truth),
               "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_]}
-    if settings["attack"] != "none":  # the backdoor's own modality: ground truth picks its samples (evaluation)
-        poisons = [s for s in train if s.poisoned][:MODALITY_SAMPLES]
-        result["modality"] = modality_attribution(loaded(model), poisons, [s for s in train if not s.poisoned]).to_dict()
+    if settings["attack"] != "none":  # the backdoor's own anatomy: ground truth picks its samples (evaluation)
+        result |= backdoor_anatomy(loaded(model), train, settings["target"])
     if retrain and settings["attack"] != "none":
         table = scanned.samples
         keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])

@@ -34,6 +34,7 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
     # which modality carries the backdoor, on the poisoned samples (ground truth picks them: evaluation)
     assert poisoned["modality"]["n_samples"] == 6 and set(poisoned["modality"]["values"]) == {"none", "image", "text", "both"}
     assert len(poisoned["modality"]["sample_modalities"]) == 6 and "modality" not in clean
+    assert poisoned["where"]["samples"] == 6 and isinstance(poisoned["where"]["text"], str)
     split = bench.work / "data" / "badnet-10-s0" / "train" / "data.jsonl"
     assert sum(json.loads(l)["poisoned"] for l in split.read_text().splitlines()) == 6
 
@@ -119,9 +120,9 @@ def test_a_result_without_the_modality_gets_it_without_a_fine_tune(measured, mon
     bench, _ = measured
     path = bench.work / "results" / "badnet-10-s0-lora-2.json"
     old = json.loads(path.read_text())
-    del old["modality"]
+    del old["modality"], old["where"]
     path.write_text(json.dumps(old))
     monkeypatch.setattr("tcap_viz.model.finetune.finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
     again = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
                       n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
-    assert again["modality"]["n_samples"] == 6
+    assert again["modality"]["n_samples"] == 6 and "region" in again["where"]
