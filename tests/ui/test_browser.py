@@ -143,9 +143,9 @@ def test_the_guide_walks_a_class_through_the_live_views(page, served):
     box = page.locator("#tcap-sample-id input, #tcap-sample-id textarea")
     assert box.input_value() == session.queue().iloc[0]["id"]
     page.get_by_role("tab", name="Guide").click()
-    for _ in range(2):
-        page.locator("#tcap-guide-next").click()
-    assert _wait_for(lambda: "A head that reacts to the trigger" in text.inner_text())
+    for title in ("Three parts of the prompt", "A head that reacts to the trigger"):
+        page.locator("#tcap-guide-next").click()  # one step at a time: each click reads the step shown
+        assert _wait_for(lambda: title in text.inner_text())
     page.locator("#tcap-guide-show").click()
     layer, head = session.selected_heads()[0]
     assert _wait_for(lambda: page.locator("#tcap-head-text").inner_text().startswith(f"L{layer}H{head}:"))
