@@ -390,7 +390,10 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         text = (f"### {group_line(group['name'], group['size'], group['response'], group['outside'])}\n\n"
                 f"**Modality.** {group['modality']['reading'] if group['modality'] else NO_DONORS}\n\n"
                 f"**Where.** {group['where']}\n\n"
-                f"Heads that voted for most of it: {heads}. Asked about {len(group['examined'])} of its samples "
+                + (f"Question tokens its heads looked at most: "
+                   + ", ".join(f"`{t['token']}` ({t['attention']:.1%})" for t in group["tokens"][:5]) + ".\n\n"
+                   if group["tokens"] else "")
+                + f"Heads that voted for most of it: {heads}. Asked about {len(group['examined'])} of its samples "
                 "(the most suspicious first); click one below to open it.")
         examples = [(load_image(session.dataset.by_id(i)), i) for i in group["examined"]]
         picture = group_picture(examples[0][0], np.array(group["occlusion"]),
