@@ -26,8 +26,14 @@ PRESETS = {
     "default": {},
     "paper": {"statistic": "system", "transform": "none", "last_layers": 0.5, "min_target_weight": 0.0,
               "max_target_weight": 0.5, "max_overlap": 1.0, "min_agreement": 0.0, "min_heads": 1,
-              "init": "majority"},
+              "init": "majority", "corroborate": False},
 }
+#: A selected head corroborates the group EM settled on when, by EM's own estimates, it votes for at
+#: least this share of the group (sensitivity) and for at most 1 - CORROBORATING_SPECIFICITY of the
+#: rest: a head singling out a wider content group the flagged samples sit in (every counting
+#: question around a few 'one' answers) agrees with the group by nesting but does not corroborate it.
+CORROBORATING_SENSITIVITY = 0.5
+CORROBORATING_SPECIFICITY = 0.95
 
 
 def _singles_out_a_group(votes, min_weight, max_weight):
@@ -78,11 +84,17 @@ class TCAPDetector(BaseEstimator):
         With a plausibility vote, choose the heads by agreement with it (see ``fit``). False only
         adds the vote to the EM as one more annotator, for the ablation (docs/PLAUSIBILITY.md:
         F1 0.53 against 0.99 anchored, outvoted by heads that agree on a clean group).
+    corroborate : bool, default True
+        Without a used plausibility vote, flag only a group that at least ``min_heads`` selected
+        heads corroborate (``CORROBORATING_SENSITIVITY``, ``CORROBORATING_SPECIFICITY``): on a clean
+        dataset (seed 2 of the report) one early head singled out 55 'one'/'two' answers and two heads
+        on every counting and every position question agreed with it by nesting, so EM flagged the 55
+        at posterior 1 (docs/LEVERS.md).
 
     Attributes
     ----------
     profiler_ : fitted HeadProfiler on the head statistic.
-    em_ : fitted DawidSkene, or None when fewer than ``min_heads`` heads were selected.
+    em_ : fitted DawidSkene, or None when fewer than ``min_heads`` heads were selected or corroborate.
     votes_ : (M, n_selected) 0/1 votes of the selected heads, in selection order.
     plausibility_ : (M,) bool, the plausibility votes given to ``fit`` (None without them).
     vote_used_ : bool, whether they anchored the head selection and joined the EM (as the last
@@ -92,8 +104,10 @@ class TCAPDetector(BaseEstimator):
         the base model finds plausible) or too much leaves the heads to their own anchor: anchored
         on three odd answers, a head whose content group holds two of them would be chosen.
     posterior_ : (M,) P(poisoned | votes); all 0 when fewer than ``min_heads`` heads were
-        selected, since then no group of heads agrees on a separated minority (the
-        plausibility vote itself, when given).
+        selected or corroborate EM's group, since then no group of heads agrees on a separated
+        minority (the plausibility vote itself, when used).
+    corroborating_ : (n_selected,) bool, the selected heads that corroborate EM's group (all False
+        without EM).
     flagged_ : (M,) bool, posterior_ > threshold.
 
     Known limitation: a clean question type lighter than ``max_target_weight`` that
@@ -126,6 +140,7 @@ class TCAPDetector(BaseEstimator):
         init="both",
         mixture="auto",
         anchor_on_plausibility=True,
+        corroborate=True,
     ):
         self.threshold = threshold
         self.statistic = statistic
@@ -148,6 +163,7 @@ class TCAPDetector(BaseEstimator):
         self.init = init
         self.mixture = mixture
         self.anchor_on_plausibility = anchor_on_plausibility
+        self.corroborate = corroborate
 
     def fit(self, profiles, plausibility=None):
         """Profile every head's statistic and aggregate the selected heads' votes.
@@ -170,7 +186,9 @@ class TCAPDetector(BaseEstimator):
         self.profiler_ = HeadProfiler(**profiler_params).fit(
             shares, anchor=vote if self.anchor_on_plausibility else None)
         self.votes_ = self.profiler_.votes(shares)
-        if self.votes_.shape[1] < max(self.min_heads, 1):
+        n_selected = self.votes_.shape[1]
+        self.corroborating_ = np.zeros(n_selected, dtype=bool)
+        if n_selected < max(self.min_heads, 1):
             self.em_ = None
             self.posterior_ = np.zeros(len(profiles)) if vote is None else vote.astype(float)
         else:
@@ -178,6 +196,10 @@ class TCAPDetector(BaseEstimator):
             self.em_ = DawidSkene(max_iter=self.max_iter, tol=self.tol, smoothing=self.smoothing,
                                  init=self.init).fit(annotators)
             self.posterior_ = self.em_.posterior_
+            self.corroborating_ = ((self.em_.sensitivity_[:n_selected] >= CORROBORATING_SENSITIVITY)
+                                   & (self.em_.specificity_[:n_selected] >= CORROBORATING_SPECIFICITY))
+            if self.corroborate and vote is None and self.corroborating_.sum() < max(self.min_heads, 1):
+                self.em_, self.posterior_ = None, np.zeros(len(profiles))  # agreeing only by nesting: no group
         self.flagged_ = self.posterior_ > self.threshold
         return self
 

@@ -285,3 +285,31 @@ def test_heads_singling_out_a_wider_group_the_suspects_sit_in_are_not_chosen():
     assert set(detector.profiler_.selected_heads_) == {(0, 2), (0, 3)}
     assert (detector.flagged_ == poisoned).mean() > 0.995
     assert detector.heads_table().set_index(["layer", "head"]).loc[(0, 0), "agreement"] < 0.5
+
+
+def test_heads_that_agree_with_a_small_group_only_by_nesting_do_not_make_it_a_finding():
+    """The clean dataset of the report's seed 2: one head singles out a small content group, two
+    heads single out wider groups it sits in (every question of its type, another type plus part of
+    it). They agree with it by nesting, and EM alone would flag it at posterior 1; they do not
+    corroborate it (they vote for much of the rest), so nothing is flagged. Two heads that each
+    single out the group itself do corroborate it."""
+    rng = np.random.default_rng(16)
+    n = 2000
+    kind = rng.choice(3, n, p=[0.7, 0.15, 0.15])  # 1, 2: two question types
+    small = (kind == 1) & (rng.random(n) < 0.2)  # a content group inside type 1
+    logits = rng.normal(0, 0.1, (n, 1, 4, 3))
+    logits[small, 0, 0, 0] += 6.0
+    logits[kind == 1, 0, 1, 0] += 3.0
+    logits[(kind == 2) | small, 0, 2, 0] += 3.0
+    profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+
+    lenient = TCAPDetector(corroborate=False).fit(profiles)
+    assert f1_score(small, lenient.flagged_) > 0.95  # what EM alone makes of it
+    strict = TCAPDetector().fit(profiles)
+    assert len(strict.profiler_.selected_heads_) >= 2 and not strict.flagged_.any() and strict.em_ is None
+    assert strict.corroborating_.sum() < 2
+
+    logits[small, 0, 3, 0] += 6.0  # a second head on the group itself
+    profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    both = TCAPDetector().fit(profiles)
+    assert f1_score(small, both.flagged_) > 0.95 and both.corroborating_.sum() >= 2
