@@ -7,7 +7,8 @@ Re-detects from each run's cached profiles and base-model log-probabilities (no 
 default; the same with the plausibility vote used even when it singles out under 1% of the samples;
 with a head agreeing with the vote when the two groups nest (the overlap coefficient, as between
 heads) instead of when most of its group is implausible; both (the first anchored default); the
-heads alone; the vote alone. Ground truth only scores. Prints a markdown table: flagged, F1.
+heads alone; the heads alone without the corroboration rule (a group EM settles on needs two heads
+that corroborate it); the vote alone. Ground truth only scores. Prints a markdown table: flagged, F1.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ RUNS = ROOT / "runs" / "report" / "runs"
 ALWAYS = mock.patch.object(tcap, "_singles_out_a_group", lambda *a: True)
 NESTING = mock.patch.object(head_profiler, "_share_in", head_profiler._overlap_coefficient)
 VARIANTS = {"default": (), "vote used under 1%": (ALWAYS,), "nesting agreement": (NESTING,),
-            "both (first anchored default)": (ALWAYS, NESTING), "heads only": None, "vote alone": None}
+            "both (first anchored default)": (ALWAYS, NESTING), "heads only": None,
+            "heads only, uncorroborated": None, "vote alone": None}
 
 
 def main() -> None:
@@ -48,8 +50,8 @@ def main() -> None:
         for variant, patches in VARIANTS.items():
             if variant == "vote alone":
                 flagged = vote
-            elif variant == "heads only":
-                flagged = TCAPDetector().fit(extraction.profiles).flagged_
+            elif variant.startswith("heads only"):
+                flagged = TCAPDetector(corroborate=variant == "heads only").fit(extraction.profiles).flagged_
             else:
                 with ExitStack() as stack:
                     for patch in patches:
