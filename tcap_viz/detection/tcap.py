@@ -108,6 +108,8 @@ class TCAPDetector(BaseEstimator):
         minority (the plausibility vote itself, when used).
     corroborating_ : (n_selected,) bool, the selected heads that corroborate EM's group (all False
         without EM).
+    uncorroborated_ : bool, whether EM settled on a group that too few heads corroborate, so nothing
+        was flagged (the app says so).
     flagged_ : (M,) bool, posterior_ > threshold.
 
     Known limitation: a clean question type lighter than ``max_target_weight`` that
@@ -188,6 +190,7 @@ class TCAPDetector(BaseEstimator):
         self.votes_ = self.profiler_.votes(shares)
         n_selected = self.votes_.shape[1]
         self.corroborating_ = np.zeros(n_selected, dtype=bool)
+        self.uncorroborated_ = False
         if n_selected < max(self.min_heads, 1):
             self.em_ = None
             self.posterior_ = np.zeros(len(profiles)) if vote is None else vote.astype(float)
@@ -200,6 +203,7 @@ class TCAPDetector(BaseEstimator):
                                    & (self.em_.specificity_[:n_selected] >= CORROBORATING_SPECIFICITY))
             if self.corroborate and vote is None and self.corroborating_.sum() < max(self.min_heads, 1):
                 self.em_, self.posterior_ = None, np.zeros(len(profiles))  # agreeing only by nesting: no group
+                self.uncorroborated_ = True
         self.flagged_ = self.posterior_ > self.threshold
         return self
 

@@ -87,7 +87,8 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
                 if counts["decided outside the flagged set"] else "") + "."]
     tcap, table = result.tcap, session.table(threshold)
     vote = tcap.plausibility_
-    lines.append(signals_markdown(tcap.signal_weights(), None if vote is None else int(vote.sum()), tcap.vote_used_))
+    lines.append(signals_markdown(tcap.signal_weights(), None if vote is None else int(vote.sum()), tcap.vote_used_,
+                                  tcap.uncorroborated_))
     implausible = (int(table.loc[table["flagged"], "implausible"].fillna(False).astype(bool).sum())
                    if "implausible" in table else None)
     lines.append(coherence_markdown(session.dominant_response(threshold), counts["flagged"], implausible))
@@ -98,12 +99,18 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
     return "\n\n".join(lines)
 
 
-def signals_markdown(weights: pd.DataFrame, implausible: int | None = None, vote_used: bool = False) -> str:
+def signals_markdown(weights: pd.DataFrame, implausible: int | None = None, vote_used: bool = False,
+                     uncorroborated: bool = False) -> str:
     """Which signals voted in the EM and how much each weighed (their share of the total weight), and
-    why the base model's plausibility vote did not, when the scan had it."""
+    why the base model's plausibility vote did not, when the scan had it; `uncorroborated`: heads
+    singled out a group that fewer than two of them corroborate."""
     unused = "" if implausible is None or vote_used else (
         f" The base model finds {implausible} responses implausible: not a share a poisoned group would have "
         "(1% to 20% of the samples), so its vote was left out and the heads chose on their own.")
+    if weights.empty and uncorroborated:
+        return ("**Signals:** none. Heads single out a group, but fewer than two of them corroborate it (each "
+                "catching most of it and little else): one head's split, or heads on wider groups it sits in, is "
+                "not a finding, so nothing is flagged." + unused)
     if weights.empty:
         return ("**Signals:** none. No group of heads agrees on a separated minority"
                 + (" and the scan had no base model to judge the responses (`--adapter`, or `--base-model` for a full "

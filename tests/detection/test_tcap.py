@@ -307,7 +307,7 @@ def test_heads_that_agree_with_a_small_group_only_by_nesting_do_not_make_it_a_fi
     assert f1_score(small, lenient.flagged_) > 0.95  # what EM alone makes of it
     strict = TCAPDetector().fit(profiles)
     assert len(strict.profiler_.selected_heads_) >= 2 and not strict.flagged_.any() and strict.em_ is None
-    assert strict.corroborating_.sum() < 2
+    assert strict.corroborating_.sum() < 2 and strict.uncorroborated_ and not lenient.uncorroborated_
 
     logits[small, 0, 3, 0] += 6.0  # a second head on the group itself
     profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
