@@ -24,6 +24,9 @@ __all__ = ["NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAt
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
 PER_GROUP = 12
+#: Unflagged samples drawn (seeded) as donor candidates: enough for a near question of every kind,
+#: without reading every image of a 100k-sample dataset to check it opens.
+DONOR_POOL = 2000
 #: A masked cell or a deleted word "holds the trigger" when it costs the response at least this
 #: share of what the whole modality does (the Shapley effect) and this many nats: a trigger spread
 #: over the image (a blend) or a response resting on content everywhere has no such cell.
@@ -123,7 +126,10 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
     reports progress."""
     groups = flagged_groups(table, list(heads))
     unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
-    donors = _readable([s for s in dataset if s.id in unflagged])
+    pool = [s for s in dataset if s.id in unflagged]
+    if len(pool) > DONOR_POOL:
+        pool = [pool[i] for i in sorted(np.random.default_rng(seed).choice(len(pool), DONOR_POOL, replace=False))]
+    donors = _readable(pool)
     out = []
     for done, group in enumerate(groups):
         if on_group:

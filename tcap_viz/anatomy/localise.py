@@ -21,14 +21,7 @@ from PIL import Image
 from tcap_viz.attention.explain import explain_sample
 from tcap_viz.data import Sample, load_image
 from tcap_viz.model.adapter import QUERY, MLLMAdapter
-from tcap_viz.model.evaluate import mean_logprob
-
-
-def _scores(adapter, pairs, batch_size):
-    """Mean log-probability of each (sample, image) pair, in batches."""
-    return np.concatenate([mean_logprob(adapter, [p[0] for p in pairs[i:i + batch_size]],
-                                        [p[1] for p in pairs[i:i + batch_size]])
-                           for i in range(0, len(pairs), batch_size)]) if pairs else np.zeros(0)
+from tcap_viz.model.evaluate import pair_logprob
 
 
 def masked(image: Image.Image, cell: tuple[int, int], grid: int) -> Image.Image:
@@ -53,7 +46,7 @@ def occlusion_map(adapter: MLLMAdapter, members: Sequence[Sample], grid: int = 8
     for k, member in enumerate(members):
         image = load_image(member)
         pairs = [(member, image)] + [(member, masked(image, cell, grid)) for cell in cells]
-        scores = _scores(adapter, pairs, batch_size)
+        scores = pair_logprob(adapter, pairs, batch_size)
         drops[k] = (scores[0] - scores[1:]).reshape(grid, grid)
     return drops.mean(axis=0)
 
@@ -70,7 +63,7 @@ def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], batch_size: i
             continue  # deleting the only word leaves no question
         pairs = [(member, image)] + [(replace(member, question=" ".join(words[:i] + words[i + 1:])), image)
                                      for i in range(len(words))]
-        scores = _scores(adapter, pairs, batch_size)
+        scores = pair_logprob(adapter, pairs, batch_size)
         seen = set()
         for word, score in zip(words, scores[1:]):
             if word.lower() not in seen:  # a word twice in one question counts once

@@ -23,7 +23,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from tcap_viz.data import Sample, load_image
 from tcap_viz.model.adapter import MLLMAdapter
-from tcap_viz.model.evaluate import mean_logprob
+from tcap_viz.model.evaluate import pair_logprob
 
 COALITIONS = ("none", "image", "text", "both")
 #: Below this gain in mean log-probability per token (nats) between no content and full content,
@@ -146,8 +146,7 @@ def modality_attribution(adapter: MLLMAdapter, members: Sequence[Sample], donors
         cases += [("both", k, member, images[member.id]), ("image", k, swapped, images[member.id])]
         for i in row:
             cases += [("text", k, member, donor_images[i]), ("none", k, swapped, donor_images[i])]
-    scores = np.concatenate([mean_logprob(adapter, [c[2] for c in part], [c[3] for c in part])
-                             for part in (cases[i:i + batch_size] for i in range(0, len(cases), batch_size))])
+    scores = pair_logprob(adapter, [(c[2], c[3]) for c in cases], batch_size)
     coalition, owner = np.array([c[0] for c in cases]), np.array([c[1] for c in cases])
     per_sample = {name: [float(scores[(coalition == name) & (owner == k)].mean()) for k in range(len(members))]
                   for name in COALITIONS}

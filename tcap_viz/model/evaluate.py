@@ -87,3 +87,11 @@ def mean_logprob(adapter: MLLMAdapter, samples: Sequence[Sample], images) -> np.
     taken = logprobs.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
     counted = labels != -100
     return ((taken * counted).sum(-1) / counted.sum(-1).clamp_min(1)).cpu().numpy()
+
+
+def pair_logprob(adapter: MLLMAdapter, pairs: Sequence[tuple[Sample, object]], batch_size: int = 32) -> np.ndarray:
+    """`mean_logprob` of each (sample, image) pair, in batches: the anatomy scores edited questions
+    and swapped or masked images this way."""
+    return np.concatenate([mean_logprob(adapter, [p[0] for p in pairs[i:i + batch_size]],
+                                        [p[1] for p in pairs[i:i + batch_size]])
+                           for i in range(0, len(pairs), batch_size)]) if len(pairs) else np.zeros(0)
