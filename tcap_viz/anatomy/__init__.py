@@ -15,7 +15,7 @@ from tcap_viz.model.adapter import MLLMAdapter
 
 from .groups import FlaggedGroup, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
-from .modality import ModalityAttribution, donor_questions, modality_attribution
+from .modality import MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
 __all__ = ["NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
            "donor_questions", "flagged_groups", "group_line", "masked", "modality_attribution", "occlusion_map",
@@ -27,11 +27,18 @@ PER_GROUP = 12
 #: Unflagged samples drawn (seeded) as donor candidates: enough for a near question of every kind,
 #: without reading every image of a 100k-sample dataset to check it opens.
 DONOR_POOL = 2000
-#: A masked cell or a deleted word "holds the trigger" when it costs the response at least this
-#: share of what the whole modality does (the Shapley effect) and this many nats: a trigger spread
-#: over the image (a blend) or a response resting on content everywhere has no such cell.
+#: A masked cell or a deleted word "holds the trigger" when it costs the group's response at least
+#: this share of what its own modality does (the Shapley value phi_image or phi_text; a word counted
+#: over the whole group, as phi is) and this many nats. A trigger spread over the image (a blend) or
+#: a response resting on content everywhere has no such cell; the words of an image backdoor's
+#: questions carry nothing of it, however much the answer needs its question.
 CARRIES = 0.25
 MIN_DROP = 0.1
+#: Cells (words) are looked for only when the image (question) has at least this share of the effect.
+MIN_SHARE = 0.25
+#: A word in fewer of the examined questions says nothing of the group: one question's wording
+#: matters to its own answer (a weakly learnt backdoor's 'there?') and holds no shared trigger.
+MIN_WORD_SAMPLES = 2
 #: The group's mean attention heatmap is kept at this size (width, height): a card's picture.
 HEAT_SIZE = (64, 64)
 
@@ -44,23 +51,30 @@ class GroupAnatomy:
     examined: list[str]  # the member ids the model was asked about
     modality: ModalityAttribution | None  # None when every sample is flagged: no clean donor to swap in
     occlusion: np.ndarray  # (grid, grid) mean drop of the response log-probability per masked cell
-    words: pd.DataFrame  # word, drop, samples
+    words: pd.DataFrame  # word, drop, samples, share (word_deletion)
     heat: np.ndarray | None  # mean attention of the group's heads over the image
     tokens: pd.DataFrame  # token, attention, samples
 
-    def _carries(self, drop: float) -> bool:
-        effect = self.modality.effect if self.modality is not None else 0.0
-        return drop >= MIN_DROP and drop >= CARRIES * max(effect, 0.0)
+    def _carries(self, drop: float, modality: str) -> bool:
+        """Whether a part of ``modality`` ("image" or "text") whose loss costs ``drop`` (over the
+        group) holds the trigger. Unmeasured modality (no donors): a large drop is all there is."""
+        if drop < MIN_DROP:
+            return False
+        if self.modality is None:
+            return True
+        share = self.modality.shares()[modality]  # NaN when nothing moves the response: no trigger
+        return bool(share >= MIN_SHARE) and drop >= CARRIES * share * self.modality.effect
 
     def region(self) -> tuple[int, int] | None:
         """(row, column) of the cell whose masking costs the response most, if that is a lot
         (``CARRIES``); None when no single cell holds it."""
         cell = np.unravel_index(int(np.argmax(self.occlusion)), self.occlusion.shape)
-        return tuple(int(i) for i in cell) if self._carries(float(self.occlusion[cell])) else None
+        return tuple(int(i) for i in cell) if self._carries(float(self.occlusion[cell]), "image") else None
 
     def trigger_words(self) -> list[str]:
         """The question words whose deletion costs the response a lot (``CARRIES``), strongest first."""
-        return [w for w, d in zip(self.words["word"], self.words["drop"]) if self._carries(float(d))]
+        return [w for w, d, n, s in zip(self.words["word"], self.words["drop"], self.words["samples"], self.words["share"])
+                if n >= MIN_WORD_SAMPLES and self._carries(float(d * s), "text")]
 
     def where(self) -> str:
         """Where the trigger sits, in plain words."""
@@ -73,6 +87,8 @@ class GroupAnatomy:
         words = self.trigger_words()
         if words:
             parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words))
+        if not parts and self.modality is not None and self.modality.effect < MIN_EFFECT:
+            return "Nothing to locate: neither the image nor the question moves this response much."
         if not parts:
             return "No single image region or question word holds it: spread over the image, or the content itself."
         return "The response hangs on " + " and ".join(parts) + "."

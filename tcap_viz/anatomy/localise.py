@@ -54,7 +54,7 @@ def occlusion_map(adapter: MLLMAdapter, members: Sequence[Sample], grid: int = 8
 def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], batch_size: int = 32) -> pd.DataFrame:
     """Per question word (as written, compared without case): the mean drop of the response
     log-probability when that word is deleted, over the members whose question has it; most
-    important first. Columns: word, drop, samples."""
+    important first. Columns: word, drop, samples, share (of the members whose question has it)."""
     drops: dict[str, list[float]] = defaultdict(list)
     for member in members:
         image = load_image(member)
@@ -69,8 +69,8 @@ def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], batch_size: i
             if word.lower() not in seen:  # a word twice in one question counts once
                 seen.add(word.lower())
                 drops[word.lower()].append(float(scores[0] - score))
-    rows = [(word, float(np.mean(values)), len(values)) for word, values in drops.items()]
-    return pd.DataFrame(rows, columns=["word", "drop", "samples"]).sort_values(
+    rows = [(word, float(np.mean(values)), len(values), len(values) / len(members)) for word, values in drops.items()]
+    return pd.DataFrame(rows, columns=["word", "drop", "samples", "share"]).sort_values(
         "drop", ascending=False, kind="stable").reset_index(drop=True)
 
 

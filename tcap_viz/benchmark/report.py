@@ -16,7 +16,7 @@ from tcap_viz.atomic import atomic_write_text
 from tcap_viz.demo import BASE_MODEL
 
 from .cases import DETECTION, DEVELOPMENT, RATES, TARGETS, VARIANTS, case_names, case_settings, customer_recipe
-from .run_case import ABLATION, run_case
+from .run_case import ABLATION, poisons_anatomy, run_case
 
 #: metrics key -> column name; "paper" is read from the ablation
 DETECTORS = {"paper": "paper TCAP", "tcap": "default", "baseline": "BYE", "activation_clustering": "Act. Clustering",
@@ -274,7 +274,7 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
                      f"{_stat([m['shares']['image'] for m in ms])} | {_stat([m['shares']['text'] for m in ms])} | "
                      f"{_stat([m['shares']['interaction'] for m in ms])} | "
                      + " / ".join(str(kinds.count(k)) for k in ("image", "text", "both", "neither"))
-                     + f" | {ms[0]['reading']} | {next((r['where']['text'] for r in by_case[case] if 'where' in r), '-')} |")
+                     + f" | {ms[0]['reading']} | {next((poisons_anatomy(r).where() for r in by_case[case] if 'where' in r), '-')} |")
     return lines
 
 

@@ -35,19 +35,30 @@ LOCATE_SAMPLES = 6
 
 def backdoor_anatomy(adapter, train, target: str) -> dict:
     """Which modality carries the backdoor and where its trigger sits, measured on its own poisoned
-    samples as the app's anatomy measures a flagged group (``modality``, ``where``)."""
-    import pandas as pd
-
-    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, modality_attribution, occlusion_map, word_deletion
+    samples as the app's anatomy measures a flagged group (``modality``; ``where``: the raw drops,
+    which ``poisons_anatomy`` reads with today's rules)."""
+    from tcap_viz.anatomy import modality_attribution, occlusion_map, word_deletion
 
     poisons = [s for s in train if s.poisoned][:MODALITY_SAMPLES]
     located = poisons[:LOCATE_SAMPLES]
-    group = GroupAnatomy(FlaggedGroup("poisons", target, [s.id for s in poisons], 0), [s.id for s in poisons],
-                         modality_attribution(adapter, poisons, [s for s in train if not s.poisoned]),
-                         occlusion_map(adapter, located), word_deletion(adapter, located), None, pd.DataFrame())
-    return {"modality": group.modality.to_dict(),
-            "where": {"region": None if group.region() is None else list(group.region()),
-                      "words": group.trigger_words(), "text": group.where(), "samples": len(located)}}
+    modality = modality_attribution(adapter, poisons, [s for s in train if not s.poisoned])
+    return {"modality": modality.to_dict(),
+            "where": {"occlusion": occlusion_map(adapter, located).round(4).tolist(),
+                      "words": word_deletion(adapter, located).head(10).to_dict("records"), "samples": len(located)}}
+
+
+def poisons_anatomy(result: dict):
+    """A case's poisons as an anatomy group (``tcap_viz.anatomy.GroupAnatomy``), rebuilt from what
+    ``backdoor_anatomy`` stored, so that its ``where()`` applies the rules of today's code."""
+    import numpy as np
+    import pandas as pd
+
+    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution
+
+    m, where = result["modality"], result["where"]
+    return GroupAnatomy(FlaggedGroup("poisons", result["settings"]["target"], [], 0), [],
+                        ModalityAttribution(m["values"], m["n_samples"], m["per_sample"]), np.asarray(where["occlusion"]),
+                        pd.DataFrame(where["words"], columns=["word", "drop", "samples", "share"]), None, pd.DataFrame())
 
 
 def machine(device: str | None) -> str:
@@ -114,7 +125,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
                              f"{work}/*/{name}* to measure it again")
         current = result["settings"]["detection"] == DETECTION  # else: detected anew, from the cached scan
         attacked = settings["attack"] != "none"
-        if current and ("retrained" in result or not retrain or not attacked) and ("where" in result or not attacked):
+        if current and ("retrained" in result or not retrain or not attacked) and ("occlusion" in result.get("where", {}) or not attacked):
             return result
     splits = work / "data" / f"{case}-s{seed}"
     stamp = splits / "settings.json"
@@ -168,19 +179,23 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
               "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_]}
     if settings["attack"] != "none":  # the backdoor's own anatomy: ground truth picks its samples (evaluation)
         result |= backdoor_anatomy(loaded(model), train, settings["target"])
-    if retrain and settings["attack"] != "none":
+    if settings["attack"] != "none":
         table = scanned.samples
         keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
         truly_clean = {s.id for s in train if not s.poisoned}  # the reference: only the clean samples
-        for key, kept in (("retrained", keep), ("clean_only", truly_clean)):
-            # named by what was removed, so a changed detector never reuses a stale retraining
-            removed = hashlib.sha256(" ".join(sorted(s.id for s in train if s.id not in kept)).encode()).hexdigest()[:12]
-            cleaned = work / "cleaned" / f"{name}-{removed}" / "data.jsonl"
-            if not cleaned.exists():
-                write_dataset([s for s in train if s.id in kept], cleaned)
-            # its images stay in the case's data folder, which this benchmark made
-            retrained, _ = trained(load_dataset(cleaned, allow_outside=True), work / "models" / f"{name}-retrained-{removed}")
-            result[key] = quality(retrained) | {"removed": len(train) - len(kept)}
+        # named by what was removed, so a changed detector never reuses a stale retraining
+        removals = {key: hashlib.sha256(" ".join(sorted(s.id for s in train if s.id not in kept)).encode()).hexdigest()[:12]
+                    for key, kept in (("retrained", keep), ("clean_only", truly_clean))}
+        retrains = {key: work / "models" / f"{name}-retrained-{removed}" for key, removed in removals.items()}
+        # without retrain, retrainings already made are still read (a re-measure does not lose them)
+        if retrain or all(out.exists() for out in retrains.values()):
+            for (key, out), kept in zip(retrains.items(), (keep, truly_clean)):
+                cleaned = work / "cleaned" / f"{name}-{removals[key]}" / "data.jsonl"
+                if not cleaned.exists():
+                    write_dataset([s for s in train if s.id in kept], cleaned)
+                # its images stay in the case's data folder, which this benchmark made
+                retrained, _ = trained(load_dataset(cleaned, allow_outside=True), out)
+                result[key] = quality(retrained) | {"removed": len(train) - len(kept)}
     result_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result, indent=1))
     return result

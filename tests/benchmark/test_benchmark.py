@@ -1,8 +1,10 @@
 import json
 
+import numpy as np
 import pytest
 
 from tcap_viz.benchmark import Benchmark
+from tcap_viz.benchmark.run_case import poisons_anatomy
 from tcap_viz.cli import main
 
 
@@ -34,7 +36,10 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
     # which modality carries the backdoor, on the poisoned samples (ground truth picks them: evaluation)
     assert poisoned["modality"]["n_samples"] == 6 and set(poisoned["modality"]["values"]) == {"none", "image", "text", "both"}
     assert len(poisoned["modality"]["sample_modalities"]) == 6 and "modality" not in clean
-    assert poisoned["where"]["samples"] == 6 and isinstance(poisoned["where"]["text"], str)
+    # where the trigger sits: the raw drops, read by today's rules when the report is written
+    where = poisoned["where"]
+    assert where["samples"] == 6 and np.asarray(where["occlusion"]).shape == (8, 8) and where["words"]
+    assert poisons_anatomy(poisoned).where().startswith(("The response", "No single", "Nothing to locate"))
     split = bench.work / "data" / "badnet-10-s0" / "train" / "data.jsonl"
     assert sum(json.loads(l)["poisoned"] for l in split.read_text().splitlines()) == 6
 
@@ -116,7 +121,7 @@ def test_a_result_of_an_earlier_detector_is_detected_anew_not_mixed_in(measured,
     assert again["metrics"]["tcap"]["f1"] >= 0 and again["settings"] == bench.settings("badnet-10", 0)
 
 
-def test_a_result_without_the_modality_gets_it_without_a_fine_tune(measured, monkeypatch):
+def test_a_result_without_the_modality_gets_it_without_a_fine_tune_or_losing_its_retraining(measured, monkeypatch):
     bench, _ = measured
     path = bench.work / "results" / "badnet-10-s0-lora-2.json"
     old = json.loads(path.read_text())
@@ -125,4 +130,5 @@ def test_a_result_without_the_modality_gets_it_without_a_fine_tune(measured, mon
     monkeypatch.setattr("tcap_viz.model.finetune.finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
     again = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
                       n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
-    assert again["modality"]["n_samples"] == 6 and "region" in again["where"]
+    assert again["modality"]["n_samples"] == 6 and "occlusion" in again["where"]
+    assert again["retrained"] == old["retrained"] and again["clean_only"] == old["clean_only"]  # read, not dropped
