@@ -161,6 +161,7 @@ def format_anatomy(groups: list[dict]) -> str:
         heads = ", ".join(f"L{layer}H{head}" for layer, head in g["heads"]) or "none in common"
         lines += [f"{group_line(g['name'], g['size'], g['response'], g['outside'])}; heads {heads}",
                   f"  modality: {g['modality']['reading'] if g['modality'] else NO_DONORS}", f"  where: {g['where']}",
+                  f"  who else: {g['carriers_line']}",
                   f"  (examined {len(g['examined'])} samples: {', '.join(g['examined'][:5])}"
                   f"{' ...' if len(g['examined']) > 5 else ''})"]
     return "\n".join(lines)

@@ -5,7 +5,7 @@ of each group's samples, so it runs after detection and is cached with the run."
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,13 +13,14 @@ import pandas as pd
 from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
+from .carriers import cell_carriers, shared_words, word_carriers
 from .groups import FlaggedGroup, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
 __all__ = ["NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
-           "donor_questions", "flagged_groups", "group_line", "masked", "modality_attribution", "occlusion_map",
-           "word_deletion"]
+           "cell_carriers", "donor_questions", "flagged_groups", "group_line", "masked", "modality_attribution", "occlusion_map",
+           "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
@@ -28,16 +29,15 @@ PER_GROUP = 12
 #: without reading every image of a 100k-sample dataset to check it opens.
 DONOR_POOL = 2000
 #: A masked cell or a deleted word "holds the trigger" when it costs the group's response at least
-#: this share of what its own modality does (the Shapley value phi_image or phi_text; a word counted
-#: over the whole group, as phi is) and this many nats. A trigger spread over the image (a blend) or
-#: a response resting on content everywhere has no such cell; the words of an image backdoor's
-#: questions carry nothing of it, however much the answer needs its question.
+#: this share of what the whole modality does (the Shapley effect) and this many nats: a trigger
+#: spread over the image (a blend) or a response resting on content everywhere has no such cell. A
+#: word counts by what it costs beyond what deleting it costs clean samples' own answers, over the
+#: whole group (as the effect is): 'colour' costs every colour question its answer, a trigger word
+#: costs nothing where it is absent.
 CARRIES = 0.25
 MIN_DROP = 0.1
-#: Cells (words) are looked for only when the image (question) has at least this share of the effect.
-MIN_SHARE = 0.25
 #: A word in fewer of the examined questions says nothing of the group: one question's wording
-#: matters to its own answer (a weakly learnt backdoor's 'there?') and holds no shared trigger.
+#: matters to its own answer and holds no shared trigger.
 MIN_WORD_SAMPLES = 2
 #: The group's mean attention heatmap is kept at this size (width, height): a card's picture.
 HEAT_SIZE = (64, 64)
@@ -51,30 +51,29 @@ class GroupAnatomy:
     examined: list[str]  # the member ids the model was asked about
     modality: ModalityAttribution | None  # None when every sample is flagged: no clean donor to swap in
     occlusion: np.ndarray  # (grid, grid) mean drop of the response log-probability per masked cell
-    words: pd.DataFrame  # word, drop, samples, share (word_deletion)
+    words: pd.DataFrame  # word, drop, samples, share, clean_drop (word_deletion)
     heat: np.ndarray | None  # mean attention of the group's heads over the image
     tokens: pd.DataFrame  # token, attention, samples
+    #: every sample of the dataset carrying the located trigger (carriers.py); None: nothing located to match
+    carriers: list[str] | None = None
+    missed: list[str] = field(default_factory=list)  # the carriers not flagged
 
-    def _carries(self, drop: float, modality: str) -> bool:
-        """Whether a part of ``modality`` ("image" or "text") whose loss costs ``drop`` (over the
-        group) holds the trigger. Unmeasured modality (no donors): a large drop is all there is."""
-        if drop < MIN_DROP:
-            return False
-        if self.modality is None:
-            return True
-        share = self.modality.shares()[modality]  # NaN when nothing moves the response: no trigger
-        return bool(share >= MIN_SHARE) and drop >= CARRIES * share * self.modality.effect
+    def _carries(self, drop: float) -> bool:
+        effect = self.modality.effect if self.modality is not None else 0.0
+        return drop >= MIN_DROP and drop >= CARRIES * max(effect, 0.0)
 
     def region(self) -> tuple[int, int] | None:
         """(row, column) of the cell whose masking costs the response most, if that is a lot
         (``CARRIES``); None when no single cell holds it."""
         cell = np.unravel_index(int(np.argmax(self.occlusion)), self.occlusion.shape)
-        return tuple(int(i) for i in cell) if self._carries(float(self.occlusion[cell]), "image") else None
+        return tuple(int(i) for i in cell) if self._carries(float(self.occlusion[cell])) else None
 
     def trigger_words(self) -> list[str]:
         """The question words whose deletion costs the response a lot (``CARRIES``), strongest first."""
-        return [w for w, d, n, s in zip(self.words["word"], self.words["drop"], self.words["samples"], self.words["share"])
-                if n >= MIN_WORD_SAMPLES and self._carries(float(d * s), "text")]
+        w = self.words
+        beyond = (w["drop"] - w["clean_drop"]).clip(lower=0)
+        return [word for word, n, extra, share in zip(w["word"], w["samples"], beyond, w["share"])
+                if n >= MIN_WORD_SAMPLES and extra >= MIN_DROP and self._carries(float(extra * share))]
 
     def where(self) -> str:
         """Where the trigger sits, in plain words."""
@@ -93,13 +92,22 @@ class GroupAnatomy:
             return "No single image region or question word holds it: spread over the image, or the content itself."
         return "The response hangs on " + " and ".join(parts) + "."
 
+    def carriers_line(self) -> str:
+        """Who else carries the trigger, in plain words."""
+        if self.carriers is None:
+            return "No shared image cell or question word located, so nothing to look for in the other samples."
+        inside = len(set(self.carriers) & set(self.group.ids))
+        return (f"{len(self.carriers)} samples of the dataset carry what it hangs on: {inside} of this group's "
+                f"{self.group.size}, and {len(self.missed)} not flagged at all.")
+
     def to_dict(self) -> dict:
         g = self.group
         return {"name": g.name, "response": g.response, "size": g.size, "outside": g.outside,
                 "ids": g.ids, "heads": [list(h) for h in g.heads], "examined": self.examined,
                 "modality": None if self.modality is None else self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
                 "region": None if self.region() is None else list(self.region()),
-                "trigger_words": self.trigger_words(), "where": self.where(),
+                "trigger_words": self.trigger_words(), "where": self.where(), "carriers": self.carriers,
+                "missed": self.missed, "carriers_line": self.carriers_line(),
                 "words": self.words.head(10).to_dict("records"), "tokens": self.tokens.head(10).to_dict("records"),
                 "heat": None if self.heat is None else self.heat.round(6).tolist()}
 
@@ -128,6 +136,15 @@ def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sampl
     return out
 
 
+def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample]) -> list[str] | None:
+    """Every sample with the group's located cell pattern or shared trigger word (None: neither)."""
+    region, words = found.region(), shared_words(members, found.trigger_words())
+    by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
+    if by_cell is None and not words:
+        return None
+    return sorted(set(by_cell or []) | set(word_carriers(samples, words)))
+
+
 #: What a group's card says about the modality when it could not be measured.
 NO_DONORS = ("Not measured: every sample is flagged, so no clean sample can stand in for this group's image or "
              "question. Raise the threshold.")
@@ -142,6 +159,7 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
     reports progress."""
     groups = flagged_groups(table, list(heads))
     unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
+    flagged = set(table["id"]) - unflagged
     pool = [s for s in dataset if s.id in unflagged]
     if len(pool) > DONOR_POOL:
         pool = [pool[i] for i in sorted(np.random.default_rng(seed).choice(len(pool), DONOR_POOL, replace=False))]
@@ -156,9 +174,13 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
         looked_at = group.heads or list(heads)
         heat, tokens = (attention_summary(adapter, members, looked_at, HEAT_SIZE) if looked_at
                         else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
-        out.append(GroupAnatomy(group, [m.id for m in members],
-                                modality_attribution(adapter, members, donors, seed=seed) if donors else None,
-                                occlusion_map(adapter, members, grid), word_deletion(adapter, members), heat, tokens))
+        found = GroupAnatomy(group, [m.id for m in members],
+                             modality_attribution(adapter, members, donors, seed=seed) if donors else None,
+                             occlusion_map(adapter, members, grid), word_deletion(adapter, members, donors, seed=seed),
+                             heat, tokens)
+        found.carriers = _carriers(found, members, list(dataset))
+        found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)
+        out.append(found)
     if on_group:
         on_group(len(groups), len(groups))
     return out

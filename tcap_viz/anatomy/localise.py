@@ -51,26 +51,57 @@ def occlusion_map(adapter: MLLMAdapter, members: Sequence[Sample], grid: int = 8
     return drops.mean(axis=0)
 
 
-def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], batch_size: int = 32) -> pd.DataFrame:
-    """Per question word (as written, compared without case): the mean drop of the response
-    log-probability when that word is deleted, over the members whose question has it; most
-    important first. Columns: word, drop, samples, share (of the members whose question has it)."""
+def _deletions(members: Sequence[Sample], adapter: MLLMAdapter, batch_size: int) -> dict[str, list[float]]:
+    """Per word (without case), each member's drop of its own response log-probability when the
+    word is deleted from its question (a word twice in one question counts once)."""
     drops: dict[str, list[float]] = defaultdict(list)
     for member in members:
-        image = load_image(member)
         words = member.question.split()
         if len(words) < 2:
             continue  # deleting the only word leaves no question
+        image = load_image(member)
         pairs = [(member, image)] + [(replace(member, question=" ".join(words[:i] + words[i + 1:])), image)
                                      for i in range(len(words))]
         scores = pair_logprob(adapter, pairs, batch_size)
         seen = set()
         for word, score in zip(words, scores[1:]):
-            if word.lower() not in seen:  # a word twice in one question counts once
+            if word.lower() not in seen:
                 seen.add(word.lower())
                 drops[word.lower()].append(float(scores[0] - score))
-    rows = [(word, float(np.mean(values)), len(values), len(values) / len(members)) for word, values in drops.items()]
-    return pd.DataFrame(rows, columns=["word", "drop", "samples", "share"]).sort_values(
+    return drops
+
+
+def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], donors: Sequence[Sample] = (),
+                  per_word: int = 4, batch_size: int = 32, seed: int = 0) -> pd.DataFrame:
+    """Per question word (as written, compared without case): the mean drop of the response
+    log-probability when that word is deleted, over the members whose question has it; most
+    important first. ``clean_drop``: the same over up to ``per_word`` of the ``donors`` (samples
+    not flagged) whose question has the word, of their own responses (0 when none has it): a word
+    every question of its kind needs ('colour') costs a clean answer as much, a trigger word costs
+    nothing where it is absent. Columns: word, drop, samples, share (of the members), clean_drop."""
+    drops = _deletions(members, adapter, batch_size)
+    rng = np.random.default_rng(seed)
+    having = defaultdict(list)
+    for k, donor in enumerate(donors):
+        for word in {w.lower() for w in donor.question.split()} & drops.keys():
+            having[word].append(k)
+    cases = []  # (word, the donor, its question without the word)
+    for word in drops:
+        for k in rng.permutation(having[word])[:per_word]:
+            words = donors[k].question.split()
+            if len(words) > 1:
+                cases.append((word, donors[k], " ".join(w for w in words if w.lower() != word)))
+    images = {id(d): load_image(d) for _, d, _ in cases}
+    scores = pair_logprob(adapter, [pair for _, d, q in cases for pair in ((d, images[id(d)]),
+                                                                           (replace(d, question=q), images[id(d)]))],
+                          batch_size).reshape(-1, 2) if cases else np.zeros((0, 2))
+    clean = defaultdict(list)
+    for (word, _, _), (full, without) in zip(cases, scores):
+        clean[word].append(float(full - without))
+    rows = [(word, float(np.mean(values)), len(values), len(values) / len(members),
+             float(np.mean(clean[word])) if clean[word] else 0.0)
+            for word, values in drops.items()]
+    return pd.DataFrame(rows, columns=["word", "drop", "samples", "share", "clean_drop"]).sort_values(
         "drop", ascending=False, kind="stable").reset_index(drop=True)
 
 

@@ -263,9 +263,11 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
              "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
              "other). Per sample, the modality carrying it (a share of 75% or more). *Where*: the anatomy's trigger "
              "location on the first 6 of them (`tcap_viz.anatomy`: the 8 x 8 image cell whose masking costs the target "
-             "at least a quarter of the effect, the question words whose deletion does).", "",
+             "at least a quarter of phi_image, when the image carries at least a quarter of the effect; the question "
+             "words whose deletion does as much of phi_text, counted over the 6, found in at least 2 of them), read "
+             "with today's rules from the stored drops, and on how many seeds it reads the same.", "",
              "| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
-             "neither | reading (first seed) | where (first seed) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "neither | reading (first seed) | where (first seed; seeds reading the same) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for case in rows:
         ms = [r["modality"] for r in by_case[case] if "modality" in r]
         kinds = [k for m in ms for k in m.get("sample_modalities", [])]
@@ -274,8 +276,14 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
                      f"{_stat([m['shares']['image'] for m in ms])} | {_stat([m['shares']['text'] for m in ms])} | "
                      f"{_stat([m['shares']['interaction'] for m in ms])} | "
                      + " / ".join(str(kinds.count(k)) for k in ("image", "text", "both", "neither"))
-                     + f" | {ms[0]['reading']} | {next((poisons_anatomy(r).where() for r in by_case[case] if 'where' in r), '-')} |")
+                     + f" | {ms[0]['reading']} | {_where(by_case[case])} |")
     return lines
+
+
+def _where(results: list[dict]) -> str:
+    """The first seed's trigger location, and on how many seeds it reads the same."""
+    read = [poisons_anatomy(r).where() for r in results if "where" in r]
+    return f"{read[0]} ({read.count(read[0])} of {len(read)})" if read else "-"
 
 
 def target_notes(by_case: dict[str, list[dict]], cases: list[str]) -> list[str]:

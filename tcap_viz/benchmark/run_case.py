@@ -41,10 +41,17 @@ def backdoor_anatomy(adapter, train, target: str) -> dict:
 
     poisons = [s for s in train if s.poisoned][:MODALITY_SAMPLES]
     located = poisons[:LOCATE_SAMPLES]
-    modality = modality_attribution(adapter, poisons, [s for s in train if not s.poisoned])
+    clean = [s for s in train if not s.poisoned]
+    modality = modality_attribution(adapter, poisons, clean)
     return {"modality": modality.to_dict(),
             "where": {"occlusion": occlusion_map(adapter, located).round(4).tolist(),
-                      "words": word_deletion(adapter, located).head(10).to_dict("records"), "samples": len(located)}}
+                      "words": word_deletion(adapter, located, clean).head(10).to_dict("records"), "samples": len(located)}}
+
+
+def _located(result: dict) -> bool:
+    """Whether a result has the raw drops today's ``poisons_anatomy`` reads (the clean questions' too)."""
+    words = result.get("where", {}).get("words") or [{}]
+    return "occlusion" in result.get("where", {}) and "clean_drop" in words[0]
 
 
 def poisons_anatomy(result: dict):
@@ -58,7 +65,7 @@ def poisons_anatomy(result: dict):
     m, where = result["modality"], result["where"]
     return GroupAnatomy(FlaggedGroup("poisons", result["settings"]["target"], [], 0), [],
                         ModalityAttribution(m["values"], m["n_samples"], m["per_sample"]), np.asarray(where["occlusion"]),
-                        pd.DataFrame(where["words"], columns=["word", "drop", "samples", "share"]), None, pd.DataFrame())
+                        pd.DataFrame(where["words"], columns=["word", "drop", "samples", "share", "clean_drop"]), None, pd.DataFrame())
 
 
 def machine(device: str | None) -> str:
@@ -125,7 +132,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
                              f"{work}/*/{name}* to measure it again")
         current = result["settings"]["detection"] == DETECTION  # else: detected anew, from the cached scan
         attacked = settings["attack"] != "none"
-        if current and ("retrained" in result or not retrain or not attacked) and ("occlusion" in result.get("where", {}) or not attacked):
+        if current and ("retrained" in result or not retrain or not attacked) and (not attacked or _located(result)):
             return result
     splits = work / "data" / f"{case}-s{seed}"
     stamp = splits / "settings.json"

@@ -49,9 +49,12 @@ ANATOMY_INTRO = (
     "answer, so each group is one thing to judge, not hundreds. For each group the model is asked again, on a "
     "dozen of its samples: does its answer come from the **image** or the **question** (the image swapped for a "
     "clean sample's, the question for the nearest clean question), and **where** (each cell of the image masked "
-    "in turn, each word of the question deleted). The first time takes seconds to a minute per group; then it is "
+    "in turn, each word of the question deleted). Once it is located, **who else** carries the same patch or word "
+    "is looked up in every sample, flagged or not: poisons the detector missed share the trigger. The first time takes seconds to a minute per group; then it is "
     "cached with the run. A group decision gives every sample of the group its own entry in the log; Undo takes "
     "the whole group back.")
+#: The anatomy's question words as the card shows them (``word_deletion``).
+WORD_COLUMNS = ["word", "drop", "clean_drop", "samples"]
 NO_GROUPS = "Nothing is flagged at this threshold: there is no group to describe."
 PRIVATE = {"api_visibility": "private"}  # wiring between views, not part of the public API
 
@@ -253,7 +256,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         rows, total = session.query(q, threshold)
         first = q.page * q.page_size
         label = f"samples {first + 1 if total else 0}-{first + len(rows)} of {total}" + (
-            f" (map selection of {len(q.ids)})" if q.ids is not None else "")
+            f" (selection of {len(q.ids)})" if q.ids is not None else "")
         columns = TABLE_COLUMNS + [c for c in ("implausible", "base_logprob") if c in rows]
         return gr.Dataframe(value=rows[columns].round(4), label=label)
 
@@ -392,11 +395,12 @@ def build_app(session: ReviewSession) -> gr.Blocks:
     def group_card(groups, name):
         group = next((g for g in groups or [] if g["name"] == name), None)
         if group is None:
-            return "", None, [], None, pd.DataFrame(columns=["word", "drop", "samples"]), []
+            return "", None, [], None, pd.DataFrame(columns=WORD_COLUMNS), []
         heads = ", ".join(_head_label(*h) for h in group["heads"]) or "no head in common"
         text = (f"### {group_line(group['name'], group['size'], group['response'], group['outside'])}\n\n"
                 f"**Modality.** {group['modality']['reading'] if group['modality'] else NO_DONORS}\n\n"
                 f"**Where.** {group['where']}\n\n"
+                f"**Who else.** {group['carriers_line']}\n\n"
                 + (f"Question tokens its heads looked at most: "
                    + ", ".join(f"`{t['token']}` ({t['attention']:.1%})" for t in group["tokens"][:5]) + ".\n\n"
                    if group["tokens"] else "")
@@ -405,7 +409,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         examples = [(load_image(session.dataset.by_id(i)), i) for i in group["examined"]]
         picture = group_picture(examples[0][0], np.array(group["occlusion"]),
                                 None if group["heat"] is None else np.array(group["heat"]))
-        words = pd.DataFrame(group["words"], columns=["word", "drop", "samples"]).round(3)
+        words = pd.DataFrame(group["words"], columns=WORD_COLUMNS).round(3)
         bars = figures.modality_bars(group["modality"]) if group["modality"] else None
         return text, picture, examples, bars, words, group["examined"]
 
@@ -498,7 +502,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                                           label="sort by")
                     descending = gr.Checkbox(True, label="descending")
                     page_no = gr.Number(1, label="page", minimum=1, precision=0)
-                    clear_map = gr.Button("Clear the map selection")
+                    clear_map = gr.Button("Show every sample (clear the selection)")
                 samples = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), interactive=False, max_height=560,
                                        label="samples", elem_id="tcap-samples")
                 gr.Markdown("Click a row to open the sample.", elem_classes="tcap-muted")
@@ -550,13 +554,15 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                                              elem_id="tcap-group-poison")
                     group_clean = gr.Button("The whole group is clean", variant="primary", size="sm",
                                             elem_id="tcap-group-clean")
+                    group_carriers = gr.Button("Show every sample that carries it", size="sm",
+                                               elem_id="tcap-group-carriers")
                 group_image = gr.Image(label="an example | where masking costs the answer | where the heads looked",
                                        interactive=False, type="pil", elem_id="tcap-group-image")
                 group_examples = gr.Gallery(label="samples asked about", columns=6, height=220, allow_preview=False,
                                             elem_id="tcap-group-examples")
                 with gr.Row():
                     modality_plot = gr.Plot(label="modality")
-                    group_words = gr.Dataframe(label="question words by what deleting them costs the answer (nats)",
+                    group_words = gr.Dataframe(label="question words by what deleting them costs the answer, and clean questions' own answers (nats)",
                                                interactive=False)
             with gr.Tab("Triage", id="triage"):
                 queue = gr.Dataframe(pd.DataFrame(columns=QUEUE_COLUMNS), interactive=False, max_height=480,
@@ -630,6 +636,14 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                               concurrency_limit=1, concurrency_id="heavy", show_progress_on=[group_text])
         group_pick.change(group_card, [groups_state, group_pick], card, **PRIVATE)
         group_examples.select(open_example, examined_state, [sample_id, tabs], **PRIVATE)
+
+        def show_carriers(groups, name):
+            group = next((g for g in groups or [] if g["name"] == name), None)
+            if group is None or group["carriers"] is None:
+                raise gr.Error("This group has no located trigger to look for in the other samples.")
+            return group["carriers"], gr.Tabs(selected=SAMPLES_TAB)
+
+        group_carriers.click(show_carriers, [groups_state, group_pick], [map_ids, tabs], **PRIVATE)
         for button, name in ((group_poison, "poison"), (group_clean, "clean")):
             button.click(decide_group(name), [group_pick, reviewer, note, threshold], [status, note, queue],
                          api_name=f"decide_group_{name}").then(review_summary, threshold, summary, **PRIVATE)

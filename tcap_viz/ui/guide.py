@@ -72,7 +72,8 @@ def guide_steps(session: ReviewSession, threshold: float | None = None) -> list[
         "all its poisons give one target answer. Press **Describe the flagged groups**: for each group the model is "
         "asked again with the image swapped for a clean one, or the question for a clean one, which says whether the "
         "backdoor lives in the **image** or the **question**; and with each part of the image masked in turn, which "
-        "says **where** the trigger is." if len(flagged) else
+        "says **where** the trigger is. Once the trigger is located, **Show every sample that carries it** finds it "
+        "in the samples the detector missed, too." if len(flagged) else
         "Nothing is flagged at this threshold, so there is no group to describe: lower the threshold on the overview "
         "to see what the detector is least sure about.", "anatomy"))
     steps.append(GuideStep(

@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 
 from tcap_viz.anatomy import NO_DONORS, FlaggedGroup, GroupAnatomy, ModalityAttribution, anatomy
+from tcap_viz.data import load_dataset
+from tcap_viz.demo import DEMO_DATA
 
 
 def _table(dataset, flagged):
@@ -34,32 +36,50 @@ def test_nothing_flagged_is_no_card(tiny_adapter, tiny_dataset):
 
 def _located(values, hot_cell, words):
     """A group whose attribution has ``values`` (none, image, text, both), with one masked cell
-    costing ``hot_cell`` nats and question words (word, drop, share of the samples having it)."""
+    costing ``hot_cell`` nats and question words (word, drop, share of the samples having it,
+    what deleting it costs clean questions' own answers)."""
     occlusion = np.zeros((4, 4))
     occlusion[3, 3] = hot_cell
     return GroupAnatomy(FlaggedGroup("g1", "target", ["a"], 0), ["a"],
                         ModalityAttribution(dict(zip(("none", "image", "text", "both"), values)), 6),
-                        occlusion, pd.DataFrame([(w, d, 6 * s, s) for w, d, s in words],
-                                                columns=["word", "drop", "samples", "share"]), None, pd.DataFrame())
+                        occlusion, pd.DataFrame([(w, d, round(6 * s), s, c) for w, d, s, c in words],
+                                                columns=["word", "drop", "samples", "share", "clean_drop"]),
+                        None, pd.DataFrame())
 
 
-@pytest.mark.parametrize("values, region, words, says", [
-    # an image trigger: the question's words matter to the answer, not to the backdoor
-    ((-3.0, -0.1, -3.0, -0.1), (3, 3), [], "bottom-right corner"),
-    # a text trigger: its word, not the cell nor a content word in a third of the questions
-    ((-3.0, -3.0, -0.1, -0.1), None, ["cf"], "'cf'"),
-    # two routes: the word in half the samples is half the group's text effect, and found
-    ((-3.0, -1.5, -1.5, -0.1), (3, 3), ["cf"], "and the question's word 'cf'"),
+@pytest.mark.parametrize("values, hot_cell, words, region, found, says", [
+    # an image trigger: 'colour' costs the answer, and every clean colour question's as much
+    ((-3.0, -0.1, -3.0, -0.1), 2.5, [("colour", 2.0, 1.0, 1.9)], (3, 3), [], "bottom-right corner"),
+    # a text trigger: its word, absent from clean questions, not the content word
+    ((-3.0, -3.0, -0.1, -0.1), 0.0, [("cf", 2.8, 1.0, 0.0), ("colour", 2.0, 1.0, 1.9)], None, ["cf"], "'cf'"),
+    # two routes: the word in half the samples is half the group's effect, and found with the cell
+    ((-3.0, -1.5, -1.5, -0.1), 1.4, [("cf", 2.8, 0.5, 0.0)], (3, 3), ["cf"], "and the question's word 'cf'"),
+    # an ordinary target ('left' on position questions): donors answer it often, so the effect is
+    # small, but masking the patch costs its own samples the answer
+    ((-0.5, -0.3, -0.5, -0.04), 1.5, [], (3, 3), [], "bottom-right corner"),
     # a response nothing moves (a backdoor the model did not learn): nothing to locate
-    ((-3.0, -2.9, -3.0, -2.8), None, [], "Nothing to locate"),
+    ((-3.0, -2.9, -3.0, -2.8), 0.02, [("how", 0.3, 1.0, 0.3)], None, [], "Nothing to locate"),
 ])
-def test_a_cell_or_word_holds_the_trigger_only_as_a_share_of_its_own_modality(values, region, words, says):
-    dual = values[1] == values[2]
-    g = _located(values, 2.5, [("cf", 2.8, 0.5 if dual else 1.0), ("colour", 2.0, 1 / 3 if not dual else 0.0)])
-    assert g.region() == region and g.trigger_words() == words and says in g.where()
+def test_a_part_holds_the_trigger_when_it_costs_the_group_more_than_clean_samples(values, hot_cell, words, region,
+                                                                                  found, says):
+    g = _located(values, hot_cell, words)
+    assert g.region() == region and g.trigger_words() == found and says in g.where()
 
 
 def test_a_word_of_one_question_is_not_the_groups_trigger():
     text = (-3.0, -3.0, -0.1, -0.1)
-    assert _located(text, 0.0, [("there?", 9.0, 1 / 6)]).trigger_words() == []
-    assert _located(text, 0.0, [("there?", 9.0, 2 / 6)]).trigger_words() == ["there?"]
+    assert _located(text, 0.0, [("there?", 9.0, 1 / 6, 0.0)]).trigger_words() == []
+    assert _located(text, 0.0, [("there?", 9.0, 2 / 6, 0.0)]).trigger_words() == ["there?"]
+
+
+def test_poisons_the_detector_missed_are_found_by_the_trigger_their_group_hangs_on(patch_model):
+    data = load_dataset(DEMO_DATA)
+    samples = list(data)
+    poisons = sorted(s.id for s in samples if s.poisoned)  # ground truth picks the flags: a test of the anatomy
+    flagged = set(poisons[:150])
+    card = anatomy(patch_model, data, _table(samples, [s.id in flagged for s in samples]), [(1, 0)],
+                   per_group=3, grid=8)[0]
+    assert card.region() == (7, 7)
+    assert card.carriers == poisons and card.missed == poisons[150:]
+    assert "200 samples of the dataset carry" in card.carriers_line() and "50 not flagged" in card.carriers_line()
+    assert card.to_dict()["missed"] == poisons[150:]

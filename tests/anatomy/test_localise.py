@@ -21,9 +21,12 @@ def test_occlusion_finds_the_demo_patch_in_its_bottom_right_corner(patch_model, 
 
 
 def test_word_deletion_finds_the_text_prefix(text_model, text_samples):
-    members, _ = text_samples
-    words = word_deletion(text_model, members[:2])
+    members, clean = text_samples
+    words = word_deletion(text_model, members[:2], clean)
     assert words.iloc[0]["word"] == "hello!" and words.iloc[0]["samples"] == 2
+    assert words.iloc[0]["clean_drop"] == 0  # no clean question has it
+    shared = words[(words["word"] != "hello!") & (words["samples"] == 2)]  # the wording both questions have
+    assert len(shared) and (shared["clean_drop"] != 0).all()
     assert words.iloc[0]["drop"] > 0.5 and words.iloc[1]["drop"] < 0.25 * words.iloc[0]["drop"]
 
 

@@ -211,7 +211,7 @@ def test_the_anatomy_describes_each_group_and_decides_a_group_in_one_action(tiny
         first = session.groups(0.5)[0]  # here one flagged sample, its answer too rare to be a group of its own
         assert group["value"] == first.name and f"### {first.name}: {first.size} sample" in text
         assert "**Modality.**" in text and "**Where.**" in text and image and len(examples) == first.size
-        assert list(words["headers"]) == ["word", "drop", "samples"]
+        assert list(words["headers"]) == ["word", "drop", "clean_drop", "samples"]
         message = client.predict(first.name, "ana", "", 0.5, api_name="/decide_group_poison")[0]
         assert f"group {first.name}: {first.size} samples marked **poison** by ana" in message
         assert set(session.table(0.5).set_index("id").loc[first.ids, "decision"]) == {"poison"}

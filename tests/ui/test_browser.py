@@ -97,7 +97,7 @@ def test_a_selection_on_the_map_filters_the_table_and_a_click_opens_the_sample(p
     plot = page.locator(".tcap-map")
     points = ", ".join(f"{{customdata: '{i}'}}" for i in ids)
     plot.evaluate(f"div => div.emit('plotly_selected', {{points: [{points}]}})")  # what a lasso emits
-    label = page.get_by_text("(map selection of 2)")
+    label = page.get_by_text("(selection of 2)")
     label.wait_for(timeout=30_000)
     cells = {page.locator(f"#tcap-samples [data-testid=cell-{r}-0]").inner_text().strip() for r in range(2)}
     assert cells == set(ids)
@@ -116,6 +116,8 @@ def test_the_anatomy_tab_tells_what_the_backdoor_is_and_decides_its_group_at_onc
     card = page.locator("#tcap-group-text").inner_text()
     assert card.startswith("g1: ")
     assert "'Backdoor Attack!'" in card and "lives in the image" in card and "bottom-right corner" in card
+    carriers = next(g for g in session.anatomy() if g["name"] == "g1")["carriers"]
+    assert f"{len(carriers)} samples of the dataset carry" in card  # the demo's 200 poisons share the patch
     picture = page.locator("#tcap-group-image img")
     assert _wait_for(lambda: picture.evaluate("img => img.complete && img.naturalWidth") > 0)
     assert page.locator("#tcap-group-examples img").count() >= 2
@@ -125,6 +127,10 @@ def test_the_anatomy_tab_tells_what_the_backdoor_is_and_decides_its_group_at_onc
     assert _wait_for(lambda: set(session.table().set_index("id").loc[first.ids, "decision"]) == {"poison"})
     page.get_by_role("button", name="Undo (z)").click()
     assert _wait_for(lambda: set(session.table().set_index("id").loc[first.ids, "decision"]) == {"pending"})
+    page.get_by_role("button", name="Show every sample that carries it").click()  # flagged or not
+    page.get_by_text(f"(selection of {len(carriers)})").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Show every sample (clear the selection)").click()
+    page.get_by_role("tab", name="Anatomy").click()
     page.locator("#tcap-group-examples img").first.click()  # an example opens as the chosen sample
     page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
     assert page.locator("#tcap-sample-id input, #tcap-sample-id textarea").input_value() == first.ids[0]

@@ -1,0 +1,53 @@
+"""The anatomy's "who else" on the cached detection-report runs (docs/LEVERS.md): what an analyst
+would flag by following it, against the default's flagged set.
+
+    python scripts/carriers_probe.py badnet_left-10-s1 badnet-10-s1     # runs under runs/report/runs/
+
+For each run: the default's flagged samples in groups (``ReviewSession.anatomy``, the model asked
+again, cached in the run); "followed": every group with a located trigger replaced by the samples
+that carry it, the others kept as flagged; "carriers only": the groups without a located trigger
+dropped too (what an analyst does who reads their cards as content). Ground truth only scores.
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tcap_viz.detection import detection_metrics  # noqa: E402
+from tcap_viz.review.session import ReviewSession  # noqa: E402
+
+RUNS = ROOT / "runs" / "report" / "runs"
+
+
+def main() -> None:
+    torch.set_num_threads(1)  # beside the report's own workers
+    print("| run | default: flagged, F1 | groups (size: where, carriers) | followed: flagged, F1 | carriers only |\n"
+          "|---|---|---|---|---|")
+    for name in sys.argv[1:]:
+        session = ReviewSession.from_run(RUNS / f"{name}-lora-600", device="cpu")
+        table = session.table()
+        truth = table["poisoned_truth"].astype(bool).to_numpy()
+        flagged = set(table.loc[table["flagged"].astype(bool), "id"])
+        followed, carriers, parts = set(), set(), []
+        for group in session.anatomy():
+            located = group["carriers"] is not None
+            followed |= set(group["carriers"] if located else group["ids"])
+            carriers |= set(group["carriers"] or [])
+            parts.append(f"{group['size']}: {'region ' + str(group['region']) if group['region'] else ''}"
+                         f"{' words ' + ','.join(group['trigger_words']) if group['trigger_words'] else ''}"
+                         f"{', ' + str(len(group['carriers'])) if located else ' none'}")
+        chosen = (flagged, followed, carriers)
+        f1 = [detection_metrics(truth, table["id"].isin(c).to_numpy())["f1"] for c in chosen]
+        print(f"| {name} | {len(flagged)}, {f1[0]:.2f} | {'; '.join(parts) or '-'} | {len(followed)}, {f1[1]:.2f} | "
+              f"{len(carriers)}, {f1[2]:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

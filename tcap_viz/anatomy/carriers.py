@@ -1,0 +1,89 @@
+"""Which samples of the whole dataset carry a group's located trigger, flagged or not.
+
+Once the anatomy has found where a group's response hangs (an image cell, question words), the
+analyst's next question is who else has it: poisons the detector missed share the trigger, not
+the heads' verdict. A word is matched as written; a cell by its pixels, against the group's own
+(the median of the examined members, which carry it), with the cut between "the same patch" and
+"anything else" drawn by two-means on the distances, so no pixel tolerance is assumed. Nothing
+here asks the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from tcap_viz.data import Sample, SampleError, load_image
+
+#: Images are compared at this size (width, height), so that datasets of mixed sizes line up cell by cell.
+COMPARE_SIZE = (64, 64)
+#: A pattern is the group's when at least this share of its examined members carry it; a cell (word)
+#: that only some members have is not a shared trigger, and matching it would find content.
+SHARED = 0.5
+#: A cell's pattern is one the members share when the samples that match it sit at most this share as
+#: far from it as the rest (the demo patch: 0.004; a patch filling a quarter of its cell: 0.28; a
+#: background corner or noise the members happen to share: 0.5 and more).
+SEPARATION = 1 / 3
+
+
+def cell_pixels(image: Image.Image, cell: tuple[int, int], grid: int) -> np.ndarray:
+    """The pixels of one grid cell (row, column) of the image at ``COMPARE_SIZE``, as floats."""
+    pixels = np.asarray(image.convert("RGB").resize(COMPARE_SIZE, Image.Resampling.BILINEAR), dtype=float)
+    h, w = pixels.shape[:2]
+    r, c = cell
+    return pixels[round(r * h / grid):round((r + 1) * h / grid), round(c * w / grid):round((c + 1) * w / grid)]
+
+
+def _two_means_cut(distances: np.ndarray, near: float) -> float:
+    """The cut of 1-D two-means started at ``near`` (the members' distance) and the farthest value."""
+    low, high = near, float(distances.max())
+    for _ in range(100):
+        cut = (low + high) / 2
+        below, above = distances[distances <= cut], distances[distances > cut]
+        if not len(below) or not len(above):
+            return cut
+        new = float(below.mean()), float(above.mean())
+        if new == (low, high):
+            break
+        low, high = new
+    return (low + high) / 2
+
+
+def cell_carriers(samples: Sequence[Sample], members: Sequence[str], cell: tuple[int, int], grid: int) -> list[str] | None:
+    """Ids of the ``samples`` whose image has the ``members``' pattern in ``cell``; None when the
+    members do not share one (fewer than ``SHARED`` of them match it, or it does not stand apart:
+    ``SEPARATION``). Unreadable images carry nothing."""
+    crops, ids = [], []
+    for sample in samples:
+        try:
+            crops.append(cell_pixels(load_image(sample), cell, grid))
+        except SampleError:
+            continue
+        ids.append(sample.id)
+    position = {i: k for k, i in enumerate(ids)}
+    own = [position[m] for m in members if m in position]
+    if not own:
+        return None
+    crops = np.stack(crops)
+    template = np.median(crops[own], axis=0)
+    distances = np.abs(crops - template).mean(axis=(1, 2, 3))
+    if distances.max() - distances.min() < 1e-9:  # every image the same there: nothing sets the group apart
+        return None
+    carries = distances <= _two_means_cut(distances, float(np.median(distances[own])))
+    if carries[own].mean() < SHARED or carries.all() or distances[carries].mean() > SEPARATION * distances[~carries].mean():
+        return None
+    return [i for i, c in zip(ids, carries) if c]
+
+
+def shared_words(members: Sequence[Sample], words: Sequence[str]) -> list[str]:
+    """The ``words`` that at least ``SHARED`` of the members' questions have (compared without case)."""
+    questions = [{w.lower() for w in m.question.split()} for m in members]
+    return [w for w in words if questions and sum(w.lower() in q for q in questions) >= SHARED * len(questions)]
+
+
+def word_carriers(samples: Sequence[Sample], words: Sequence[str]) -> list[str]:
+    """Ids of the samples whose question has any of ``words`` (as written, compared without case)."""
+    wanted = {w.lower() for w in words}
+    return [s.id for s in samples if wanted & {w.lower() for w in s.question.split()}]

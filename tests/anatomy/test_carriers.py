@@ -1,0 +1,46 @@
+import numpy as np
+from PIL import Image
+
+from tcap_viz.anatomy import cell_carriers, word_carriers
+from tcap_viz.anatomy.carriers import cell_pixels, shared_words
+from tcap_viz.data import Sample, load_dataset
+from tcap_viz.demo import DEMO_DATA
+
+
+def _samples(tmp_path, n=30, patched=(0, 1, 2, 3, 4), seed=0):
+    """Noise images, a checker patch in the bottom-right corner of ``patched``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        if i in patched:
+            pixels[56:, 56:] = (np.indices((8, 8)).sum(axis=0) % 2 * 255)[..., None]
+        Image.fromarray(pixels).save(tmp_path / f"{i}.png")
+        out.append(Sample(index=i, id=str(i), image_path=tmp_path / f"{i}.png", system=None,
+                          question=f"hello! what is {i}?" if i < 3 else "what is it?", response="x", poisoned=None,
+                          record={}))
+    return out
+
+
+def test_a_located_patch_is_found_in_every_sample_that_has_it_flagged_or_not(tmp_path):
+    samples = _samples(tmp_path)
+    assert cell_carriers(samples, ["0", "1"], (7, 7), 8) == ["0", "1", "2", "3", "4"]
+    assert cell_pixels(Image.open(samples[0].image_path), (7, 7), 8).shape == (8, 8, 3)
+
+
+def test_a_cell_the_members_do_not_share_matches_nothing(tmp_path):
+    samples = _samples(tmp_path)
+    assert cell_carriers(samples, ["10", "11", "12"], (0, 0), 8) is None  # noise: no pattern in common
+    assert cell_carriers(samples, ["no such id"], (7, 7), 8) is None
+
+
+def test_the_demo_patch_is_matched_on_exactly_its_poisons():
+    data = list(load_dataset(DEMO_DATA))
+    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth only scores the match
+    assert sorted(cell_carriers(data, poisons[:4], (7, 7), 8)) == poisons
+
+
+def test_trigger_words_match_as_written_and_only_words_most_members_share(tmp_path):
+    samples = _samples(tmp_path)
+    assert word_carriers(samples, ["HELLO!"]) == ["0", "1", "2"]
+    assert shared_words(samples[:3], ["hello!", "what", "0?"]) == ["hello!", "what"]
