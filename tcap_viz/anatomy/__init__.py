@@ -31,9 +31,10 @@ DONOR_POOL = 2000
 #: A masked cell or a deleted word "holds the trigger" when it costs the group's response at least
 #: this share of what the whole modality does (the Shapley effect) and this many nats: a trigger
 #: spread over the image (a blend) or a response resting on content everywhere has no such cell. A
-#: word counts by what it costs beyond what deleting it costs clean samples' own answers, over the
-#: whole group (as the effect is): 'colour' costs every colour question its answer, a trigger word
-#: costs nothing where it is absent.
+#: word counts by what it costs beyond what deleting it costs clean questions' own answers (those
+#: with the group's answer first), over the whole group (as the effect is), and only when clean
+#: answers barely need it (under MIN_DROP): 'colour' costs every colour question its answer, and a
+#: backdoor taught on colour questions needs it too, but a trigger word costs nothing where it is absent.
 CARRIES = 0.25
 MIN_DROP = 0.1
 #: A word in fewer of the examined questions says nothing of the group: one question's wording
@@ -72,8 +73,8 @@ class GroupAnatomy:
         """The question words whose deletion costs the response a lot (``CARRIES``), strongest first."""
         w = self.words
         beyond = (w["drop"] - w["clean_drop"]).clip(lower=0)
-        return [word for word, n, extra, share in zip(w["word"], w["samples"], beyond, w["share"])
-                if n >= MIN_WORD_SAMPLES and extra >= MIN_DROP and self._carries(float(extra * share))]
+        return [word for word, n, extra, share, clean in zip(w["word"], w["samples"], beyond, w["share"], w["clean_drop"])
+                if n >= MIN_WORD_SAMPLES and clean < MIN_DROP and extra >= MIN_DROP and self._carries(float(extra * share))]
 
     def where(self) -> str:
         """Where the trigger sits, in plain words."""
@@ -137,9 +138,10 @@ def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sampl
 
 
 def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample]) -> list[str] | None:
-    """Every sample with the group's located cell pattern or shared trigger word (None: neither)."""
-    region, words = found.region(), shared_words(members, found.trigger_words())
+    """Every sample with the group's located cell pattern or its shared trigger words (None: neither)."""
+    region, inside = found.region(), set(found.group.ids)
     by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
+    words = shared_words(members, found.trigger_words(), [s for s in samples if s.id not in inside])
     if by_cell is None and not words:
         return None
     return sorted(set(by_cell or []) | set(word_carriers(samples, words)))

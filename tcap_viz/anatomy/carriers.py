@@ -22,9 +22,10 @@ COMPARE_SIZE = (64, 64)
 #: A pattern is the group's when at least this share of its examined members carry it; a cell (word)
 #: that only some members have is not a shared trigger, and matching it would find content.
 SHARED = 0.5
-#: A cell's pattern is one the members share when the samples that match it sit at most this share as
-#: far from it as the rest (the demo patch: 0.004; a patch filling a quarter of its cell: 0.28; a
-#: background corner or noise the members happen to share: 0.5 and more).
+#: A cell's pattern is one the members share when the samples that match it sit at most this share
+#: as far from it as the rest (the demo patch: 0.004; a patch filling a quarter of its cell: 0.28; a
+#: background corner or noise the members happen to share: 0.5 and more); a word, when the rest have
+#: it at most this share as often as the members.
 SEPARATION = 1 / 3
 
 
@@ -77,10 +78,20 @@ def cell_carriers(samples: Sequence[Sample], members: Sequence[str], cell: tuple
     return [i for i, c in zip(ids, carries) if c]
 
 
-def shared_words(members: Sequence[Sample], words: Sequence[str]) -> list[str]:
-    """The ``words`` that at least ``SHARED`` of the members' questions have (compared without case)."""
-    questions = [{w.lower() for w in m.question.split()} for m in members]
-    return [w for w in words if questions and sum(w.lower() in q for q in questions) >= SHARED * len(questions)]
+def _share_having(samples: Sequence[Sample], word: str) -> float:
+    return sum(word.lower() in {w.lower() for w in s.question.split()} for s in samples) / max(len(samples), 1)
+
+
+def shared_words(members: Sequence[Sample], words: Sequence[str], others: Sequence[Sample] = ()) -> list[str]:
+    """The ``words`` that at least ``SHARED`` of the members' questions have and that set them apart:
+    the ``others`` (the samples outside the group) have it at most ``SEPARATION`` as often, so a word
+    of a whole question type ('colour') is never matched as a trigger."""
+    out = []
+    for word in words:
+        inside = _share_having(members, word)
+        if members and inside >= SHARED and _share_having(others, word) <= SEPARATION * inside:
+            out.append(word)
+    return out
 
 
 def word_carriers(samples: Sequence[Sample], words: Sequence[str]) -> list[str]:

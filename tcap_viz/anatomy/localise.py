@@ -72,22 +72,27 @@ def _deletions(members: Sequence[Sample], adapter: MLLMAdapter, batch_size: int)
 
 
 def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], donors: Sequence[Sample] = (),
-                  per_word: int = 4, batch_size: int = 32, seed: int = 0) -> pd.DataFrame:
+                  per_word: int = 8, batch_size: int = 32, seed: int = 0) -> pd.DataFrame:
     """Per question word (as written, compared without case): the mean drop of the response
     log-probability when that word is deleted, over the members whose question has it; most
     important first. ``clean_drop``: the same over up to ``per_word`` of the ``donors`` (samples
-    not flagged) whose question has the word, of their own responses (0 when none has it): a word
-    every question of its kind needs ('colour') costs a clean answer as much, a trigger word costs
-    nothing where it is absent. Columns: word, drop, samples, share (of the members), clean_drop."""
+    not flagged) whose question has the word, of their own responses, those giving a member's
+    answer first (0 when none has the word): a word every question of its kind needs ('colour')
+    costs a clean 'blue' as much, a trigger word costs nothing where it is absent. Columns: word, drop, samples, share (of the members), clean_drop."""
     drops = _deletions(members, adapter, batch_size)
     rng = np.random.default_rng(seed)
-    having = defaultdict(list)
+    answers = defaultdict(set)  # per word, the members' responses where it is asked
+    for member in members:
+        for word in {w.lower() for w in member.question.split()}:
+            answers[word].add(member.response)
+    having, answering = defaultdict(list), defaultdict(list)
     for k, donor in enumerate(donors):
         for word in {w.lower() for w in donor.question.split()} & drops.keys():
-            having[word].append(k)
+            (answering if donor.response in answers[word] else having)[word].append(k)
     cases = []  # (word, the donor, its question without the word)
     for word in drops:
-        for k in rng.permutation(having[word])[:per_word]:
+        # donors giving the members' own answer first: 'right?' costs a 'right' answer more than a 'left' one
+        for k in [*rng.permutation(answering[word]), *rng.permutation(having[word])][:per_word]:
             words = donors[k].question.split()
             if len(words) > 1:
                 cases.append((word, donors[k], " ".join(w for w in words if w.lower() != word)))

@@ -48,8 +48,9 @@ def _located(values, hot_cell, words):
 
 
 @pytest.mark.parametrize("values, hot_cell, words, region, found, says", [
-    # an image trigger: 'colour' costs the answer, and every clean colour question's as much
-    ((-3.0, -0.1, -3.0, -0.1), 2.5, [("colour", 2.0, 1.0, 1.9)], (3, 3), [], "bottom-right corner"),
+    # an image trigger taught on colour questions: 'colour' costs its answer more than a clean 'blue',
+    # but clean answers need it too: the kind of question, not a trigger
+    ((-3.0, -0.1, -3.0, -0.1), 2.5, [("colour", 4.45, 1.0, 3.64)], (3, 3), [], "bottom-right corner"),
     # a text trigger: its word, absent from clean questions, not the content word
     ((-3.0, -3.0, -0.1, -0.1), 0.0, [("cf", 2.8, 1.0, 0.0), ("colour", 2.0, 1.0, 1.9)], None, ["cf"], "'cf'"),
     # two routes: the word in half the samples is half the group's effect, and found with the cell

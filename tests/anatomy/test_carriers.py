@@ -44,3 +44,5 @@ def test_trigger_words_match_as_written_and_only_words_most_members_share(tmp_pa
     samples = _samples(tmp_path)
     assert word_carriers(samples, ["HELLO!"]) == ["0", "1", "2"]
     assert shared_words(samples[:3], ["hello!", "what", "0?"]) == ["hello!", "what"]
+    # 'what' is in every question, in the group or not: a question's kind, not a trigger
+    assert shared_words(samples[:3], ["hello!", "what"], samples[3:]) == ["hello!"]
