@@ -6,7 +6,9 @@ would flag by following it, against the default's flagged set.
 For each run: the default's flagged samples in groups (``ReviewSession.anatomy``, the model asked
 again, cached in the run); "followed": every group with a located trigger replaced by the samples
 that carry it, the others kept as flagged; "carriers only": the groups without a located trigger
-dropped too (what an analyst does who reads their cards as content). Ground truth only scores.
+dropped too (what an analyst does who reads their cards as content); "carriers, else default": the
+carriers when any group has them, the default's flagged set when none does (a trigger spread over
+the image has no cell to match). Ground truth only scores.
 Prints a markdown table.
 """
 
@@ -28,8 +30,8 @@ RUNS = ROOT / "runs" / "report" / "runs"
 
 def main() -> None:
     torch.set_num_threads(1)  # beside the report's own workers
-    print("| run | default: flagged, F1 | groups (size: where, carriers) | followed: flagged, F1 | carriers only |\n"
-          "|---|---|---|---|---|")
+    print("| run | default: flagged, F1 | groups (size: where, carriers) | followed: flagged, F1 | carriers only | "
+          "carriers, else default |\n|---|---|---|---|---|---|")
     for name in sys.argv[1:]:
         session = ReviewSession.from_run(RUNS / f"{name}-lora-600", device="cpu")
         table = session.table()
@@ -43,10 +45,10 @@ def main() -> None:
             parts.append(f"{group['size']}: {'region ' + str(group['region']) if group['region'] else ''}"
                          f"{' words ' + ','.join(group['trigger_words']) if group['trigger_words'] else ''}"
                          f"{', ' + str(len(group['carriers'])) if located else ' none'}")
-        chosen = (flagged, followed, carriers)
+        chosen = (flagged, followed, carriers, carriers or flagged)
         f1 = [detection_metrics(truth, table["id"].isin(c).to_numpy())["f1"] for c in chosen]
         print(f"| {name} | {len(flagged)}, {f1[0]:.2f} | {'; '.join(parts) or '-'} | {len(followed)}, {f1[1]:.2f} | "
-              f"{len(carriers)}, {f1[2]:.2f} |", flush=True)
+              f"{len(carriers)}, {f1[2]:.2f} | {len(chosen[3])}, {f1[3]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
