@@ -137,11 +137,20 @@ def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sampl
     return out
 
 
+#: Words named beside a located cell are matched too only when the question carries at least this
+#: share of the response (two routes, or both needed): when the image carries it they are the kind
+#: of question the backdoor was taught on ('colour' beside a patch whose target is 'blue'), and
+#: matching them would list every question of that kind.
+WORD_ROUTE = 0.25
+
+
 def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample]) -> list[str] | None:
     """Every sample with the group's located cell pattern or its shared trigger words (None: neither)."""
     region, inside = found.region(), set(found.group.ids)
     by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
-    words = shared_words(members, found.trigger_words(), [s for s in samples if s.id not in inside])
+    text_share = found.modality.shares()["text"] if found.modality is not None else float("nan")
+    words = [] if region is not None and not text_share >= WORD_ROUTE else shared_words(
+        members, found.trigger_words(), [s for s in samples if s.id not in inside])
     if by_cell is None and not words:
         return None
     return sorted(set(by_cell or []) | set(word_carriers(samples, words)))

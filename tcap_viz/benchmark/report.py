@@ -6,6 +6,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -131,10 +132,11 @@ def _coherence_cell(scores: dict) -> str:
 
 
 def _commands(results: list[dict]) -> dict[str, int]:
-    """The commands that measured the results, with how many cases each."""
+    """The commands that measured the results, with how many cases each; where the markdown went
+    (``--out``) is left out: it changes no number."""
     counts: dict[str, int] = {}
     for r in results:
-        command = r.get("command") or "a command not recorded"
+        command = re.sub(r" --out \S+", "", r.get("command") or "a command not recorded")
         counts[command] = counts.get(command, 0) + 1
     return counts
 

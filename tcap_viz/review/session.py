@@ -46,7 +46,7 @@ from tcap_viz.storage.run_dir import CONFIG
 DECISIONS_FILE = "decisions.sqlite"
 ANATOMY_FILE = "anatomy.json"
 #: Part of the anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 6
+ANATOMY_VERSION = 7
 FLAG_FILTERS = ("all", "flagged", "not flagged")
 DECISION_FILTERS = ("all", PENDING, *DECISIONS)
 SORTABLE = ("posterior", "id", "votes", "baseline_score", "decision", "base_logprob")

@@ -46,3 +46,29 @@ def test_trigger_words_match_as_written_and_only_words_most_members_share(tmp_pa
     assert shared_words(samples[:3], ["hello!", "what", "0?"]) == ["hello!", "what"]
     # 'what' is in every question, in the group or not: a question's kind, not a trigger
     assert shared_words(samples[:3], ["hello!", "what"], samples[3:]) == ["hello!"]
+
+
+def test_words_beside_a_patch_are_matched_only_when_the_question_carries_part_of_the_response(tmp_path):
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+
+    samples = [replace(s, question="hello! what colour is it?" if i in (0, 1, 10, 11) else "what is it?")
+               for i, s in enumerate(_samples(tmp_path))]
+    occlusion = np.zeros((8, 8))
+    occlusion[7, 7] = 2.0
+    words = pd.DataFrame([("hello!", 2.0, 4, 4 / 6, 0.0)], columns=["word", "drop", "samples", "share", "clean_drop"])
+    members = [samples[i] for i in (0, 1, 2, 3, 10, 11)]
+
+    def group(values):
+        return GroupAnatomy(FlaggedGroup("g1", "t", [m.id for m in members], 0), [m.id for m in members],
+                            ModalityAttribution(dict(zip(("none", "image", "text", "both"), values)), 6),
+                            occlusion, words, None, pd.DataFrame())
+
+    image_led = group((-3.0, -0.1, -3.0, -0.1))
+    assert image_led.region() == (7, 7) and image_led.trigger_words() == ["hello!"]
+    assert _carriers(image_led, members, samples) == ["0", "1", "2", "3", "4"]  # the patch; the word a condition
+    two_routes = group((-3.0, -1.5, -1.5, -0.1))
+    assert _carriers(two_routes, members, samples) == ["0", "1", "10", "11", "2", "3", "4"]
