@@ -41,4 +41,5 @@ def test_the_anatomy_command_prints_each_group(demo_scan, capsys, tmp_path):
     main(["anatomy", str(demo_scan.run.path), "--per-group", "2", "--grid", "2", "--json", str(tmp_path / "a.json")])
     out = capsys.readouterr().out
     assert "g1: " in out and "'Backdoor Attack!'" in out and "lives in the image" in out
+    assert "  who else: " in out  # who else carries what the group's answer hangs on, flagged or not
     assert (tmp_path / "a.json").read_text().startswith("[")
