@@ -96,13 +96,14 @@ def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], donors: Seque
             words = donors[k].question.split()
             if len(words) > 1:
                 cases.append((word, donors[k], " ".join(w for w in words if w.lower() != word)))
-    images = {id(d): load_image(d) for _, d, _ in cases}
-    scores = pair_logprob(adapter, [pair for _, d, q in cases for pair in ((d, images[id(d)]),
-                                                                           (replace(d, question=q), images[id(d)]))],
-                          batch_size).reshape(-1, 2) if cases else np.zeros((0, 2))
+    asked = list({id(d): d for _, d, _ in cases}.values())  # each donor's own question scored once
+    images = {id(d): load_image(d) for d in asked}
+    scores = pair_logprob(adapter, [(d, images[id(d)]) for d in asked]
+                          + [(replace(d, question=q), images[id(d)]) for _, d, q in cases], batch_size)
+    full = dict(zip((id(d) for d in asked), scores[:len(asked)]))
     clean = defaultdict(list)
-    for (word, _, _), (full, without) in zip(cases, scores):
-        clean[word].append(float(full - without))
+    for (word, donor, _), without in zip(cases, scores[len(asked):]):
+        clean[word].append(float(full[id(donor)] - without))
     rows = [(word, float(np.mean(values)), len(values), len(values) / len(members),
              float(np.mean(clean[word])) if clean[word] else 0.0)
             for word, values in drops.items()]

@@ -265,9 +265,10 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
              "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
              "other). Per sample, the modality carrying it (a share of 75% or more). *Where*: the anatomy's trigger "
              "location on the first 6 of them (`tcap_viz.anatomy`: the 8 x 8 image cell whose masking costs the target "
-             "at least a quarter of phi_image, when the image carries at least a quarter of the effect; the question "
-             "words whose deletion does as much of phi_text, counted over the 6, found in at least 2 of them), read "
-             "with today's rules from the stored drops, and on how many seeds it reads the same.", "",
+             "at least 0.1 nats and a quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose "
+             "deletion costs that much beyond what it costs clean questions' own answers, over the 6, and costs "
+             "those clean answers under 0.1 nats), read with today's rules from the stored drops, and on how many "
+             "seeds it reads the same.", "",
              "| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
              "neither | reading (first seed) | where (first seed; seeds reading the same) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for case in rows:

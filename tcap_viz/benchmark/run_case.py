@@ -50,8 +50,8 @@ def backdoor_anatomy(adapter, train, target: str) -> dict:
 
 def _located(result: dict) -> bool:
     """Whether a result has the raw drops today's ``poisons_anatomy`` reads (the clean questions' too)."""
-    words = result.get("where", {}).get("words") or [{}]
-    return "occlusion" in result.get("where", {}) and "clean_drop" in words[0]
+    where = result.get("where", {})
+    return "occlusion" in where and all("clean_drop" in w for w in where.get("words", []))
 
 
 def poisons_anatomy(result: dict):
