@@ -65,7 +65,8 @@ def model_config(args, **more):
     try:
         return ScanConfig(device=args.device, dtype=args.dtype, adapter=args.adapter, device_map=args.device_map,
                           trust_remote_code=args.trust_remote_code, allow_outside=args.allow_outside,
-                          base_model=args.base_model, preset=getattr(args, "preset", "default"), **more)
+                          base_model=args.base_model, preset=getattr(args, "preset", "default"),
+                          confirm=not getattr(args, "no_confirm", False), **more)
     except ValueError as err:  # an unknown --preset
         sys.exit(f"error: {err}")
 
@@ -97,6 +98,10 @@ def cmd_scan(args) -> None:
           f"selected heads {len(result.tcap.profiler_.selected_heads_)}")
     for sample_id, reason in list(result.extraction.skipped.items())[:10]:
         print(f"  skipped {sample_id}: {reason}")
+    if result.confirmation is not None:
+        from tcap_viz.anatomy import confirmation_summary
+
+        print(confirmation_summary(result.confirmation).replace("**", ""))
     if result.metrics:
         print(format_metrics(result.metrics))
 
@@ -336,6 +341,9 @@ def add_preset_argument(parser: argparse.ArgumentParser) -> None:
                         help="the detector's configuration: 'default' (this project's, with the base model's "
                              "plausibility vote when the scan knows the base), or 'paper' (METHOD.md's TCAP as "
                              "written, no vote; docs/METHOD_CHOICES.md)")
+    parser.add_argument("--no-confirm", action="store_true",
+                        help="keep what the heads flag on their own as it is, instead of confirming it by the trigger "
+                             "its groups hang on (asks the model again; README, 'Confirmation')")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,6 +27,10 @@ from tcap_viz.model.evaluate import response_logprob
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
+#: Part of an anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
+ANATOMY_VERSION = 8
+#: What the confirmation of a finding of the heads alone read (the anatomy of TCAP's groups), in the run.
+CONFIRMATION_FILE = "confirmation.json"
 CHUNK_SIZE = 256  # samples saved together: at most this much work is lost when a scan is interrupted
 
 
@@ -51,6 +55,9 @@ class ScanConfig:
     plausibility: dict = field(default_factory=dict)  # PlausibilityVote parameters
     activation_clustering: dict = field(default_factory=dict)  # ActivationClustering parameters
     spectral_signatures: dict = field(default_factory=dict)  # SpectralSignatures parameters
+    # a finding of the heads alone (no plausibility vote used) stands only as the carriers of a located
+    # trigger that nearly all of them answer alike (anatomy.confirm); the model is asked again for it
+    confirm: bool = True
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -69,6 +76,9 @@ class ScanResult:
     metrics: dict | None
     #: the classic defences on the answer row's hidden states, by name (HIDDEN_BASELINES)
     hidden_baselines: dict = field(default_factory=dict)
+    #: the groups of a finding of the heads alone, as their confirmation judged them (``confirm``);
+    #: None when the scan did not need one
+    confirmation: list[dict] | None = None
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -285,6 +295,59 @@ def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, 
     return table
 
 
+def cached_anatomy(run: RunDir, file: str, model: str | Path, dataset: Dataset, config: ScanConfig,
+                   table: pd.DataFrame, heads: list[tuple[int, int]], adapter: Callable[[], object],
+                   per_group: int, grid: int, on_group: Callable[[int, int], None] | None = None) -> list[dict]:
+    """The anatomy of the flagged rows' groups (``tcap_viz.anatomy``, as ``GroupAnatomy.to_dict``
+    records), kept in ``file`` of the run under what it was computed from (the model and samples,
+    the flagged set, the heads, the settings): a second open is instant, a changed input computes
+    it again. ``adapter()`` loads the model, only when it is needed."""
+    from tcap_viz.anatomy import anatomy
+
+    flagged = sorted(table.loc[table["flagged"].fillna(False).astype(bool), "id"])
+    key = hashlib.sha256(json.dumps([ANATOMY_VERSION, cache_key(model, dataset, config), flagged, heads,
+                                     per_group, grid]).encode()).hexdigest()
+    try:
+        stored = run.load_json(file) if run.has(file) else None
+    except ValueError:  # cut short or not JSON: computed again and rewritten whole
+        stored = None
+    if isinstance(stored, dict) and stored.get("key") == key:
+        return stored["groups"]
+    groups = [g.to_dict() for g in anatomy(adapter(), dataset, table, heads, per_group=per_group, grid=grid,
+                                          on_group=on_group)]
+    run.save_json(file, {"key": key, "groups": groups})
+    return groups
+
+
+def needs_confirmation(tcap: TCAPDetector, config: ScanConfig) -> bool:
+    """Whether the heads flagged something on their own: no plausibility vote used, and not the
+    paper's method as written."""
+    return config.confirm and config.preset != "paper" and not tcap.vote_used_ and bool(tcap.flagged_.any())
+
+
+def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig, table: pd.DataFrame,
+            tcap: TCAPDetector, show_progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """A finding of the heads alone, confirmed (``anatomy.confirm``): ``posterior`` becomes the share
+    of a confirmed trigger's carriers that answer alike, for each carrier giving that answer, and 0
+    for every other sample; TCAP's own posterior stays as ``tcap_posterior``. Returns the table and
+    the groups judged."""
+    from tcap_viz.anatomy import PER_GROUP, confirmed_posterior
+
+    heads = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
+    with tqdm(desc="confirming the heads' groups", unit="group", disable=not show_progress) as bar:
+        def on_group(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        groups = cached_anatomy(run, CONFIRMATION_FILE, model, dataset, config, table, heads,
+                                lambda: load_model(model, config), PER_GROUP, 8, on_group)
+    table = table.copy()
+    table["tcap_posterior"] = table["posterior"]
+    scanned = table["skipped"] == ""
+    table["posterior"] = np.where(scanned, confirmed_posterior(list(table["id"]), groups), np.nan)
+    table["flagged"] = scanned & (table["posterior"] > tcap.threshold)
+    return table, groups
+
+
 def evaluate(table: pd.DataFrame) -> dict:
     """Precision / recall / F1 / AUROC of TCAP and the baselines on the scanned samples."""
     scanned = table[table["skipped"] == ""]
@@ -316,6 +379,9 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
     tcap, baseline = detect(extraction, config)
     hidden_baselines = detect_on_hidden(extraction, dataset, config)
     table = samples_table(dataset, extraction, tcap, baseline, hidden_baselines)
+    confirmed = None
+    if needs_confirmation(tcap, config):
+        table, confirmed = confirm(model, dataset, run, config, table, tcap, show_progress)
     heads = tcap.heads_table()
     metrics = evaluate(table) if dataset.has_ground_truth else None
     run.save_table(SAMPLES, table)
@@ -325,4 +391,4 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
                            "baseline_params": baseline.get_params()})
     if metrics is not None:
         run.save_json(METRICS, metrics)
-    return ScanResult(run, dataset, extraction, tcap, baseline, table, heads, metrics, hidden_baselines)
+    return ScanResult(run, dataset, extraction, tcap, baseline, table, heads, metrics, hidden_baselines, confirmed)

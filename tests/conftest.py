@@ -107,7 +107,8 @@ def session(tiny_model_dir, tiny_data_path, scanned_run, tmp_path):
     from tcap_viz.review.session import ReviewSession
 
     # the tiny random model separates a group in a single head; min_heads=1 lets that head vote,
-    # so the review paths (queue, votes, why) have flags to work on
-    config = ScanConfig(tcap={"min_heads": 1})
+    # and no confirmation (a random model has no trigger to locate), so the review paths (queue,
+    # votes, why) have flags to work on
+    config = ScanConfig(tcap={"min_heads": 1}, confirm=False)
     return ReviewSession(tiny_model_dir, tiny_data_path, scanned_run, config,
                          decisions=tmp_path / "decisions.sqlite").open()

@@ -93,3 +93,21 @@ def test_make_data_help_describes_every_option_and_its_default(capsys):
                    "--attack-params", "--poison-question-type", "--format"):
         assert option in text
     assert "(default: 0.1)" in text and "(default: badnet)" in text and "share of the training samples" in text
+
+
+def test_scan_says_what_the_confirmation_decided_and_no_confirm_skips_it(tmp_path, tiny_model_dir, tiny_data_path,
+                                                                        capsys, monkeypatch):
+    import tcap_viz.anatomy
+
+    from tests.test_pipeline import _Card
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy",
+                        lambda adapter, dataset, table, heads, **k: [_Card(list(table.loc[table["flagged"], "id"]))])
+    common = ["scan", "--model", str(tiny_model_dir), "--data", str(tiny_data_path), "--out", str(tmp_path / "run"),
+              "--tcap", '{"min_heads": 1}']  # the tiny random model's one head flags a group
+    main(common)
+    out = capsys.readouterr().out
+    assert "flagged 0" in out and "Confirmation. No plausibility vote was used" in out and "Nothing is flagged" in out
+    main([*common, "--no-confirm"])
+    out = capsys.readouterr().out
+    assert "Confirmation." not in out and "flagged 0" not in out

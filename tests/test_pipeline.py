@@ -291,3 +291,73 @@ def test_a_scan_that_knows_the_base_adds_its_plausibility_and_caches_it(tiny_mod
     flipped = scan(tiny_model_dir, shuffled, tmp_path / "flipped", ScanConfig(adapter=str(tiny_lora_dir),
                                                                               allow_outside=True), show_progress=False)
     np.testing.assert_allclose(flipped.extraction.base_logprob, tuned.extraction.base_logprob, atol=1e-5)
+
+
+def test_a_finding_of_the_heads_alone_stands_as_the_carriers_of_the_trigger_it_hangs_on(demo_scan):
+    result = demo_scan  # a full fine-tune scanned without its base: no plausibility vote, the heads alone
+    assert not result.tcap.vote_used_ and result.confirmation is not None
+    [trigger] = [g for g in result.confirmation if g["confirmed"]]
+    table = result.samples
+    assert sorted(table.loc[table["flagged"], "id"]) == sorted(trigger["answering"])
+    assert (table.loc[table["flagged"], "posterior"] == trigger["consistency"]).all()
+    assert (table["flagged"] & (table["tcap_posterior"] <= 0.5)).any()  # a poison the heads missed carries it
+    assert result.metrics["tcap"]["f1"] == 1.0  # ground truth only scores
+
+
+class _Card:
+    """What the anatomy says of a group whose answer hangs on nothing it could locate."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def to_dict(self):
+        return {"name": "g1", "size": len(self.ids), "response": "x", "carriers": None, "answering": [], "consistency": None,
+                "confirmed": False}
+
+
+def test_an_unconfirmed_finding_flags_nothing_and_its_confirmation_is_cached(tiny_model_dir, tiny_data_path,
+                                                                             tmp_path, monkeypatch):
+    import tcap_viz.anatomy
+
+    calls = []
+
+    def judged(adapter, dataset, table, heads, **kwargs):
+        calls.append(sorted(table.loc[table["flagged"], "id"]))
+        return [_Card(calls[-1])]
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
+    config = ScanConfig(tcap={"min_heads": 1})  # the tiny random model's one head flags a group
+    result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", config, show_progress=False)
+    assert result.tcap.flagged_.any() and calls == [sorted(np.array(result.extraction.ids)[result.tcap.flagged_])]
+    assert not result.samples["flagged"].any() and (result.samples["posterior"] == 0).all()
+    np.testing.assert_array_equal(result.samples["tcap_posterior"], result.tcap.posterior_)
+    assert result.confirmation == [_Card(calls[0]).to_dict()]
+    again = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", config, show_progress=False)
+    assert len(calls) == 1 and not again.samples["flagged"].any()  # read back, not asked again
+    unconfirmed = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", ScanConfig(tcap={"min_heads": 1}, confirm=False),
+                       show_progress=False)
+    assert unconfirmed.confirmation is None and "tcap_posterior" not in unconfirmed.samples
+    np.testing.assert_array_equal(unconfirmed.samples["flagged"], result.tcap.flagged_)
+
+
+def test_the_confirmation_reads_no_label(demo_scan, demo_copy, tmp_path):
+    from tcap_viz.data import load_dataset
+    from tcap_viz.demo import DEMO_MODEL
+    from tcap_viz.storage.run_dir import RunDir
+
+    records = [json.loads(line) for line in demo_copy.read_text().splitlines()]
+    for record, label in zip(records, np.random.default_rng(0).permutation([r["poisoned"] for r in records])):
+        record["poisoned"] = bool(label)
+    shuffled = demo_copy.parent / "shuffled_labels.jsonl"  # beside the images it names
+    shuffled.write_text("\n".join(json.dumps(r) for r in records))
+    try:
+        dataset = load_dataset(shuffled)
+        found = demo_scan.samples.drop(columns="poisoned_truth")
+        found = found.assign(posterior=found["tcap_posterior"], flagged=found["tcap_posterior"] > 0.5)
+        table, _ = pipeline.confirm(DEMO_MODEL, dataset, RunDir(tmp_path / "run"), ScanConfig(), found, demo_scan.tcap,
+                                    show_progress=False)
+    finally:
+        shuffled.unlink()
+    assert [s.poisoned for s in dataset] != [bool(v) for v in demo_scan.samples["poisoned_truth"]]
+    np.testing.assert_array_equal(table["posterior"], demo_scan.samples["posterior"])
+    np.testing.assert_array_equal(table["flagged"], demo_scan.samples["flagged"])

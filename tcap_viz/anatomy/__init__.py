@@ -14,11 +14,12 @@ from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
 from .carriers import cell_carriers, shared_words, word_carriers
-from .groups import FlaggedGroup, flagged_groups, group_line
+from .confirm import CONSISTENT, confirmation_summary, confirmed_posterior, is_trigger, sample_verdict
+from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
-__all__ = ["NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
+__all__ = ["CONSISTENT", "NO_DONORS", "confirmation_summary", "confirmed_posterior", "is_trigger", "sample_verdict", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
            "cell_carriers", "donor_questions", "flagged_groups", "group_line", "masked", "modality_attribution", "occlusion_map",
            "word_carriers", "word_deletion"]
 
@@ -58,6 +59,7 @@ class GroupAnatomy:
     #: every sample of the dataset carrying the located trigger (carriers.py); None: nothing located to match
     carriers: list[str] | None = None
     missed: list[str] = field(default_factory=list)  # the carriers not flagged
+    answering: list[str] = field(default_factory=list)  # the carriers that give the group's response
 
     def _carries(self, drop: float) -> bool:
         effect = self.modality.effect if self.modality is not None else 0.0
@@ -93,13 +95,25 @@ class GroupAnatomy:
             return "No single image region or question word holds it: spread over the image, or the content itself."
         return "The response hangs on " + " and ".join(parts) + "."
 
+    def consistency(self) -> float | None:
+        """The share of the carriers that give the group's response (None: nothing located)."""
+        return len(self.answering) / len(self.carriers) if self.carriers else None
+
+    def confirmed(self) -> bool:
+        """Whether what the response hangs on forces it wherever it appears: a backdoor's trigger
+        (``confirm.CONSISTENT``)."""
+        return is_trigger(self.answering, self.carriers)
+
     def carriers_line(self) -> str:
-        """Who else carries the trigger, in plain words."""
+        """Who else carries the trigger, and whether they answer alike, in plain words."""
         if self.carriers is None:
             return "No shared image cell or question word located, so nothing to look for in the other samples."
         inside = len(set(self.carriers) & set(self.group.ids))
+        verdict = ("a pattern that forces the answer wherever it appears: a trigger" if self.confirmed() else
+                   "they answer many things, so it is content the answer uses, not a trigger")
         return (f"{len(self.carriers)} samples of the dataset carry what it hangs on: {inside} of this group's "
-                f"{self.group.size}, and {len(self.missed)} not flagged at all.")
+                f"{self.group.size}, and {len(self.missed)} not flagged at all. {len(self.answering)} of them "
+                f"({self.consistency():.0%}) answer {self.group.response!r}: {verdict}.")
 
     def to_dict(self) -> dict:
         g = self.group
@@ -108,7 +122,8 @@ class GroupAnatomy:
                 "modality": None if self.modality is None else self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
                 "region": None if self.region() is None else list(self.region()),
                 "trigger_words": self.trigger_words(), "where": self.where(), "carriers": self.carriers,
-                "missed": self.missed, "carriers_line": self.carriers_line(),
+                "missed": self.missed, "answering": self.answering, "consistency": self.consistency(),
+                "confirmed": self.confirmed(), "carriers_line": self.carriers_line(),
                 "words": self.words.head(10).to_dict("records"), "tokens": self.tokens.head(10).to_dict("records"),
                 "heat": None if self.heat is None else self.heat.round(6).tolist()}
 
@@ -191,6 +206,8 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
                              heat, tokens)
         found.carriers = _carriers(found, members, list(dataset))
         found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)
+        if found.carriers is not None and group.response is not None:
+            found.answering = [i for i in found.carriers if answer_key(dataset.by_id(i).response) == answer_key(group.response)]
         out.append(found)
     if on_group:
         on_group(len(groups), len(groups))

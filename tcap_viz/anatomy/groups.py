@@ -52,7 +52,8 @@ def group_line(name: str, size: int, response: str | None, outside: int) -> str:
     return f"{name}: {_count(size, 'sample')}, answer {response!r}, given by {_count(outside, 'sample')} not flagged"
 
 
-def _key(response: str) -> str:
+def answer_key(response: str) -> str:
+    """An answer as groups compare it: without case and extra spaces."""
     return " ".join(str(response).split()).lower()
 
 
@@ -71,8 +72,8 @@ def flagged_groups(table: pd.DataFrame, selected_heads: list[tuple[int, int]] | 
     rows = table.loc[marked].sort_values("posterior", ascending=False, kind="stable")
     if rows.empty:
         return []
-    keys = rows["response"].map(_key)
-    counts_outside = table.loc[~marked, "response"].map(_key).value_counts()
+    keys = rows["response"].map(answer_key)
+    counts_outside = table.loc[~marked, "response"].map(answer_key).value_counts()
     sizes = keys.value_counts()
     large = [k for k, n in sizes.items() if n >= max(MIN_SIZE, MIN_SHARE * len(rows))]
     heads = list(selected_heads or [])

@@ -40,8 +40,9 @@ DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10"
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
-             "when most of their group is implausible; without the vote, a group two heads corroborate; paper preset, "
-             "BYE, Activation Clustering, Spectral Signatures")
+             "when most of their group is implausible; without the vote, a group two heads corroborate, confirmed by "
+             "the trigger it hangs on (carriers answering alike); paper preset, BYE, Activation Clustering, "
+             "Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}
 

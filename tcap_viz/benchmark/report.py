@@ -146,6 +146,40 @@ def _mean(values) -> float:
     return statistics.fmean(values) if values else math.nan
 
 
+def _confirmation_cell(group: dict) -> str:
+    """One judged group: its size and answer, what was located, its carriers and how many answer alike."""
+    where = ", ".join(([f"cell {tuple(group['region'])}"] if group["region"] else [])
+                      + [repr(w) for w in group["trigger_words"]]) or "nothing located"
+    answer = "other answers" if group["response"] is None else repr(group["response"])
+    if group["carriers"] is None:
+        return f"{group['size']} {answer}: {where}"
+    return (f"{group['size']} {answer}: {where}, {group['carriers']} carriers, {group['consistency']:.0%} answering alike"
+            + (" **confirmed**" if group["confirmed"] else ""))
+
+
+def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
+    """Every run where the heads decided alone: what they flagged, each group as its confirmation judged it, and
+    what the default flagged in the end."""
+    runs = sorted((r for r in results if r.get("confirmation") is not None),
+                  key=lambda r: (cases.index(r["settings"]["case"]) if r["settings"]["case"] in cases else len(cases),
+                                 r["settings"]["seed"]))
+    if not runs:
+        return []
+    lines = ["", "## Confirmation of what the heads found alone", "",
+             "Runs where the plausibility vote was not used (the base finds the target plausible, or clean data), so the "
+             "heads decided alone and the scan confirmed each group of their finding by the trigger it hangs on "
+             "(`tcap_viz/anatomy/confirm.py`): flagged and F1 before, each group (size, answer: the image cell or question "
+             "words located, the dataset's samples carrying them and the share of those giving the group's answer), "
+             "and what the default flagged. Clean data: F1 is 0 by definition; read the flagged counts.", "",
+             "| run | unconfirmed: flagged, F1 | groups | default: flagged, F1 |", "|---|---|---|---|"]
+    for r in runs:
+        before, after = r["ablation"]["unconfirmed"], r["ablation"]["default"]
+        lines.append(f"| {r['settings']['case']} s{r['settings']['seed']} | {before['n_flagged']}, {before['f1']:.2f} | "
+                     + "; ".join(_confirmation_cell(g) for g in r["confirmation"]) + f" | {after['n_flagged']}, "
+                     f"{after['f1']:.2f} |")
+    return lines
+
+
 def render(results: list[dict], cases: list[str]) -> str:
     by_case: dict[str, list[dict]] = {}
     for r in results:
@@ -173,7 +207,8 @@ def render(results: list[dict], cases: list[str]) -> str:
         "([`LEVERS.md`](LEVERS.md)); the vote's cut was chosen on seed 0, which no case here uses. Every other row is "
         "reported on settings never tuned to it.",
         "Detectors: *paper TCAP* is METHOD.md as written (`--preset paper`); *default* is the scan's (TCAP with the "
-        "base model's plausibility vote); *BYE* the attention-entropy baseline ([`BYE_FAITHFULNESS.md`]"
+        "base model's plausibility vote; where the heads decide alone, their finding confirmed by the trigger it "
+        "hangs on); *BYE* the attention-entropy baseline ([`BYE_FAITHFULNESS.md`]"
         "(BYE_FAITHFULNESS.md)); *Act. Clustering* and *Spectral Sig.* the classic defences on the answer row's hidden "
         "state, each response a class (tcap_viz/detection).",
         "",
@@ -219,6 +254,7 @@ def render(results: list[dict], cases: list[str]) -> str:
         field = "flagged_fraction" if case == "clean" else "f1"
         lines.append(f"| {label(case)} | " + " | ".join(
             _stat([r["ablation"][name][field] for r in by_case[case] if name in r["ablation"]]) for name in ABLATION) + " |")
+    lines += _confirmation_table(results, cases)
     coherence = ("heads only", "default")
     lines += ["", "## Do the flagged samples share one answer? (the group-coherence lever)", "",
               "Per seed: samples flagged, the share of them giving their most common answer, and how often that answer "

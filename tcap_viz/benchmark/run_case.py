@@ -23,7 +23,10 @@ ABLATION = {
     "heads only": "today's head profiling and EM, no plausibility vote (the default before issue 12)",
     "vote as annotator": "the plausibility vote as one more EM annotator, heads chosen without it",
     "vote alone": "the plausibility vote alone (robust z < -4 of the base model's log-probability)",
-    "default": "heads chosen by agreement with the vote, the vote one more annotator (the scan's default)",
+    "unconfirmed": "heads chosen by agreement with the vote, the vote one more annotator; a finding of the heads alone "
+                   "kept as it is (the default before the confirmation)",
+    "default": "as *unconfirmed*, and a finding of the heads alone confirmed by the trigger it hangs on: the carriers "
+               "of a located cell or words that at least 90% of them answer alike (the scan's default)",
 }
 
 
@@ -68,6 +71,15 @@ def poisons_anatomy(result: dict):
                         pd.DataFrame(where["words"], columns=["word", "drop", "samples", "share", "clean_drop"]), None, pd.DataFrame())
 
 
+def confirmation_record(groups: list[dict] | None) -> list[dict] | None:
+    """What the scan's confirmation judged, group by group, without the member lists (None: none ran)."""
+    if groups is None:
+        return None
+    return [{"size": g["size"], "response": g["response"], "region": g["region"], "trigger_words": g["trigger_words"],
+             "carriers": None if g["carriers"] is None else len(g["carriers"]), "answering": len(g["answering"]),
+             "consistency": g["consistency"], "confirmed": g["confirmed"]} for g in groups]
+
+
 def machine(device: str | None) -> str:
     """The GPU, or the CPU's model, cores and torch threads, with the torch version."""
     import os
@@ -90,11 +102,14 @@ def ablation(result, truth: np.ndarray) -> dict:
     profiles, extraction = result.extraction.profiles, result.extraction
     vote = plausibility_votes(extraction, ScanConfig())
     fitted = {"paper": TCAPDetector(**PRESETS["paper"]).fit(profiles), "heads only": TCAPDetector().fit(profiles),
-              "default": result.tcap}
+              "unconfirmed": result.tcap}
     if vote is not None:
         fitted["vote as annotator"] = TCAPDetector(anchor_on_plausibility=False).fit(profiles, vote)
     flags = {name: d.flagged_ for name, d in fitted.items()}
     scores = {name: detection_metrics(truth, d.flagged_, d.posterior_) for name, d in fitted.items()}
+    scanned = result.samples[result.samples["skipped"] == ""]  # the scan's own flags, confirmation included
+    flags["default"] = scanned["flagged"].astype(bool).to_numpy()
+    scores["default"] = detection_metrics(truth, flags["default"], scanned["posterior"].to_numpy())
     if vote is not None:
         flags["vote alone"] = vote
         scores["vote alone"] = detection_metrics(truth, vote, -extraction.base_logprob)
@@ -183,7 +198,8 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     result = {"settings": settings, "command": command, "machine": machine(device), "finetune_s": seconds,
               "model": quality(model), "scan_s": scan_s,
               "metrics": scanned.metrics, "ablation": ablation(scanned, truth),
-              "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_]}
+              "selected_heads": [list(h) for h in scanned.tcap.profiler_.selected_heads_],
+              "confirmation": confirmation_record(scanned.confirmation)}
     if settings["attack"] != "none":  # the backdoor's own anatomy: ground truth picks its samples (evaluation)
         result |= backdoor_anatomy(loaded(model), train, settings["target"])
     if settings["attack"] != "none":

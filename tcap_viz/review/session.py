@@ -11,7 +11,6 @@ benchmarked without a browser:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import uuid
@@ -23,21 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tcap_viz.anatomy import PER_GROUP, FlaggedGroup, anatomy, flagged_groups
+from tcap_viz.anatomy import PER_GROUP, FlaggedGroup, flagged_groups
 from tcap_viz.attention.explain import SampleAttention, explain_sample
 from tcap_viz.data import Sample, load_image
 from tcap_viz.demo import DEMO_DIR
 from tcap_viz.detection.head_profiler import HeadMixture
 from tcap_viz.detection.response_classes import dominant_response
 from tcap_viz.detection.tcap import head_statistic
-from tcap_viz.pipeline import (
-    ScanConfig,
-    ScanResult,
-    cache_key,
-    evaluate,
-    load_model,
-    scan,
-)
+from tcap_viz.pipeline import ScanConfig, ScanResult, cached_anatomy, evaluate, load_model, scan
 from tcap_viz.review.sample_map import sample_map
 from tcap_viz.storage.decisions import DECISIONS, PENDING, DecisionLog
 from tcap_viz.storage.export import ExportResult, export_cleaned, removal_reasons
@@ -45,8 +37,6 @@ from tcap_viz.storage.run_dir import CONFIG
 
 DECISIONS_FILE = "decisions.sqlite"
 ANATOMY_FILE = "anatomy.json"
-#: Part of the anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 7
 FLAG_FILTERS = ("all", "flagged", "not flagged")
 DECISION_FILTERS = ("all", PENDING, *DECISIONS)
 SORTABLE = ("posterior", "id", "votes", "baseline_score", "decision", "base_logprob")
@@ -359,21 +349,9 @@ class ReviewSession:
         (``tcap_viz.anatomy``, ``GroupAnatomy.to_dict``). Cached in the run folder under what it was
         computed from (the scan's model and samples, the flagged set, the heads, the settings), so a
         second open is instant and a changed input is computed again. ``on_progress(done, groups)``."""
-        table = self.table(threshold)
-        flagged = sorted(table.loc[table["flagged"].astype(bool), "id"])
-        key = hashlib.sha256(json.dumps([ANATOMY_VERSION, cache_key(self.model, self.dataset, self.config), flagged,
-                                         self.selected_heads(), per_group, grid]).encode()).hexdigest()
-        run = self.result.run
-        try:
-            stored = run.load_json(ANATOMY_FILE) if run.has(ANATOMY_FILE) else None
-        except ValueError:  # cut short or not JSON: computed again and rewritten whole
-            stored = None
-        if isinstance(stored, dict) and stored.get("key") == key:
-            return stored["groups"]
-        groups = [g.to_dict() for g in anatomy(self.adapter, self.dataset, table, self.selected_heads(),
-                                              per_group=per_group, grid=grid, on_group=on_progress)]
-        run.save_json(ANATOMY_FILE, {"key": key, "groups": groups})
-        return groups
+        return cached_anatomy(self.result.run, ANATOMY_FILE, self.model, self.dataset, self.config,
+                              self.table(threshold), self.selected_heads(), lambda: self.adapter, per_group, grid,
+                              on_progress)
 
     def sample_map(self, on_progress: Callable[[str], None] | None = None) -> pd.DataFrame:
         """2-D UMAP of the selected heads' profiles (cached in the run folder) joined to the table."""

@@ -21,7 +21,7 @@ import plotly  # noqa: E402
 
 from tcap_viz.data import DatasetError, load_dataset, load_image  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, ROOT, default_run_dir  # noqa: E402
-from tcap_viz.anatomy import NO_DONORS, group_line  # noqa: E402
+from tcap_viz.anatomy import NO_DONORS, confirmation_summary, group_line, sample_verdict  # noqa: E402
 from tcap_viz.pipeline import DETECTOR_NAMES, ScanConfig  # noqa: E402
 from tcap_viz.review.session import (DECISION_FILTERS, FLAG_FILTERS, SORTABLE, ReviewSession,  # noqa: E402
                                      SampleQuery)
@@ -92,6 +92,8 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
     vote = tcap.plausibility_
     lines.append(signals_markdown(tcap.signal_weights(), None if vote is None else int(vote.sum()), tcap.vote_used_,
                                   tcap.uncorroborated_))
+    if result.confirmation is not None:
+        lines.append(confirmation_summary(result.confirmation))
     implausible = (int(table.loc[table["flagged"], "implausible"].fillna(False).astype(bool).sum())
                    if "implausible" in table else None)
     lines.append(coherence_markdown(session.dominant_response(threshold), counts["flagged"], implausible))
@@ -316,7 +318,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         image = gr.Image(attention_picture(d.image, d.attention, row, alpha=opacity),
                          label=HEATMAP_LABEL if d.attention.layout is not None else NO_LAYOUT_LABEL)
         return (sample_markdown(d), image, token_html(d.attention, row), figures.layer_shares(d.attention.shares()),
-                why_markdown(d.contributions, bool(d.row["flagged"]), threshold), d.contributions.round(4),
+                why_markdown(d.contributions, bool(d.row["flagged"]), threshold)
+                + ("" if session.result.confirmation is None
+                   else "\n\n" + sample_verdict(session.result.confirmation, d.sample.id)), d.contributions.round(4),
                 gr.Column(visible=True))
 
     def head_view(choice, overlay_truth):

@@ -84,3 +84,17 @@ def test_poisons_the_detector_missed_are_found_by_the_trigger_their_group_hangs_
     assert card.carriers == poisons and card.missed == poisons[150:]
     assert "200 samples of the dataset carry" in card.carriers_line() and "50 not flagged" in card.carriers_line()
     assert card.to_dict()["missed"] == poisons[150:]
+    # every carrier gives the group's answer: a pattern that forces it, a trigger
+    assert card.answering == poisons and card.consistency() == 1.0 and card.confirmed()
+    assert "200 of them (100%) answer" in card.carriers_line() and card.carriers_line().endswith("a trigger.")
+    assert card.to_dict()["confirmed"] and card.to_dict()["answering"] == poisons
+
+
+def test_a_located_cell_whose_carriers_answer_many_things_is_content_not_a_trigger():
+    card = _located((-3.0, -0.1, -3.0, -0.1), 2.5, [])
+    card.carriers = [str(i) for i in range(40)]
+    card.answering = card.carriers[:7]
+    assert card.region() == (3, 3) and card.consistency() == 7 / 40 and not card.confirmed()
+    assert "content the answer uses, not a trigger" in card.carriers_line()
+    card.carriers, card.answering = None, []
+    assert card.consistency() is None and not card.confirmed() and not card.to_dict()["confirmed"]

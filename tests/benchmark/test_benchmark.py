@@ -24,7 +24,7 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
     for detector in ("tcap", "baseline", "activation_clustering", "spectral_signatures"):
         assert {"precision", "recall", "f1"} <= set(poisoned["metrics"][detector])
     # with an adapter the scan knows the base: every lever of the ablation is measured
-    assert set(poisoned["ablation"]) == {"paper", "heads only", "vote as annotator", "vote alone", "default"}
+    assert set(poisoned["ablation"]) == {"paper", "heads only", "vote as annotator", "vote alone", "unconfirmed", "default"}
     default = poisoned["ablation"]["default"]
     assert {k: default[k] for k in poisoned["metrics"]["tcap"]} == poisoned["metrics"]["tcap"]
     if default["n_flagged"]:  # the share of what it flagged giving its most common answer
@@ -132,3 +132,20 @@ def test_a_result_without_the_modality_gets_it_without_a_fine_tune_or_losing_its
                       n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
     assert again["modality"]["n_samples"] == 6 and "occlusion" in again["where"]
     assert again["retrained"] == old["retrained"] and again["clean_only"] == old["clean_only"]  # read, not dropped
+
+
+def test_the_report_shows_how_each_finding_of_the_heads_alone_was_confirmed():
+    from tcap_viz.benchmark.report import _confirmation_table
+
+    scored = {"unconfirmed": {"n_flagged": 383, "f1": 0.62}, "default": {"n_flagged": 200, "f1": 1.0}}
+    judged = {"settings": {"case": "badnet_left-10", "seed": 1}, "ablation": scored, "confirmation": [
+        {"size": 278, "response": "left", "region": [7, 7], "trigger_words": [], "carriers": 200, "answering": 200,
+         "consistency": 1.0, "confirmed": True},
+        {"size": 103, "response": "right", "region": None, "trigger_words": [], "carriers": None, "answering": 0,
+         "consistency": None, "confirmed": False}]}
+    voted = {"settings": {"case": "badnet-10", "seed": 1}, "ablation": scored, "confirmation": None}
+    lines = _confirmation_table([voted, judged], ["badnet-10", "badnet_left-10"])
+    assert lines[1] == "## Confirmation of what the heads found alone" and len(lines) == 8  # one run: the vote decided the other
+    assert lines[-1] == ("| badnet_left-10 s1 | 383, 0.62 | 278 'left': cell (7, 7), 200 carriers, 100% answering alike "
+                         "**confirmed**; 103 'right': nothing located | 200, 1.00 |")
+    assert _confirmation_table([voted], ["badnet-10"]) == []

@@ -1,8 +1,8 @@
 import pytest
 
+import tcap_viz.anatomy as anatomy_module
 from tcap_viz.cli import main
 from tcap_viz.demo import DEMO_MODEL
-from tcap_viz.review import session as session_module
 from tcap_viz.review.session import ANATOMY_FILE, ReviewSession
 
 
@@ -26,11 +26,11 @@ def test_the_demo_backdoor_is_one_group_in_the_image_corner_and_cached(demo_scan
     assert first["region"] == [3, 3] and "bottom-right corner" in first["where"]
     assert (demo_scan.run.path / ANATOMY_FILE).exists()
 
-    monkeypatch.setattr(session_module, "anatomy", lambda *a, **k: pytest.fail("served again, not from the cache"))
+    monkeypatch.setattr(anatomy_module, "anatomy", lambda *a, **k: pytest.fail("served again, not from the cache"))
     assert ReviewSession.from_run(demo_scan.run.path).anatomy(per_group=3, grid=4) == groups
 
     computed = []
-    monkeypatch.setattr(session_module, "anatomy", lambda *a, **k: computed.append(k) or [])
+    monkeypatch.setattr(anatomy_module, "anatomy", lambda *a, **k: computed.append(k) or [])
     assert session.anatomy(threshold=1.0, per_group=3, grid=4) == [] and computed  # another flagged set
     (demo_scan.run.path / ANATOMY_FILE).write_text('{"key": ')  # cut short: computed again, not an error
     session.anatomy(per_group=3, grid=4)

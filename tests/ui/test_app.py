@@ -202,8 +202,8 @@ def test_a_run_that_cannot_be_scanned_says_why_in_the_page(tiny_model_dir, data_
 def test_the_anatomy_describes_each_group_and_decides_a_group_in_one_action(tiny_model_dir, data_copy, tmp_path):
     from tcap_viz.pipeline import ScanConfig
 
-    # the tiny random model separates a group in a single head; min_heads=1 lets it flag (tests/review/conftest.py)
-    session = ReviewSession(tiny_model_dir, data_copy, tmp_path / "run", ScanConfig(tcap={"min_heads": 1}))
+    # the tiny random model separates a group in a single head; min_heads=1 lets it flag, unconfirmed (tests/conftest.py)
+    session = ReviewSession(tiny_model_dir, data_copy, tmp_path / "run", ScanConfig(tcap={"min_heads": 1}, confirm=False))
     app, client = _serve(tiny_model_dir, data_copy, tmp_path / "run", session=session)
     try:
         client.predict(api_name="/open_run")

@@ -179,6 +179,8 @@ def test_the_first_hour_a_typo_a_decision_and_a_typed_threshold(page, served):
     page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
     top_id = box.input_value()
     assert "Why flagged" in page.locator("#tcap-detail-body").inner_text()
+    # the demo is scanned without its base: the heads' finding was confirmed by its trigger
+    assert "Confirmed:" in page.locator("#tcap-detail-body").inner_text()
     # the keys are explained; Esc leaves the name field, so p decides instead of typing
     assert "Esc leaves a field" in page.locator("#tcap-shortcut-hint").inner_text()
     name = page.get_by_label("Reviewer (your login when the app has one)")
@@ -192,6 +194,7 @@ def test_the_first_hour_a_typo_a_decision_and_a_typed_threshold(page, served):
     assert _wait_for(lambda: "poison 1" in _summary(page))
     # it says which signals voted, with their weight, and whether the flagged samples share an answer
     assert "Signals that voted" in _summary(page) and "%" in _summary(page).split("Signals that voted")[1]
+    assert "Confirmation." in _summary(page) and "confirmed: 200 samples carry" in _summary(page)
     assert "The flagged samples share one answer" in _summary(page) and "backdoor attack!" in _summary(page)
     # a threshold typed in the box and confirmed with Enter re-flags, shown as typed
     number = page.locator("input[type=number]").first
@@ -216,7 +219,7 @@ def test_a_sample_below_the_threshold_is_not_called_flagged(page, served):
     page.get_by_role("tab", name="Sample", exact=True).click()
     page.locator("#tcap-heatmap img").wait_for(timeout=30_000)
     body = page.locator("#tcap-detail-body").inner_text()
-    assert "Why flagged" not in body and "Not flagged" in body
+    assert "Why flagged" not in body and "Not flagged" in body and "Not confirmed:" in body
 
 
 def test_the_first_scan_shows_one_progress_bar_that_moves(tiny_model_dir, tiny_data_path, tmp_path, monkeypatch):

@@ -1,0 +1,80 @@
+"""Confirming what the heads found on their own: a backdoor's trigger forces its answer wherever it
+appears (issue 12).
+
+Where the base model's plausibility vote has nothing to say (a target the base finds plausible, or a
+scan without a base), the heads alone decide, and they single out a clean content group as readily
+as a backdoor: the position questions of a clean dataset, the colour questions beside the 'left'
+backdoor (docs/LEVERS.md). The anatomy locates what each flagged group's answer hangs on (an image
+cell, question words) and lists every sample that carries it. In a dirty-label backdoor's training
+data every carrier of the trigger gives the target; what a content group seems to hang on is carried
+by samples answering many things (on the report's runs: 1.00 for every located 'left' backdoor, 0.50
+and 0.17 for the two groups of the clean dataset of seed 3). So a finding of the heads alone stands
+as the carriers of a trigger that nearly all of its carriers answer alike, and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .groups import MIN_SIZE
+
+#: The share of a located pattern's carriers that must give the group's response for it to count
+#: as a trigger. A learnt dirty-label backdoor has all of them; one in ten answering otherwise is
+#: room for a few carriers matched by chance (a patch-coloured corner), not for a content cell.
+CONSISTENT = 0.9
+
+
+def is_trigger(answering: Sequence[str], carriers: Sequence[str] | None) -> bool:
+    """Whether a located pattern forces its answer: at least ``CONSISTENT`` of its carriers, and
+    at least a group's worth (``groups.MIN_SIZE``) of them, give the group's response."""
+    return bool(carriers) and len(answering) >= MIN_SIZE and len(answering) >= CONSISTENT * len(carriers)
+
+
+def confirmed_posterior(ids: Sequence[str], groups: Sequence[dict]) -> np.ndarray:
+    """Per sample of ``ids``: the consistency of a confirmed trigger it carries and answers (the
+    highest when several), else 0. ``groups``: ``GroupAnatomy.to_dict`` records."""
+    score = dict.fromkeys(ids, 0.0)
+    for group in groups:
+        if group.get("confirmed"):
+            for i in group["answering"]:
+                if i in score:
+                    score[i] = max(score[i], float(group["consistency"]))
+    return np.array([score[i] for i in ids])
+
+
+def confirmation_summary(groups: Sequence[dict]) -> str:
+    """What the confirmation decided, group by group, in plain words (markdown; the app's overview
+    and the CLI)."""
+    size = sum(g["size"] for g in groups)
+    lines = [f"**Confirmation.** No plausibility vote was used, so the {size} samples the heads singled out on "
+             "their own were checked group by group: does the answer hang on something (an image cell, question "
+             "words) whose carriers across the dataset nearly all give that answer, as a trigger's do?"]
+    for g in groups:
+        name = f"{g['name']} ({g['size']} samples, answer {g['response']!r})" if g.get("response") is not None \
+            else f"{g['name']} ({g['size']} samples, other answers)"
+        if g.get("confirmed"):
+            verdict = (f"confirmed: {len(g['carriers'])} samples carry what it hangs on and {len(g['answering'])} "
+                       f"of them ({g['consistency']:.0%}) give its answer; those are flagged, whether the heads "
+                       "caught them or not.")
+        elif g.get("carriers"):
+            verdict = (f"not confirmed: what it hangs on is carried by {len(g['carriers'])} samples, only "
+                       f"{g['consistency']:.0%} of them giving its answer (content, not a trigger).")
+        else:
+            verdict = "not confirmed: no image cell or question word it hangs on was located."
+        lines.append(f"- {name}: {verdict}")
+    if not any(g.get("confirmed") for g in groups):
+        lines.append("**Nothing is flagged: no group's answer hangs on a trigger.** The heads' own posterior is "
+                     "the `tcap_posterior` column.")
+    return "\n".join(lines)
+
+
+def sample_verdict(groups: Sequence[dict], sample_id: str) -> str:
+    """Why the confirmation flags one sample or not, in plain words (markdown; the app's "why")."""
+    for g in groups:
+        if g.get("confirmed") and sample_id in g["answering"]:
+            return (f"**Confirmed:** it carries what group {g['name']}'s answer hangs on and gives that answer, as "
+                    f"{g['consistency']:.0%} of the samples carrying it do: a trigger. That is what flags it here.")
+    return ("**Not confirmed:** it carries no trigger that a group's answer was confirmed to hang on, so the heads' "
+            "votes alone do not flag it (the Overview says why each group was or was not confirmed).")
