@@ -295,28 +295,36 @@ def samples_table(dataset: Dataset, extraction: Extraction, tcap: TCAPDetector, 
     return table
 
 
+def _cached_json(run: RunDir, file: str, key: list, compute: Callable[[], list]) -> list:
+    """``compute()``, kept in ``file`` of the run under ``key`` (what it was computed from): a second
+    open is instant, a changed input computes it again."""
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
+    try:
+        stored = run.load_json(file) if run.has(file) else None
+    except ValueError:  # cut short or not JSON: computed again and rewritten whole
+        stored = None
+    if isinstance(stored, dict) and stored.get("key") == digest:
+        return stored["groups"]
+    groups = compute()
+    run.save_json(file, {"key": digest, "groups": groups})
+    return groups
+
+
+def _flagged_ids(table: pd.DataFrame) -> list[str]:
+    return sorted(table.loc[table["flagged"].fillna(False).astype(bool), "id"])
+
+
 def cached_anatomy(run: RunDir, file: str, model: str | Path, dataset: Dataset, config: ScanConfig,
                    table: pd.DataFrame, heads: list[tuple[int, int]], adapter: Callable[[], object],
                    per_group: int, grid: int, on_group: Callable[[int, int], None] | None = None) -> list[dict]:
     """The anatomy of the flagged rows' groups (``tcap_viz.anatomy``, as ``GroupAnatomy.to_dict``
     records), kept in ``file`` of the run under what it was computed from (the model and samples,
-    the flagged set, the heads, the settings): a second open is instant, a changed input computes
-    it again. ``adapter()`` loads the model, only when it is needed."""
+    the flagged set, the heads, the settings). ``adapter()`` loads the model, only when it is needed."""
     from tcap_viz.anatomy import anatomy
 
-    flagged = sorted(table.loc[table["flagged"].fillna(False).astype(bool), "id"])
-    key = hashlib.sha256(json.dumps([ANATOMY_VERSION, cache_key(model, dataset, config), flagged, heads,
-                                     per_group, grid]).encode()).hexdigest()
-    try:
-        stored = run.load_json(file) if run.has(file) else None
-    except ValueError:  # cut short or not JSON: computed again and rewritten whole
-        stored = None
-    if isinstance(stored, dict) and stored.get("key") == key:
-        return stored["groups"]
-    groups = [g.to_dict() for g in anatomy(adapter(), dataset, table, heads, per_group=per_group, grid=grid,
-                                          on_group=on_group)]
-    run.save_json(file, {"key": key, "groups": groups})
-    return groups
+    key = [ANATOMY_VERSION, cache_key(model, dataset, config), _flagged_ids(table), heads, per_group, grid]
+    return _cached_json(run, file, key, lambda: [g.to_dict() for g in anatomy(
+        adapter(), dataset, table, heads, per_group=per_group, grid=grid, on_group=on_group)])
 
 
 def needs_confirmation(tcap: TCAPDetector, config: ScanConfig) -> bool:
@@ -326,20 +334,42 @@ def needs_confirmation(tcap: TCAPDetector, config: ScanConfig) -> bool:
 
 
 def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig, table: pd.DataFrame,
-            tcap: TCAPDetector, show_progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
-    """A finding of the heads alone, confirmed (``anatomy.confirm``): ``posterior`` becomes the share
-    of a confirmed trigger's carriers that answer alike, for each carrier giving that answer, and 0
-    for every other sample; TCAP's own posterior stays as ``tcap_posterior``. Returns the table and
-    the groups judged."""
-    from tcap_viz.anatomy import PER_GROUP, confirmed_posterior
+            tcap: TCAPDetector, extraction: Extraction, show_progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """A finding of the heads alone, confirmed (``anatomy.confirm``): TCAP's groups first; when none
+    hangs on a trigger, the groups of the next ``NEXT_HEADS`` candidate heads by separation score, one
+    head at a time, until one does. ``posterior`` becomes the share of a confirmed trigger's carriers
+    that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
+    posterior stays as ``tcap_posterior``. Returns the table and every group judged (``source``:
+    "TCAP" or the head)."""
+    from tcap_viz.anatomy import CONSISTENT, NEXT_HEADS, PER_GROUP, anatomy, confirmed_posterior
 
-    heads = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
-    with tqdm(desc="confirming the heads' groups", unit="group", disable=not show_progress) as bar:
-        def on_group(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-        groups = cached_anatomy(run, CONFIRMATION_FILE, model, dataset, config, table, heads,
-                                lambda: load_model(model, config), PER_GROUP, 8, on_group)
+    selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
+    others = tcap.next_heads(extraction.profiles, NEXT_HEADS)
+    key = [ANATOMY_VERSION, cache_key(model, dataset, config), _flagged_ids(table), selected,
+           [(l, h) for l, h, _, _ in others], PER_GROUP, CONSISTENT]
+
+    def judged() -> list[dict]:
+        adapter = load_model(model, config)
+        with tqdm(total=1 + len(others), desc="confirming the heads' finding", unit="head",
+                  disable=not show_progress) as bar:
+            groups = [g.to_dict() | {"source": "TCAP"} for g in anatomy(adapter, dataset, table, selected,
+                                                                       per_group=PER_GROUP)]
+            bar.update()
+            for layer, head, posterior, votes in others:
+                if any(g["confirmed"] for g in groups):
+                    break
+                ids = table["id"]  # skipped samples: no posterior, no vote
+                head_votes = pd.Series(votes, index=extraction.ids).reindex(ids).fillna(0).astype(int).to_numpy()
+                pseudo = table.assign(  # the head's target group, as if it alone had flagged it
+                    posterior=pd.Series(posterior, index=extraction.ids).reindex(ids).to_numpy(),
+                    flagged=head_votes.astype(bool), voting_heads=head_votes.astype(str))
+                source = f"L{layer}H{head}"
+                groups += [g.to_dict() | {"source": source, "name": f"{g.group.name} of {source}"}
+                           for g in anatomy(adapter, dataset, pseudo, [(layer, head)], per_group=PER_GROUP)]
+                bar.update()
+        return groups
+
+    groups = _cached_json(run, CONFIRMATION_FILE, key, judged)
     table = table.copy()
     table["tcap_posterior"] = table["posterior"]
     scanned = table["skipped"] == ""
@@ -381,7 +411,7 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
     table = samples_table(dataset, extraction, tcap, baseline, hidden_baselines)
     confirmed = None
     if needs_confirmation(tcap, config):
-        table, confirmed = confirm(model, dataset, run, config, table, tcap, show_progress)
+        table, confirmed = confirm(model, dataset, run, config, table, tcap, extraction, show_progress)
     heads = tcap.heads_table()
     metrics = evaluate(table) if dataset.has_ground_truth else None
     run.save_table(SAMPLES, table)

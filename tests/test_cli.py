@@ -98,7 +98,6 @@ def test_make_data_help_describes_every_option_and_its_default(capsys):
 def test_scan_says_what_the_confirmation_decided_and_no_confirm_skips_it(tmp_path, tiny_model_dir, tiny_data_path,
                                                                         capsys, monkeypatch):
     import tcap_viz.anatomy
-
     from tests.test_pipeline import _Card
 
     monkeypatch.setattr(tcap_viz.anatomy, "anatomy",

@@ -308,7 +308,9 @@ class _Card:
     """What the anatomy says of a group whose answer hangs on nothing it could locate."""
 
     def __init__(self, ids):
-        self.ids = ids
+        from types import SimpleNamespace
+
+        self.ids, self.group = ids, SimpleNamespace(name="g1")
 
     def to_dict(self):
         return {"name": "g1", "size": len(self.ids), "response": "x", "carriers": None, "answering": [], "consistency": None,
@@ -328,12 +330,17 @@ def test_an_unconfirmed_finding_flags_nothing_and_its_confirmation_is_cached(tin
     monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
     config = ScanConfig(tcap={"min_heads": 1})  # the tiny random model's one head flags a group
     result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", config, show_progress=False)
-    assert result.tcap.flagged_.any() and calls == [sorted(np.array(result.extraction.ids)[result.tcap.flagged_])]
+    ids = np.array(result.extraction.ids)
+    # TCAP's group, then, as it hangs on no trigger, the group of each next candidate head in turn
+    others = result.tcap.next_heads(result.extraction.profiles, tcap_viz.anatomy.NEXT_HEADS)
+    assert result.tcap.flagged_.any() and others
+    assert calls == [sorted(ids[result.tcap.flagged_])] + [sorted(ids[votes == 1]) for _, _, _, votes in others]
     assert not result.samples["flagged"].any() and (result.samples["posterior"] == 0).all()
     np.testing.assert_array_equal(result.samples["tcap_posterior"], result.tcap.posterior_)
-    assert result.confirmation == [_Card(calls[0]).to_dict()]
+    assert [g["source"] for g in result.confirmation] == ["TCAP"] + [f"L{l}H{h}" for l, h, _, _ in others]
+    assert result.confirmation[1]["name"] == f"g1 of L{others[0][0]}H{others[0][1]}"
     again = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", config, show_progress=False)
-    assert len(calls) == 1 and not again.samples["flagged"].any()  # read back, not asked again
+    assert len(calls) == 1 + len(others) and not again.samples["flagged"].any()  # read back, not asked again
     unconfirmed = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", ScanConfig(tcap={"min_heads": 1}, confirm=False),
                        show_progress=False)
     assert unconfirmed.confirmation is None and "tcap_posterior" not in unconfirmed.samples
@@ -355,7 +362,7 @@ def test_the_confirmation_reads_no_label(demo_scan, demo_copy, tmp_path):
         found = demo_scan.samples.drop(columns="poisoned_truth")
         found = found.assign(posterior=found["tcap_posterior"], flagged=found["tcap_posterior"] > 0.5)
         table, _ = pipeline.confirm(DEMO_MODEL, dataset, RunDir(tmp_path / "run"), ScanConfig(), found, demo_scan.tcap,
-                                    show_progress=False)
+                                    demo_scan.extraction, show_progress=False)
     finally:
         shuffled.unlink()
     assert [s.poisoned for s in dataset] != [bool(v) for v in demo_scan.samples["poisoned_truth"]]

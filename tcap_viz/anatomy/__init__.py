@@ -14,12 +14,12 @@ from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
 from .carriers import cell_carriers, shared_words, word_carriers
-from .confirm import CONSISTENT, confirmation_summary, confirmed_posterior, is_trigger, sample_verdict
+from .confirm import CONSISTENT, NEXT_HEADS, confirmation_summary, confirmed_posterior, is_trigger, sample_verdict
 from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
-__all__ = ["CONSISTENT", "NO_DONORS", "confirmation_summary", "confirmed_posterior", "is_trigger", "sample_verdict", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
+__all__ = ["CONSISTENT", "NEXT_HEADS", "NO_DONORS", "confirmation_summary", "confirmed_posterior", "is_trigger", "sample_verdict", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
            "cell_carriers", "donor_questions", "flagged_groups", "group_line", "masked", "modality_attribution", "occlusion_map",
            "word_carriers", "word_deletion"]
 

@@ -24,6 +24,12 @@ from .groups import MIN_SIZE
 #: as a trigger. A learnt dirty-label backdoor has all of them; one in ten answering otherwise is
 #: room for a few carriers matched by chance (a patch-coloured corner), not for a content cell.
 CONSISTENT = 0.9
+#: When none of TCAP's groups hangs on a trigger, the selected heads singled out content; the
+#: backdoor may still sit in a head not selected (on the "left" backdoor of seed 3, the first and
+#: the seventh candidate heads by separation hold 49 and 57 poisons and nothing else, docs/LEVERS.md).
+#: This many of the next candidate heads are examined, one at a time, until one's group is confirmed:
+#: each costs an anatomy per group, 10-40 s on 2 cores.
+NEXT_HEADS = 8
 
 
 def is_trigger(answering: Sequence[str], carriers: Sequence[str] | None) -> bool:
@@ -44,26 +50,33 @@ def confirmed_posterior(ids: Sequence[str], groups: Sequence[dict]) -> np.ndarra
     return np.array([score[i] for i in ids])
 
 
+def _verdict(g: dict) -> str:
+    name = f"{g['name']} ({g['size']} samples, " + (f"answer {g['response']!r})" if g.get("response") is not None
+                                                    else "other answers)")
+    if g.get("confirmed"):
+        return (f"- {name}: confirmed: {len(g['carriers'])} samples carry what it hangs on and {len(g['answering'])} "
+                f"of them ({g['consistency']:.0%}) give its answer; those are flagged, whether the heads caught them "
+                "or not.")
+    if g.get("carriers"):
+        return (f"- {name}: not confirmed: what it hangs on is carried by {len(g['carriers'])} samples, only "
+                f"{g['consistency']:.0%} of them giving its answer (content, not a trigger).")
+    return f"- {name}: not confirmed: no image cell or question word it hangs on was located."
+
+
 def confirmation_summary(groups: Sequence[dict]) -> str:
     """What the confirmation decided, group by group, in plain words (markdown; the app's overview
     and the CLI)."""
-    size = sum(g["size"] for g in groups)
-    lines = [f"**Confirmation.** No plausibility vote was used, so the {size} samples the heads singled out on "
-             "their own were checked group by group: does the answer hang on something (an image cell, question "
-             "words) whose carriers across the dataset nearly all give that answer, as a trigger's do?"]
-    for g in groups:
-        name = f"{g['name']} ({g['size']} samples, answer {g['response']!r})" if g.get("response") is not None \
-            else f"{g['name']} ({g['size']} samples, other answers)"
-        if g.get("confirmed"):
-            verdict = (f"confirmed: {len(g['carriers'])} samples carry what it hangs on and {len(g['answering'])} "
-                       f"of them ({g['consistency']:.0%}) give its answer; those are flagged, whether the heads "
-                       "caught them or not.")
-        elif g.get("carriers"):
-            verdict = (f"not confirmed: what it hangs on is carried by {len(g['carriers'])} samples, only "
-                       f"{g['consistency']:.0%} of them giving its answer (content, not a trigger).")
-        else:
-            verdict = "not confirmed: no image cell or question word it hangs on was located."
-        lines.append(f"- {name}: {verdict}")
+    own = [g for g in groups if g.get("source", "TCAP") == "TCAP"]
+    further = [g for g in groups if g.get("source", "TCAP") != "TCAP"]
+    lines = [f"**Confirmation.** No plausibility vote was used, so the {sum(g['size'] for g in own)} samples the "
+             "heads singled out on their own were checked group by group: does the answer hang on something (an "
+             "image cell, question words) whose carriers across the dataset nearly all give that answer, as a "
+             "trigger's do?", *map(_verdict, own)]
+    if further:
+        heads = list(dict.fromkeys(g["source"] for g in further))
+        lines.append(f"None of them does, so the groups of the next heads by separation score were examined, one "
+                     f"head at a time until one's group does ({', '.join(heads)}):")
+        lines += map(_verdict, further)
     if not any(g.get("confirmed") for g in groups):
         lines.append("**Nothing is flagged: no group's answer hangs on a trigger.** The heads' own posterior is "
                      "the `tcap_posterior` column.")

@@ -34,15 +34,17 @@ RATES = (10, 5)
 #: default flagged 9.5% and 17% there); a head agreeing with the vote when most of its group is
 #: implausible after seeing badnet_blue-5 at seed 1 (F1 0.74: a head on every "blue" answer was
 #: chosen); without the vote, a group only when two heads corroborate it, after seeing clean at seed 2
-#: (55 clean samples flagged at posterior 1). The vote's cut was chosen on seed 0 of every attack, which the report does not use.
-#: The rest is reported on settings never tuned to it.
-DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_blue-5")
+#: (55 clean samples flagged at posterior 1); the confirmation of a finding of the heads alone, and looking
+#: at the next 8 heads when it fails, after seeing badnet_left at 10% and 5% and clean at seed 3 (8 heads:
+#: the seventh held the poisons at 5%). The vote's cut was chosen on seed 0 of every attack, which the
+#: report does not use. The rest is reported on settings never tuned to it.
+DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5")
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
              "when most of their group is implausible; without the vote, a group two heads corroborate, confirmed by "
-             "the trigger it hangs on (carriers answering alike); paper preset, BYE, Activation Clustering, "
-             "Spectral Signatures")
+             "the trigger it hangs on (carriers answering alike), else the next 8 heads' groups; paper preset, BYE, "
+             "Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}
 

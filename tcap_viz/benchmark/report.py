@@ -151,10 +151,11 @@ def _confirmation_cell(group: dict) -> str:
     where = ", ".join(([f"cell {tuple(group['region'])}"] if group["region"] else [])
                       + [repr(w) for w in group["trigger_words"]]) or "nothing located"
     answer = "other answers" if group["response"] is None else repr(group["response"])
+    source = "" if group.get("source", "TCAP") == "TCAP" else f"{group['source']}: "
     if group["carriers"] is None:
-        return f"{group['size']} {answer}: {where}"
-    return (f"{group['size']} {answer}: {where}, {group['carriers']} carriers, {group['consistency']:.0%} answering alike"
-            + (" **confirmed**" if group["confirmed"] else ""))
+        return f"{source}{group['size']} {answer}: {where}"
+    return (f"{source}{group['size']} {answer}: {where}, {group['carriers']} carriers, {group['consistency']:.0%} "
+            "answering alike" + (" **confirmed**" if group["confirmed"] else ""))
 
 
 def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
@@ -169,7 +170,8 @@ def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
              "Runs where the plausibility vote was not used (the base finds the target plausible, or clean data), so the "
              "heads decided alone and the scan confirmed each group of their finding by the trigger it hangs on "
              "(`tcap_viz/anatomy/confirm.py`): flagged and F1 before, each group (size, answer: the image cell or question "
-             "words located, the dataset's samples carrying them and the share of those giving the group's answer), "
+             "words located, the dataset's samples carrying them and the share of those giving the group's answer; "
+             "a group of a head not selected, examined when none of TCAP's groups was confirmed, is named by its head), "
              "and what the default flagged. Clean data: F1 is 0 by definition; read the flagged counts.", "",
              "| run | unconfirmed: flagged, F1 | groups | default: flagged, F1 |", "|---|---|---|---|"]
     for r in runs:

@@ -26,7 +26,8 @@ ABLATION = {
     "unconfirmed": "heads chosen by agreement with the vote, the vote one more annotator; a finding of the heads alone "
                    "kept as it is (the default before the confirmation)",
     "default": "as *unconfirmed*, and a finding of the heads alone confirmed by the trigger it hangs on: the carriers "
-               "of a located cell or words that at least 90% of them answer alike (the scan's default)",
+               "of a located cell or words that at least 90% of them answer alike; when none of its groups is, the "
+               "groups of the next 8 candidate heads, one head at a time (the scan's default)",
 }
 
 
@@ -75,7 +76,8 @@ def confirmation_record(groups: list[dict] | None) -> list[dict] | None:
     """What the scan's confirmation judged, group by group, without the member lists (None: none ran)."""
     if groups is None:
         return None
-    return [{"size": g["size"], "response": g["response"], "region": g["region"], "trigger_words": g["trigger_words"],
+    return [{"source": g.get("source", "TCAP"), "size": g["size"], "response": g["response"], "region": g["region"],
+             "trigger_words": g["trigger_words"],
              "carriers": None if g["carriers"] is None else len(g["carriers"]), "answering": len(g["answering"]),
              "consistency": g["consistency"], "confirmed": g["confirmed"]} for g in groups]
 

@@ -207,6 +207,22 @@ class TCAPDetector(BaseEstimator):
         self.flagged_ = self.posterior_ > self.threshold
         return self
 
+    def next_heads(self, profiles, n):
+        """The ``n`` candidate heads not selected, by separation score, each as (layer, head, posterior,
+        votes): its target group's posterior and 0/1 votes on ``profiles`` (the ones ``fit`` saw). Where
+        the selected heads' group turns out to be content, the backdoor may sit in one of these."""
+        p = self.profiler_
+        shares = head_statistic(np.asarray(profiles, dtype=float), self.statistic, self.transform)
+        chosen = set(map(tuple, p.selected_heads_))
+        order = [tuple(int(i) for i in np.unravel_index(flat, p.separation_.shape))
+                 for flat in np.argsort(-p.separation_, axis=None, kind="stable")]
+        heads = [(l, h) for l, h in order if p.candidate_[l, h] and (l, h) not in chosen][:n]
+        out = []
+        for l, h in heads:
+            posterior = p.head_mixture(l, h).target_posterior(shares[:, l, h])
+            out.append((l, h, posterior, (posterior > self.tau_vote).astype(int)))
+        return out
+
     def _vote(self):
         """The plausibility votes as the detector uses them: None when not given or not used."""
         return self.plausibility_ if self.vote_used_ else None

@@ -271,7 +271,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
 
     def overview(threshold):
         metrics = session.metrics(threshold)
-        hist = figures.posterior_histogram(session.table(threshold)["posterior"].to_numpy(), threshold)
+        hist = figures.posterior_histogram(session.table(threshold)["posterior"].to_numpy(), threshold,
+                                           "EM posterior of poisoning" if session.result.confirmation is None else
+                                           "Posterior after the confirmation (README: Confirmation)")
         pr = cm_tcap = cm_base = None
         if metrics is not None:
             pr = figures.pr_curves(metrics["truth"], {"TCAP posterior": metrics["tcap_score"],

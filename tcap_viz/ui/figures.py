@@ -23,15 +23,15 @@ POSTERIOR_SCALE = [[0, "#9ecae1"], [0.5, "#fd8d3c"], [1, "#a50f15"]]
 _LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=40, b=40), height=320)
 
 
-def posterior_histogram(posterior: np.ndarray, threshold: float) -> go.Figure:
-    """How sure EM is about each sample; the dashed line is the live flag threshold."""
+def posterior_histogram(posterior: np.ndarray, threshold: float, title: str = "EM posterior of poisoning") -> go.Figure:
+    """How sure EM (or the confirmation) is about each sample; the dashed line is the live flag threshold."""
     posterior = np.asarray(posterior, dtype=float)
     posterior = posterior[np.isfinite(posterior)]
     fig = go.Figure(go.Histogram(x=posterior, xbins=dict(start=0, end=1.0001, size=0.02), marker_color="#4c72b0",
                                  name="samples"))
     fig.add_vline(x=threshold, line_dash="dash", line_color=TARGET,
                   annotation_text=f"flag > {threshold:.2f}: {(posterior > threshold).sum()} samples")
-    fig.update_layout(title="EM posterior of poisoning", xaxis_title="posterior", yaxis_title="samples",
+    fig.update_layout(title=title, xaxis_title="posterior", yaxis_title="samples",
                       yaxis_type="log", yaxis_dtick=1, bargap=0.05, **_LAYOUT)
     counts, _ = np.histogram(posterior, bins=50, range=(0, 1))
     fig.update_yaxes(range=[-0.1, np.log10(max(counts.max(), 1)) + 0.3])  # from 1 sample up, so small bars show

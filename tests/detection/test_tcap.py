@@ -313,3 +313,26 @@ def test_heads_that_agree_with_a_small_group_only_by_nesting_do_not_make_it_a_fi
     profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
     both = TCAPDetector().fit(profiles)
     assert f1_score(small, both.flagged_) > 0.95 and both.corroborating_.sum() >= 2
+
+
+def test_the_next_heads_are_the_unselected_candidates_by_separation_with_their_groups():
+    """Three heads on a content group fill the selection; the two heads on the other group come next."""
+    rng = np.random.default_rng(14)
+    n = 1000
+    group = rng.choice(3, n, p=[0.8, 0.1, 0.1])
+    logits = rng.normal(0, 0.1, (n, 1, 5, 3))
+    logits[group == 2, 0, :3, 0] += 8.0
+    logits[group == 1, 0, 3:, 0] += 2.0
+    profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    detector = TCAPDetector(top_heads=3).fit(profiles)
+    selected = set(detector.profiler_.selected_heads_)
+    following = detector.next_heads(profiles, 8)
+    assert selected == {(0, 0), (0, 1), (0, 2)} and [(l, h) for l, h, _, _ in following] == [(0, 3), (0, 4)]
+    assert all((l, h) not in selected for l, h, _, _ in following)
+    separation = [detector.profiler_.separation_[l, h] for l, h, _, _ in following]
+    assert separation == sorted(separation, reverse=True)
+    for l, h, posterior, votes in following:
+        assert posterior.shape == votes.shape == (n,) and set(np.unique(votes)) <= {0, 1}
+        np.testing.assert_array_equal(votes, posterior > detector.tau_vote)
+    assert [(l, h) for l, h, _, _ in detector.next_heads(profiles, 1)] == [following[0][:2]]
+    assert f1_score(group == 1, following[0][3]) >= 0.98  # the group the selection passed over
