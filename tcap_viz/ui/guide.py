@@ -65,7 +65,11 @@ def guide_steps(session: ReviewSession, threshold: float | None = None) -> list[
         "is from how they agree, and combines the votes into a **posterior**: the probability that a sample is "
         f"poisoned. Above the threshold a sample is flagged: {len(flagged)} are now. The overview lists the signals "
         "that voted and how much each weighed (the base model's opinion of each answer among them, when the scan "
-        "knows the base model).", "overview"))
+        "knows the base model)." + (" Here no base model judged the answers, so the heads' finding was checked once "
+        "more, the **confirmation**: the model was asked what each flagged group's answer hangs on, and every sample "
+        "of the dataset carrying that pattern was looked up. A trigger's carriers all give the same answer, a content "
+        "group's do not; the samples flagged are the carriers of a confirmed trigger (the overview says group by "
+        "group)." if session.result.confirmation is not None else ""), "overview"))
     steps.append(GuideStep(
         "6. The backdoor's anatomy",
         "Instead of judging the flagged samples one by one, group them by the answer they share: a backdoor makes "

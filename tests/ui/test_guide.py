@@ -14,9 +14,18 @@ def test_the_guide_walks_through_this_run_with_its_own_sample_and_head(session):
     assert [s.head for s in heads] == [session.selected_heads()[0]]
     assert f"L{heads[0].head[0]}H{heads[0].head[1]}" in heads[0].text
     assert "the detector never reads those labels" in steps[0].text  # the tiny data has labels
+    assert "confirmation" not in next(s for s in steps if s.title.startswith("5.")).text  # none ran here
 
 
 def test_a_run_that_flagged_nothing_is_walked_through_without_a_sample_to_open(session):
     steps = guide_steps(session, threshold=1.0)
     assert not any(s.sample for s in steps)
     assert "Nothing is flagged" in next(s for s in steps if s.tab == "anatomy").text
+
+
+def test_the_guide_explains_the_confirmation_when_the_run_had_one(demo_scan):
+    from tcap_viz.review.session import ReviewSession
+
+    session = ReviewSession.from_run(demo_scan.run.path)  # the demo: scanned without its base, confirmed
+    em = next(s for s in guide_steps(session) if s.title.startswith("5."))
+    assert "**confirmation**" in em.text and "200 are now" in em.text
