@@ -334,13 +334,14 @@ def needs_confirmation(tcap: TCAPDetector, config: ScanConfig) -> bool:
 
 
 def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig, table: pd.DataFrame,
-            tcap: TCAPDetector, extraction: Extraction, show_progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+            tcap: TCAPDetector, extraction: Extraction, show_progress: bool = True,
+            on_step: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """A finding of the heads alone, confirmed (``anatomy.confirm``): TCAP's groups first; when none
     hangs on a trigger, the groups of the next ``NEXT_HEADS`` candidate heads by separation score, one
     head at a time, until one does. ``posterior`` becomes the share of a confirmed trigger's carriers
     that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
     posterior stays as ``tcap_posterior``. Returns the table and every group judged (``source``:
-    "TCAP" or the head)."""
+    "TCAP" or the head). ``on_step(done, total)``: TCAP's groups, then each next head, as they are judged."""
     from tcap_viz.anatomy import CONSISTENT, NEXT_HEADS, PER_GROUP, anatomy, confirmed_posterior
 
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
@@ -352,9 +353,19 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
         adapter = load_model(model, config)
         with tqdm(total=1 + len(others), desc="confirming the heads' finding", unit="head",
                   disable=not show_progress) as bar:
+            done = [0]  # counted here: a disabled tqdm (the app's scans) counts nothing
+
+            def step() -> None:
+                done[0] += 1
+                bar.update()
+                if on_step:
+                    on_step(done[0], 1 + len(others))
+
+            if on_step:
+                on_step(0, 1 + len(others))
             groups = [g.to_dict() | {"source": "TCAP"} for g in anatomy(adapter, dataset, table, selected,
                                                                        per_group=PER_GROUP)]
-            bar.update()
+            step()
             for layer, head, posterior, votes in others:
                 if any(g["confirmed"] for g in groups):
                     break
@@ -366,7 +377,7 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
                 source = f"L{layer}H{head}"
                 groups += [g.to_dict() | {"source": source, "name": f"{g.group.name} of {source}"}
                            for g in anatomy(adapter, dataset, pseudo, [(layer, head)], per_group=PER_GROUP)]
-                bar.update()
+                step()
         return groups
 
     groups = _cached_json(run, CONFIRMATION_FILE, key, judged)
@@ -395,8 +406,10 @@ def evaluate(table: pd.DataFrame) -> dict:
 
 
 def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config: ScanConfig | None = None,
-         on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True) -> ScanResult:
-    """Extract (or reuse) profiles, detect, and write the run directory."""
+         on_progress: Callable[[int, int], None] | None = None, show_progress: bool = True,
+         on_confirm: Callable[[int, int], None] | None = None) -> ScanResult:
+    """Extract (or reuse) profiles, detect, and write the run directory. ``on_progress(done, total)``
+    counts samples extracted; ``on_confirm(done, total)`` the steps of a confirmation (``confirm``)."""
     config = config or ScanConfig()
     dataset = data if isinstance(data, Dataset) else load_dataset(data, config.allow_outside)
     run = RunDir(out)
@@ -411,7 +424,7 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
     table = samples_table(dataset, extraction, tcap, baseline, hidden_baselines)
     confirmed = None
     if needs_confirmation(tcap, config):
-        table, confirmed = confirm(model, dataset, run, config, table, tcap, extraction, show_progress)
+        table, confirmed = confirm(model, dataset, run, config, table, tcap, extraction, show_progress, on_confirm)
     heads = tcap.heads_table()
     metrics = evaluate(table) if dataset.has_ground_truth else None
     run.save_table(SAMPLES, table)

@@ -329,12 +329,15 @@ def test_an_unconfirmed_finding_flags_nothing_and_its_confirmation_is_cached(tin
 
     monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
     config = ScanConfig(tcap={"min_heads": 1})  # the tiny random model's one head flags a group
-    result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", config, show_progress=False)
+    steps = []
+    result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", config, show_progress=False,
+                  on_confirm=lambda done, total: steps.append((done, total)))
     ids = np.array(result.extraction.ids)
     # TCAP's group, then, as it hangs on no trigger, the group of each next candidate head in turn
     others = result.tcap.next_heads(result.extraction.profiles, tcap_viz.anatomy.NEXT_HEADS)
     assert result.tcap.flagged_.any() and others
     assert calls == [sorted(ids[result.tcap.flagged_])] + [sorted(ids[votes == 1]) for _, _, _, votes in others]
+    assert steps == [(i, 1 + len(others)) for i in range(2 + len(others))]  # the app's bar moves step by step
     assert not result.samples["flagged"].any() and (result.samples["posterior"] == 0).all()
     np.testing.assert_array_equal(result.samples["tcap_posterior"], result.tcap.posterior_)
     assert [g["source"] for g in result.confirmation] == ["TCAP"] + [f"L{l}H{h}" for l, h, _, _ in others]

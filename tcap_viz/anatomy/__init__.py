@@ -19,9 +19,10 @@ from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
-__all__ = ["CONSISTENT", "NEXT_HEADS", "NO_DONORS", "confirmation_summary", "confirmed_posterior", "is_trigger", "sample_verdict", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary",
-           "cell_carriers", "donor_questions", "flagged_groups", "group_line", "masked", "modality_attribution", "occlusion_map",
-           "word_carriers", "word_deletion"]
+__all__ = ["CONSISTENT", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution",
+           "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
+           "donor_questions", "flagged_groups", "group_line", "is_trigger", "masked", "modality_attribution",
+           "occlusion_map", "sample_verdict", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.

@@ -117,12 +117,14 @@ class ReviewSession:
                              "scan again to rewrite it") from None
 
     # -- opening ---------------------------------------------------------------------------------
-    def open(self, on_progress: Callable[[int, int], None] | None = None) -> "ReviewSession":
-        """Scan (or read the cached scan); safe to call from several requests at once."""
+    def open(self, on_progress: Callable[[int, int], None] | None = None,
+             on_confirm: Callable[[int, int], None] | None = None) -> "ReviewSession":
+        """Scan (or read the cached scan); safe to call from several requests at once. The callbacks
+        are `scan`'s: samples extracted, then the steps of a confirmation."""
         with self._lock:
             if self._result is None:
                 self._result = scan(self.model, self.data, self.run_path, self.config,
-                                    on_progress=on_progress, show_progress=False)
+                                    on_progress=on_progress, show_progress=False, on_confirm=on_confirm)
         return self
 
     @property

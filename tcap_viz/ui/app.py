@@ -287,7 +287,9 @@ def build_app(session: ReviewSession) -> gr.Blocks:
     def open_run(progress=gr.Progress()):
         progress(0, desc="loading the run (scanning if it is not cached)")
         try:
-            session.open(on_progress=lambda done, total: progress(done / total, desc="extracting attention"))
+            session.open(on_progress=lambda done, total: progress(done / total, desc="extracting attention"),
+                         on_confirm=lambda done, total: progress(
+                             done / total, desc=f"confirming the heads' finding: {done} of {total} steps"))
         except DatasetError as err:
             raise gr.Error(str(err), duration=None) from None
         threshold = session.default_threshold
