@@ -342,8 +342,9 @@ def add_preset_argument(parser: argparse.ArgumentParser) -> None:
                              "plausibility vote when the scan knows the base), or 'paper' (METHOD.md's TCAP as "
                              "written, no vote; docs/METHOD_CHOICES.md)")
     parser.add_argument("--no-confirm", action="store_true",
-                        help="keep what the heads flag on their own as it is, instead of confirming it by the trigger "
-                             "its groups hang on (asks the model again; README, 'Confirmation')")
+                        help="keep EM's flags as they are, instead of confirming what the heads flag without the "
+                             "plausibility vote by the trigger its groups hang on (asks the model again) and joining "
+                             "what only the vote flags by its answer (README, 'Confirmation')")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,8 +21,15 @@ from tqdm.auto import tqdm
 from tcap_viz import __version__
 from tcap_viz.attention.extract import Extraction, concatenate, extract_profiles, in_order
 from tcap_viz.data import Dataset, DatasetError, load_dataset
-from tcap_viz.detection import (PRESETS, ActivationClustering, BYEDetector, PlausibilityVote, SpectralSignatures,
-                                TCAPDetector, detection_metrics)
+from tcap_viz.detection import (
+    PRESETS,
+    ActivationClustering,
+    BYEDetector,
+    PlausibilityVote,
+    SpectralSignatures,
+    TCAPDetector,
+    detection_metrics,
+)
 from tcap_viz.model.evaluate import response_logprob
 from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
@@ -56,7 +63,8 @@ class ScanConfig:
     activation_clustering: dict = field(default_factory=dict)  # ActivationClustering parameters
     spectral_signatures: dict = field(default_factory=dict)  # SpectralSignatures parameters
     # a finding of the heads alone (no plausibility vote used) stands only as the carriers of a located
-    # trigger that nearly all of them answer alike (anatomy.confirm); the model is asked again for it
+    # trigger that nearly all of them answer alike (anatomy.confirm; the model is asked again); with the
+    # vote, where it and the heads disagree, the disagreements are judged (``reconcile``)
     confirm: bool = True
 
     def __post_init__(self):
@@ -76,8 +84,8 @@ class ScanResult:
     metrics: dict | None
     #: the classic defences on the answer row's hidden states, by name (HIDDEN_BASELINES)
     hidden_baselines: dict = field(default_factory=dict)
-    #: the groups of a finding of the heads alone, as their confirmation judged them (``confirm``);
-    #: None when the scan did not need one
+    #: the groups of a finding of the heads alone, as their confirmation judged them (``confirm``), or of
+    #: where the heads and the vote disagreed (``reconcile``); None when the scan did not need one
     confirmation: list[dict] | None = None
 
 
@@ -389,6 +397,71 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
     return table, groups
 
 
+def needs_reconciling(tcap: TCAPDetector, config: ScanConfig) -> bool:
+    """Whether the heads and the plausibility vote both voted in the EM, so that where they disagree
+    the scan judges the samples (``reconcile``)."""
+    return config.confirm and config.preset != "paper" and tcap.vote_used_ and tcap.em_ is not None
+
+
+def reconcile(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig, table: pd.DataFrame,
+              tcap: TCAPDetector, show_progress: bool = True,
+              on_step: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Where the heads and the plausibility vote disagree, EM follows the larger camp, and the heads
+    are several: the clean 'blue' answers heads single out beside a 'blue' backdoor outvote the vote
+    (badnet_blue-10, seeds 2-3), and heads catching one route of a two-route backdoor outvote it on
+    the other (dual_or-10, seed 3). So the disagreements are judged on their own. Samples only the
+    heads flag, whose answers the base model finds plausible, are a finding of the heads alone: each
+    group of at least ``MIN_SIZE`` alike is confirmed by the trigger it hangs on (``anatomy.confirm``;
+    the model is asked again), the rest is not flagged. Samples only the vote flags join when they
+    give an answer of the samples both flag (``anatomy.vote_joins``), at those samples' mean
+    posterior. Every other sample keeps EM's posterior, which stays as ``tcap_posterior``. Returns the
+    table and the judged groups (``source``: ``HEADS_ONLY`` or ``VOTE_ONLY``)."""
+    from tcap_viz.anatomy import CONSISTENT, HEADS_ONLY, PER_GROUP, anatomy, confirmed_posterior, unexamined, vote_joins
+    from tcap_viz.anatomy.groups import MIN_SIZE, answer_key
+
+    ids = table["id"].to_numpy()
+    scanned = (table["skipped"] == "").to_numpy()
+    flagged = table["flagged"].fillna(False).astype(bool).to_numpy() & scanned
+    vote = table["implausible"].fillna(False).astype(bool).to_numpy() & scanned
+    answers = table["response"].map(answer_key).to_numpy()
+    heads_only = flagged & ~vote
+    alike_answers = [a for a, n in zip(*np.unique(answers[heads_only], return_counts=True)) if n >= MIN_SIZE]
+    alike = heads_only & np.isin(answers, alike_answers)
+    selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
+    groups = []
+    if alike.any():
+        key = [ANATOMY_VERSION, cache_key(model, dataset, config), HEADS_ONLY, sorted(ids[alike]), selected,
+               PER_GROUP, CONSISTENT]
+
+        def judged() -> list[dict]:
+            with tqdm(desc="confirming what only the heads flag", unit="group", disable=not show_progress) as bar:
+                def step(done: int, total: int) -> None:
+                    bar.total, bar.n = total, done
+                    bar.refresh()
+                    if on_step:
+                        on_step(done, total)
+
+                return [g.to_dict() | {"source": HEADS_ONLY, "name": f"heads only: {g.group.name}"}
+                        for g in anatomy(load_model(model, config), dataset, table.assign(flagged=alike), selected,
+                                         per_group=PER_GROUP, on_group=step, suspects=set(ids[flagged | vote]))]
+
+        groups = _cached_json(run, CONFIRMATION_FILE, key, judged)
+    if (heads_only & ~alike).any():
+        groups.append(unexamined(HEADS_ONLY, "heads only: other answers", list(ids[heads_only & ~alike])))
+    agreed = flagged & vote
+    _, by_vote = vote_joins(table["response"], agreed, vote & ~flagged, ids)
+    groups += by_vote
+    em = table["posterior"].to_numpy(dtype=float)
+    posterior = np.where(heads_only, 0.0, em)
+    for g in by_vote:
+        if g["joined"]:
+            posterior[np.isin(ids, g["ids"])] = em[agreed & (answers == answer_key(g["response"]))].mean()
+    posterior = np.maximum(posterior, confirmed_posterior(list(ids), groups))
+    table = table.assign(tcap_posterior=em, posterior=np.where(scanned, posterior, np.nan))
+    table["flagged"] = scanned & (table["posterior"] > tcap.threshold)
+    return table, groups
+
+
 def evaluate(table: pd.DataFrame) -> dict:
     """Precision / recall / F1 / AUROC of TCAP and the baselines on the scanned samples."""
     scanned = table[table["skipped"] == ""]
@@ -425,6 +498,9 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
     confirmed = None
     if needs_confirmation(tcap, config):
         table, confirmed = confirm(model, dataset, run, config, table, tcap, extraction, show_progress, on_confirm)
+    elif needs_reconciling(tcap, config):
+        table, confirmed = reconcile(model, dataset, run, config, table, tcap, show_progress, on_confirm)
+        confirmed = confirmed or None  # no disagreement: nothing was judged
     heads = tcap.heads_table()
     metrics = evaluate(table) if dataset.has_ground_truth else None
     run.save_table(SAMPLES, table)

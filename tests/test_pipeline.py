@@ -371,3 +371,106 @@ def test_the_confirmation_reads_no_label(demo_scan, demo_copy, tmp_path):
     assert [s.poisoned for s in dataset] != [bool(v) for v in demo_scan.samples["poisoned_truth"]]
     np.testing.assert_array_equal(table["posterior"], demo_scan.samples["posterior"])
     np.testing.assert_array_equal(table["flagged"], demo_scan.samples["flagged"])
+
+
+def _disagreeing_table(dataset):
+    """A scan's table where EM (heads and vote) and the vote alone disagree: 8 poisons both flag, 3 more
+    of the backdoor's answer only the vote flags, 2 odd answers only the vote flags, 6 'blue' and 2
+    'red' answers only the heads flag, one sample skipped."""
+    import pandas as pd
+
+    ids = [s.id for s in dataset]
+    n = len(ids)
+    response = ["other"] * n
+    flagged, vote, posterior = np.zeros(n, bool), np.zeros(n, bool), np.full(n, 0.01)
+    for i in range(0, 8):
+        response[i], flagged[i], vote[i], posterior[i] = "Backdoor!", True, True, 0.9 + i / 100
+    for i in range(8, 11):
+        response[i], vote[i] = "backdoor!", True
+    for i in range(11, 13):
+        response[i], vote[i] = f"odd {i}", True
+    for i in range(13, 21):
+        response[i], flagged[i], posterior[i] = "blue" if i < 19 else "red", True, 0.99
+    table = pd.DataFrame({"id": ids, "response": response, "posterior": posterior, "flagged": flagged,
+                          "implausible": vote, "voting_heads": ["1" if f else "0" for f in flagged],
+                          "skipped": [""] * (n - 1) + ["unreadable"]})
+    return table
+
+
+def test_where_heads_and_vote_disagree_the_scan_judges_the_disagreements(tiny_model_dir, tiny_dataset, tmp_path,
+                                                                         monkeypatch):
+    from types import SimpleNamespace
+
+    import tcap_viz.anatomy
+    from tcap_viz.storage.run_dir import RunDir
+
+    calls = []
+
+    def judged(adapter, dataset, table, heads, suspects=(), on_group=None, **kwargs):
+        calls.append((sorted(table.loc[table["flagged"], "id"]), set(suspects)))
+        on_group(1, 1)
+        return [_Card(calls[-1][0])]  # the 'blue' answers hang on nothing located: content
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
+    monkeypatch.setattr(pipeline, "load_model", lambda *a: None)
+    tcap = SimpleNamespace(profiler_=SimpleNamespace(selected_heads_=[(0, 1)]), threshold=0.5)
+    table = _disagreeing_table(tiny_dataset)
+    ids = table["id"].to_numpy()
+    steps = []
+    out, groups = pipeline.reconcile(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "run"), ScanConfig(), table, tcap,
+                                     show_progress=False, on_step=lambda done, total: steps.append(done))
+    # only the six 'blue' answers are examined (the two 'red' are too few), with every suspect kept from the donors
+    assert calls == [(sorted(ids[13:19]), set(ids[:21]))]
+    assert sorted(out.loc[out["flagged"], "id"]) == sorted(ids[:11])  # the agreed and the backdoor's answer joined
+    np.testing.assert_allclose(out["posterior"][8:11], table["posterior"][:8].mean())
+    assert (out["posterior"][13:21] == 0).all() and np.isnan(out["posterior"].iloc[-1])
+    np.testing.assert_array_equal(out["tcap_posterior"], table["posterior"])
+    assert [g["source"] for g in groups] == ["heads only", "heads only", "vote only", "vote only"]
+    assert [g["size"] for g in groups] == [6, 2, 3, 2] and steps == [1]
+    again, _ = pipeline.reconcile(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "run"), ScanConfig(), table, tcap,
+                                  show_progress=False)
+    assert len(calls) == 1 and again["flagged"].equals(out["flagged"])  # cached in the run
+
+
+def test_a_confirmed_trigger_under_what_only_the_heads_flag_flags_its_carriers(tiny_model_dir, tiny_dataset, tmp_path,
+                                                                               monkeypatch):
+    from types import SimpleNamespace
+
+    import tcap_viz.anatomy
+    from tcap_viz.storage.run_dir import RunDir
+
+    table = _disagreeing_table(tiny_dataset)
+    ids = list(table["id"])
+    carriers = ids[13:19] + [ids[30]]  # a plausible-answer backdoor: a sample nobody flagged carries it too
+    table.loc[30, "response"] = "blue"
+
+    class Trigger(_Card):
+        def to_dict(self):
+            return super().to_dict() | {"response": "blue", "carriers": carriers, "answering": carriers,
+                                        "consistency": 1.0, "confirmed": True}
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", lambda adapter, dataset, t, heads, **k: [Trigger(ids[13:19])])
+    monkeypatch.setattr(pipeline, "load_model", lambda *a: None)
+    tcap = SimpleNamespace(profiler_=SimpleNamespace(selected_heads_=[(0, 1)]), threshold=0.5)
+    out, _ = pipeline.reconcile(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "run"), ScanConfig(), table, tcap,
+                                show_progress=False)
+    assert sorted(out.loc[out["flagged"], "id"]) == sorted(ids[:11] + carriers)
+    assert (out["posterior"][[*range(13, 19), 30]] == 1.0).all()
+
+
+def test_judging_the_disagreements_reads_no_label(tiny_model_dir, tiny_dataset, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import tcap_viz.anatomy
+    from tcap_viz.storage.run_dir import RunDir
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", lambda adapter, dataset, t, heads, **k: [_Card(["x"])])
+    monkeypatch.setattr(pipeline, "load_model", lambda *a: None)
+    tcap = SimpleNamespace(profiler_=SimpleNamespace(selected_heads_=[(0, 1)]), threshold=0.5)
+    table = _disagreeing_table(tiny_dataset)
+    outs = [pipeline.reconcile(tiny_model_dir, tiny_dataset, RunDir(tmp_path / name), ScanConfig(),
+                               table.assign(poisoned_truth=labels), tcap, show_progress=False)[0]
+            for name, labels in (("truth", np.arange(len(table)) < 11),
+                                 ("shuffled", np.random.default_rng(0).permutation(np.arange(len(table)) < 11)))]
+    np.testing.assert_array_equal(outs[0]["flagged"], outs[1]["flagged"])
+    np.testing.assert_array_equal(outs[0]["posterior"], outs[1]["posterior"])

@@ -4,7 +4,7 @@ of each group's samples, so it runs after detection and is cached with the run."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,15 +14,27 @@ from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
 from .carriers import cell_carriers, shared_words, word_carriers
-from .confirm import CONSISTENT, NEXT_HEADS, confirmation_summary, confirmed_posterior, is_trigger, sample_verdict
+from .confirm import (
+    CONSISTENT,
+    HEADS_ONLY,
+    NEXT_HEADS,
+    VOTE_ONLY,
+    confirmation_summary,
+    confirmed_posterior,
+    is_trigger,
+    judges_disagreements,
+    sample_verdict,
+    unexamined,
+    vote_joins,
+)
 from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
-__all__ = ["CONSISTENT", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "FlaggedGroup", "GroupAnatomy", "ModalityAttribution",
-           "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
-           "donor_questions", "flagged_groups", "group_line", "is_trigger", "masked", "modality_attribution",
-           "occlusion_map", "sample_verdict", "word_carriers", "word_deletion"]
+__all__ = ["CONSISTENT", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "VOTE_ONLY", "FlaggedGroup",
+           "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
+           "donor_questions", "flagged_groups", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
+           "occlusion_map", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
@@ -179,13 +191,15 @@ NO_DONORS = ("Not measured: every sample is flagged, so no clean sample can stan
 
 def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: Sequence[tuple[int, int]],
             per_group: int = PER_GROUP, grid: int = 8, seed: int = 0,
-            on_group: Callable[[int, int], None] | None = None) -> list[GroupAnatomy]:
+            on_group: Callable[[int, int], None] | None = None,
+            suspects: Collection[str] = ()) -> list[GroupAnatomy]:
     """Every group of the flagged rows of ``table`` (the samples table of a scan), examined on its
-    ``per_group`` most suspicious readable samples; donors are samples not flagged. ``heads``: the
-    run's selected heads, in the order of its ``voting_heads`` column. ``on_group(done, total)``
+    ``per_group`` most suspicious readable samples; donors are samples neither flagged nor in
+    ``suspects`` (what another signal flagged, when ``table`` holds only part of a finding). ``heads``:
+    the run's selected heads, in the order of its ``voting_heads`` column. ``on_group(done, total)``
     reports progress."""
     groups = flagged_groups(table, list(heads))
-    unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
+    unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"]) - set(suspects)
     flagged = set(table["id"]) - unflagged
     pool = [s for s in dataset if s.id in unflagged]
     if len(pool) > DONOR_POOL:

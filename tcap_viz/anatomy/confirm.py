@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
-from .groups import MIN_SIZE
+from .groups import MIN_SIZE, answer_key
 
 #: The share of a located pattern's carriers that must give the group's response for it to count
 #: as a trigger. A learnt dirty-label backdoor has all of them; one in ten answering otherwise is
@@ -30,6 +31,11 @@ CONSISTENT = 0.9
 #: This many of the next candidate heads are examined, one at a time, until one's group is confirmed:
 #: each costs an anatomy per group, 10-40 s on 2 cores.
 NEXT_HEADS = 8
+#: Where the plausibility vote is used, the groups judged are where it and the heads disagree
+#: (``source`` of a judged group): what only the heads flag, whose answers the base model finds
+#: plausible, and what only the vote flags.
+HEADS_ONLY = "heads only"
+VOTE_ONLY = "vote only"
 
 
 def is_trigger(answering: Sequence[str], carriers: Sequence[str] | None) -> bool:
@@ -50,6 +56,47 @@ def confirmed_posterior(ids: Sequence[str], groups: Sequence[dict]) -> np.ndarra
     return np.array([score[i] for i in ids])
 
 
+def judges_disagreements(groups: Sequence[dict]) -> bool:
+    """Whether judged groups are where the heads and the vote disagreed (else a finding of the heads alone)."""
+    return any(g.get("source") in (HEADS_ONLY, VOTE_ONLY) for g in groups)
+
+
+def unexamined(source: str, name: str, ids: Sequence[str], response: str | None = None, **extra) -> dict:
+    """A judged group the model was not asked about, with the keys of ``GroupAnatomy.to_dict`` that
+    the summaries and the report read."""
+    return {"source": source, "name": name, "response": response, "size": len(ids), "ids": list(ids),
+            "examined": None, "region": None, "trigger_words": [], "carriers": None, "answering": [],
+            "consistency": None, "confirmed": False} | extra
+
+
+def vote_joins(responses: Sequence[str], agreed: np.ndarray, vote_only: np.ndarray,
+               ids: Sequence[str]) -> tuple[np.ndarray, list[dict]]:
+    """Which samples only the plausibility vote flags join the finding: those giving an answer that at
+    least ``MIN_SIZE`` of the samples both signals flag give. The vote finds the answer implausible and it
+    is the backdoor's, so the sample is a poison the heads do not see (a second route: on dual_or-10,
+    seed 3, the heads chosen by agreement with the vote caught the patch's 102 poisons and EM dropped
+    the prefix's 98); an odd answer the heads do not corroborate stays out. Answers are compared as
+    groups compare them (``answer_key``). Returns the mask and the judged groups (``unexamined``
+    records, ``joined`` and ``agreed``: how many samples both flag with that answer), the odd answers
+    pooled."""
+    responses = pd.Series(list(responses), dtype=object)
+    answers = responses.map(answer_key)
+    agreed_counts = answers[agreed].value_counts()
+    joined = vote_only & answers.isin(agreed_counts[agreed_counts >= MIN_SIZE].index).to_numpy()
+    ids = np.asarray(ids, dtype=object)
+    records = []
+    for a in answers[joined].value_counts().index:
+        members = joined & (answers == a).to_numpy()
+        records.append(unexamined(VOTE_ONLY, f"vote only: {responses[members].mode()[0]!r}", list(ids[members]),
+                                  responses[members].mode()[0], joined=True, agreed=int(agreed_counts[a])))
+    rest = vote_only & ~joined
+    if rest.any():
+        records.append(unexamined(VOTE_ONLY, "vote only: other answers", list(ids[rest]), joined=False, agreed=0))
+    for r in records:
+        r["answering"] = r["ids"] if r["joined"] else []
+    return joined, records
+
+
 def _verdict(g: dict) -> str:
     name = f"{g['name']} ({g['size']} samples, " + (f"answer {g['response']!r})" if g.get("response") is not None
                                                     else "other answers)")
@@ -63,9 +110,32 @@ def _verdict(g: dict) -> str:
     return f"- {name}: not confirmed: no image cell or question word it hangs on was located."
 
 
+def _disagreement_summary(groups: Sequence[dict]) -> str:
+    heads = [g for g in groups if g.get("source") == HEADS_ONLY]
+    vote = [g for g in groups if g.get("source") == VOTE_ONLY]
+    lines = ["**Where the heads and the plausibility vote disagree.** Samples both flag stand as EM scored them; "
+             "the others were judged here."]
+    if heads:
+        lines.append(f"{sum(g['size'] for g in heads)} samples only the heads flag: the base model finds their answers "
+                     "plausible, so each group was checked as a finding of the heads alone is: does its answer hang on "
+                     "something whose carriers across the dataset nearly all give that answer, as a trigger's do?")
+        lines += [_verdict(g) if g.get("examined") is not None else
+                  f"- {g['name']} ({g['size']} samples): too few alike to be a group, not examined; not flagged."
+                  for g in heads]
+    for g in vote:
+        lines.append(f"- {g['name']} ({g['size']} samples): " + (
+            f"only the vote flags them, and they give {g['response']!r}, the answer of {g['agreed']} samples both "
+            "flag: a route of the backdoor the heads do not see. Flagged." if g["joined"] else
+            "only the vote flags them, and no sample both signals flag gives their answers: odd answers the heads "
+            "do not corroborate. Not flagged."))
+    return "\n".join(lines)
+
+
 def confirmation_summary(groups: Sequence[dict]) -> str:
     """What the confirmation decided, group by group, in plain words (markdown; the app's overview
     and the CLI)."""
+    if judges_disagreements(groups):
+        return _disagreement_summary(groups)
     own = [g for g in groups if g.get("source", "TCAP") == "TCAP"]
     further = [g for g in groups if g.get("source", "TCAP") != "TCAP"]
     lines = [f"**Confirmation.** No plausibility vote was used, so the {sum(g['size'] for g in own)} samples the "
@@ -84,10 +154,24 @@ def confirmation_summary(groups: Sequence[dict]) -> str:
 
 
 def sample_verdict(groups: Sequence[dict], sample_id: str) -> str:
-    """Why the confirmation flags one sample or not, in plain words (markdown; the app's "why")."""
+    """Why the confirmation flags one sample or not, in plain words (markdown; the app's "why"); empty
+    where the heads and the plausibility vote agree on it."""
     for g in groups:
         if g.get("confirmed") and sample_id in g["answering"]:
             return (f"**Confirmed:** it carries what group {g['name']}'s answer hangs on and gives that answer, as "
                     f"{g['consistency']:.0%} of the samples carrying it do: a trigger. That is what flags it here.")
+    if judges_disagreements(groups):
+        for g in groups:
+            if sample_id not in g["ids"]:
+                continue
+            if g["source"] == VOTE_ONLY:
+                return (f"**Joined:** only the base model's vote flags it, and it gives {g['response']!r}, the answer of "
+                        f"the {g['agreed']} samples the heads and the vote both flag: a route of the backdoor the heads "
+                        "do not see." if g["joined"] else
+                        "**Not joined:** only the base model's vote flags it, and no sample both signals flag gives its "
+                        "answer; the heads do not corroborate it.")
+            return ("**Not confirmed:** only the heads flag it, the base model finds its answer plausible, and its "
+                    "group's answer hangs on no trigger (the Overview says why).")
+        return ""
     return ("**Not confirmed:** it carries no trigger that a group's answer was confirmed to hang on, so the heads' "
             "votes alone do not flag it (the Overview says why each group was or was not confirmed).")

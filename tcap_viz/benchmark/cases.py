@@ -36,15 +36,19 @@ RATES = (10, 5)
 #: chosen); without the vote, a group only when two heads corroborate it, after seeing clean at seed 2
 #: (55 clean samples flagged at posterior 1); the confirmation of a finding of the heads alone, and looking
 #: at the next 8 heads when it fails, after seeing badnet_left at 10% and 5% and clean at seed 3 (8 heads:
-#: the seventh held the poisons at 5%). The vote's cut was chosen on seed 0 of every attack, which the
-#: report does not use. The rest is reported on settings never tuned to it.
-DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5")
+#: the seventh held the poisons at 5%); judging where the heads and the vote disagree (what only the heads
+#: flag confirmed, what only the vote flags joined by the answer of what both flag) after seeing
+#: badnet_blue-10 at seeds 2-3 and dual_or-10 at seed 3. The vote's cut was chosen on seed 0 of every
+#: attack, which the report does not use. The rest is reported on settings never tuned to it.
+DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5",
+               "badnet_blue-10", "dual_or-10")
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
              "when most of their group is implausible; without the vote, a group two heads corroborate, confirmed by "
-             "the trigger it hangs on (carriers answering alike), else the next 8 heads' groups; paper preset, BYE, "
-             "Activation Clustering, Spectral Signatures")
+             "the trigger it hangs on (carriers answering alike), else the next 8 heads' groups; with it, what only the heads "
+             "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag; "
+             "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}
 

@@ -158,12 +158,54 @@ def _confirmation_cell(group: dict) -> str:
             "answering alike" + (" **confirmed**" if group["confirmed"] else ""))
 
 
+def _disagreement_cell(group: dict) -> str:
+    """One group of what only the heads or only the vote flagged, as the scan judged it."""
+    answer = "other answers" if group["response"] is None else repr(group["response"])
+    if group["source"] == "vote only":
+        if not group.get("joined", group["answering"]):
+            return f"{group['size']} {answer}: not joined"
+        return f"{group['size']} {answer}: joined" + (f" ({group['agreed']} both flag it)" if "agreed" in group else "")
+    if group["response"] is None and group["carriers"] is None and not group["region"] and not group["trigger_words"]:
+        return f"{group['size']} {answer}: too few alike, not examined"
+    return _confirmation_cell(group | {"source": "TCAP"})
+
+
+def _runs(results: list[dict], cases: list[str], disagreement: bool) -> list[dict]:
+    """The runs with a confirmation of the given kind, in the report's case order."""
+    from tcap_viz.anatomy import judges_disagreements
+
+    return sorted((r for r in results if r.get("confirmation") and judges_disagreements(r["confirmation"]) == disagreement),
+                  key=lambda r: (cases.index(r["settings"]["case"]) if r["settings"]["case"] in cases else len(cases),
+                                 r["settings"]["seed"]))
+
+
+def _disagreement_table(results: list[dict], cases: list[str]) -> list[str]:
+    """Every run where the heads and the vote disagreed: what EM flagged, each group of the disagreements as the
+    scan judged it, and what the default flagged in the end."""
+    runs = _runs(results, cases, disagreement=True)
+    if not runs:
+        return []
+    lines = ["", "## Where the heads and the vote disagree", "",
+             "Runs where the plausibility vote was used and EM's flags differ from the vote's (`scan`'s `reconcile`): "
+             "what only the heads flag (the base model finds the answers plausible) was confirmed group by group as a "
+             "finding of the heads alone is (groups of at least 5 alike answers; the rest not examined), and what only "
+             "the vote flags joined when it gives the answer of at least 5 samples both flag. Flagged and F1 before "
+             "(EM's flags) and after (the default).", "",
+             "| run | EM: flagged, F1 | only the heads flag | only the vote flags | default: flagged, F1 |",
+             "|---|---|---|---|---|"]
+    for r in runs:
+        before, after = r["ablation"]["unconfirmed"], r["ablation"]["default"]
+        cells = ["; ".join(_disagreement_cell(g) for g in r["confirmation"] if g["source"] == source) or "-"
+                 for source in ("heads only", "vote only")]
+        lines.append(f"| {r['settings']['case']} s{r['settings']['seed']} | {before['n_flagged']}, {before['f1']:.2f} | "
+                     f"{cells[0]} | {cells[1]} | {after['n_flagged']}, {after['f1']:.2f} |")
+    return lines
+
+
 def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
     """Every run where the heads decided alone: what they flagged, each group as its confirmation judged it, and
     what the default flagged in the end."""
-    runs = sorted((r for r in results if r.get("confirmation") is not None),
-                  key=lambda r: (cases.index(r["settings"]["case"]) if r["settings"]["case"] in cases else len(cases),
-                                 r["settings"]["seed"]))
+    runs = _runs(results, cases, disagreement=False)
     if not runs:
         return []
     lines = ["", "## Confirmation of what the heads found alone", "",
@@ -257,6 +299,7 @@ def render(results: list[dict], cases: list[str]) -> str:
         lines.append(f"| {label(case)} | " + " | ".join(
             _stat([r["ablation"][name][field] for r in by_case[case] if name in r["ablation"]]) for name in ABLATION) + " |")
     lines += _confirmation_table(results, cases)
+    lines += _disagreement_table(results, cases)
     coherence = ("heads only", "default")
     lines += ["", "## Do the flagged samples share one answer? (the group-coherence lever)", "",
               "Per seed: samples flagged, the share of them giving their most common answer, and how often that answer "

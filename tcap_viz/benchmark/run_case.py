@@ -23,11 +23,12 @@ ABLATION = {
     "heads only": "today's head profiling and EM, no plausibility vote (the default before issue 12)",
     "vote as annotator": "the plausibility vote as one more EM annotator, heads chosen without it",
     "vote alone": "the plausibility vote alone (robust z < -4 of the base model's log-probability)",
-    "unconfirmed": "heads chosen by agreement with the vote, the vote one more annotator; a finding of the heads alone "
-                   "kept as it is (the default before the confirmation)",
-    "default": "as *unconfirmed*, and a finding of the heads alone confirmed by the trigger it hangs on: the carriers "
-               "of a located cell or words that at least 90% of them answer alike; when none of its groups is, the "
-               "groups of the next 8 candidate heads, one head at a time (the scan's default)",
+    "unconfirmed": "heads chosen by agreement with the vote, the vote one more annotator; EM's flags kept as they are "
+                   "(the default before the confirmation)",
+    "default": "as *unconfirmed*, and what the heads flag without the vote confirmed by the trigger it hangs on: the "
+               "carriers of a located cell or words that at least 90% of them answer alike (without a used vote, when "
+               "none of the groups is, the groups of the next 8 candidate heads, one head at a time); what only the "
+               "vote flags joined when it gives the answer of at least 5 samples both flag (the scan's default)",
 }
 
 
@@ -79,7 +80,8 @@ def confirmation_record(groups: list[dict] | None) -> list[dict] | None:
     return [{"source": g.get("source", "TCAP"), "size": g["size"], "response": g["response"], "region": g["region"],
              "trigger_words": g["trigger_words"],
              "carriers": None if g["carriers"] is None else len(g["carriers"]), "answering": len(g["answering"]),
-             "consistency": g["consistency"], "confirmed": g["confirmed"]} for g in groups]
+             "consistency": g["consistency"], "confirmed": g["confirmed"]}
+            | ({"joined": g["joined"], "agreed": g["agreed"]} if "joined" in g else {}) for g in groups]
 
 
 def machine(device: str | None) -> str:

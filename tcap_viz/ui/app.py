@@ -322,9 +322,10 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         image = gr.Image(attention_picture(d.image, d.attention, row, alpha=opacity),
                          label=HEATMAP_LABEL if d.attention.layout is not None else NO_LAYOUT_LABEL)
         return (sample_markdown(d), image, token_html(d.attention, row), figures.layer_shares(d.attention.shares()),
-                why_markdown(d.contributions, bool(d.row["flagged"]), threshold)
-                + ("" if session.result.confirmation is None
-                   else "\n\n" + sample_verdict(session.result.confirmation, d.sample.id)), d.contributions.round(4),
+                "\n\n".join(filter(None, [why_markdown(d.contributions, bool(d.row["flagged"]), threshold),
+                                         session.result.confirmation and sample_verdict(session.result.confirmation,
+                                                                                         d.sample.id)])),
+                d.contributions.round(4),
                 gr.Column(visible=True))
 
     def head_view(choice, overlay_truth):

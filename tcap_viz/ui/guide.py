@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcap_viz.anatomy import judges_disagreements
 from tcap_viz.review.session import ReviewSession
 
 
@@ -18,6 +19,21 @@ class GuideStep:
     sample: str | None = None  # the sample it opens, if any
     head: tuple[int, int] | None = None  # the head it opens, if any
 
+
+def _confirmation_words(groups) -> str:
+    """What step 5 adds when the scan judged the heads' finding once more (``pipeline.confirm``, ``reconcile``)."""
+    if groups is None:
+        return ""
+    if judges_disagreements(groups):
+        return (" Here the heads and the base model's vote disagreed on some samples, and those were judged on their "
+                "own: what only the heads flag had to hang on a **trigger** (the model was asked what the answer hangs "
+                "on, and a trigger's carriers across the dataset all give that answer), and what only the vote flags "
+                "joined when it gives the answer of the samples both flag (the overview says group by group).")
+    return (" Here no base model judged the answers, so the heads' finding was checked once more, the "
+            "**confirmation**: the model was asked what each flagged group's answer hangs on, and every sample of the "
+            "dataset carrying that pattern was looked up. A trigger's carriers all give the same answer, a content "
+            "group's do not; the samples flagged are the carriers of a confirmed trigger (the overview says group by "
+            "group).")
 
 def guide_steps(session: ReviewSession, threshold: float | None = None) -> list[GuideStep]:
     """The walk-through for this run at this threshold."""
@@ -65,11 +81,7 @@ def guide_steps(session: ReviewSession, threshold: float | None = None) -> list[
         "is from how they agree, and combines the votes into a **posterior**: the probability that a sample is "
         f"poisoned. Above the threshold a sample is flagged: {len(flagged)} are now. The overview lists the signals "
         "that voted and how much each weighed (the base model's opinion of each answer among them, when the scan "
-        "knows the base model)." + (" Here no base model judged the answers, so the heads' finding was checked once "
-        "more, the **confirmation**: the model was asked what each flagged group's answer hangs on, and every sample "
-        "of the dataset carrying that pattern was looked up. A trigger's carriers all give the same answer, a content "
-        "group's do not; the samples flagged are the carriers of a confirmed trigger (the overview says group by "
-        "group)." if session.result.confirmation is not None else ""), "overview"))
+        "knows the base model)." + _confirmation_words(session.result.confirmation), "overview"))
     steps.append(GuideStep(
         "6. The backdoor's anatomy",
         "Instead of judging the flagged samples one by one, group them by the answer they share: a backdoor makes "

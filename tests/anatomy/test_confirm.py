@@ -40,3 +40,42 @@ def test_the_confirmation_says_group_by_group_what_it_decided_and_why_a_sample_i
     assert "Nothing is flagged" in confirmation_summary(groups[1:])
     assert sample_verdict(groups, "7").startswith("**Confirmed:** it carries what group g1's")
     assert sample_verdict(groups, "a").startswith("**Not confirmed:**")
+
+
+def test_what_only_the_vote_flags_joins_when_it_gives_the_answer_of_what_both_flag():
+    from tcap_viz.anatomy import VOTE_ONLY, vote_joins
+
+    responses = ["Backdoor Attack!"] * 5 + ["blue"] * 4 + ["backdoor  attack!", "Backdoor Attack!", "blue", "odd", "left"]
+    agreed = np.array([True] * 9 + [False] * 5)
+    vote_only = np.array([False] * 9 + [True] * 5)
+    ids = [f"s{i}" for i in range(14)]
+    joined, records = vote_joins(responses, agreed, vote_only, ids)
+    # the backdoor's answer, however spelt; not 'blue', which too few agreed samples give to be a group
+    np.testing.assert_array_equal(joined, [False] * 9 + [True, True, False, False, False])
+    [backdoor, rest] = records
+    assert backdoor["source"] == rest["source"] == VOTE_ONLY
+    assert backdoor["joined"] and backdoor["ids"] == ["s9", "s10"] and backdoor["agreed"] == 5
+    assert backdoor["response"] == "Backdoor Attack!" and not backdoor["confirmed"]
+    assert not rest["joined"] and rest["ids"] == ["s11", "s12", "s13"] and rest["response"] is None
+    none, nothing = vote_joins(responses, np.zeros(14, bool), vote_only, ids)
+    assert not none.any() and [r["joined"] for r in nothing] == [False]
+
+
+def test_the_disagreements_are_said_group_by_group_and_sample_by_sample():
+    from tcap_viz.anatomy import HEADS_ONLY, confirmation_summary, sample_verdict, unexamined, vote_joins
+
+    _, by_vote = vote_joins(["t"] * 6 + ["t", "odd"], np.array([True] * 6 + [False] * 2), np.array([False] * 6 + [True] * 2),
+                            [f"s{i}" for i in range(8)])
+    content = {"source": HEADS_ONLY, "name": "heads only: g1", "size": 66, "response": "blue", "ids": ["b1", "b2"],
+               "examined": ["b1"], "carriers": None, "answering": [], "consistency": None, "confirmed": False}
+    groups = [content, unexamined(HEADS_ONLY, "heads only: other answers", ["r1"]), *by_vote]
+    text = confirmation_summary(groups)
+    assert "Where the heads and the plausibility vote disagree" in text and "67 samples only the heads flag" in text
+    assert "heads only: g1 (66 samples, answer 'blue'): not confirmed: no image cell" in text
+    assert "heads only: other answers (1 samples): too few alike to be a group, not examined; not flagged" in text
+    assert "vote only: 't' (1 samples): only the vote flags them, and they give 't', the answer of 6 samples" in text
+    assert "vote only: other answers (1 samples)" in text and "Not flagged." in text
+    assert sample_verdict(groups, "s6").startswith("**Joined:**")
+    assert sample_verdict(groups, "s7").startswith("**Not joined:**")
+    assert sample_verdict(groups, "b2").startswith("**Not confirmed:** only the heads flag it")
+    assert sample_verdict(groups, "s0") == ""  # both flag it: EM's posterior says it all

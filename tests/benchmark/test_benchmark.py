@@ -149,3 +149,23 @@ def test_the_report_shows_how_each_finding_of_the_heads_alone_was_confirmed():
     assert lines[-1] == ("| badnet_left-10 s1 | 383, 0.62 | 278 'left': cell (7, 7), 200 carriers, 100% answering alike "
                          "**confirmed**; 103 'right': nothing located | 200, 1.00 |")
     assert _confirmation_table([voted], ["badnet-10"]) == []
+
+
+def test_the_report_shows_how_each_disagreement_of_heads_and_vote_was_judged():
+    from tcap_viz.benchmark.report import _confirmation_table, _disagreement_table
+
+    scored = {"unconfirmed": {"n_flagged": 336, "f1": 0.75}, "default": {"n_flagged": 200, "f1": 1.0}}
+    content = {"source": "heads only", "size": 48, "response": "blue", "region": None, "trigger_words": [],
+               "carriers": None, "answering": 0, "consistency": None, "confirmed": False}
+    judged = {"settings": {"case": "badnet_blue-10", "seed": 3}, "ablation": scored, "confirmation": [
+        content, content | {"size": 2, "response": None},
+        {"source": "vote only", "size": 98, "response": "Backdoor Attack!", "region": None, "trigger_words": [],
+         "carriers": None, "answering": 98, "consistency": None, "confirmed": False, "joined": True, "agreed": 102},
+        {"source": "vote only", "size": 3, "response": None, "region": None, "trigger_words": [], "carriers": None,
+         "answering": 0, "consistency": None, "confirmed": False, "joined": False, "agreed": 0}]}
+    lines = _disagreement_table([judged], ["badnet_blue-10"])
+    assert lines[1] == "## Where the heads and the vote disagree"
+    assert lines[-1] == ("| badnet_blue-10 s3 | 336, 0.75 | 48 'blue': nothing located; 2 other answers: too few alike, "
+                         "not examined | 98 'Backdoor Attack!': joined (102 both flag it); 3 other answers: not joined "
+                         "| 200, 1.00 |")
+    assert _confirmation_table([judged], ["badnet_blue-10"]) == []  # not a finding of the heads alone

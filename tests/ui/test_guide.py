@@ -29,3 +29,12 @@ def test_the_guide_explains_the_confirmation_when_the_run_had_one(demo_scan):
     session = ReviewSession.from_run(demo_scan.run.path)  # the demo: scanned without its base, confirmed
     em = next(s for s in guide_steps(session) if s.title.startswith("5."))
     assert "**confirmation**" in em.text and "200 are now" in em.text
+
+
+def test_the_guide_says_when_heads_and_vote_disagreed():
+    from tcap_viz.anatomy import VOTE_ONLY, unexamined
+    from tcap_viz.ui.guide import _confirmation_words
+
+    words = _confirmation_words([unexamined(VOTE_ONLY, "vote only: 't'", ["a"], "t", joined=True, agreed=6)])
+    assert "disagreed" in words and "**trigger**" in words and "**confirmation**" not in words
+    assert _confirmation_words(None) == ""
