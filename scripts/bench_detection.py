@@ -7,7 +7,9 @@ samples drawn with replacement, each of the demo's 32 heads copied to fill the l
 grid, with 1% multiplicative noise so no two heads are identical; a real 100k x 1024 extraction
 would take hours here and adds nothing to what this measures. The default detector (`mixture="auto"`,
 which fits every head at once at this size, with a plausibility vote the heads agree with: the
-best-ranked head's own group, since only its cost matters here) is timed on the whole grid; scikit-learn's per-head fits on --sklearn-heads heads, scaled
+best-ranked head's own group, since only its cost matters here) is timed on the whole grid, and
+so is the model-free part of the scan's judging of where the heads and the vote disagree (each sample
+answering as the demo sample it was drawn from); scikit-learn's per-head fits on --sklearn-heads heads, scaled
 linearly to the grid (a full run would take about a quarter of an hour). Also reported: how often
 the two choose the same K* on those heads, against how often scikit-learn agrees with itself
 across two seeds. The results go to docs/performance_results.json and docs/PERFORMANCE.md.
@@ -27,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_extraction import REPORT, RESULTS, machine, render  # noqa: E402
+from tcap_viz.anatomy import vote_joins  # noqa: E402
+from tcap_viz.data import load_dataset  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, default_run_dir  # noqa: E402
 from tcap_viz.detection import TCAPDetector, head_statistic  # noqa: E402
 from tcap_viz.detection.head_profiler import HeadProfiler  # noqa: E402
@@ -34,7 +38,8 @@ from tcap_viz.pipeline import scan  # noqa: E402
 from tcap_viz.storage.run_dir import RunDir  # noqa: E402
 
 
-def synthetic_profiles(samples: int, layers: int, heads: int) -> np.ndarray:
+def synthetic_profiles(samples: int, layers: int, heads: int) -> tuple[np.ndarray, list[str]]:
+    """The profiles, and each synthetic sample's response (its demo sample's)."""
     run = RunDir(default_run_dir(str(DEMO_MODEL), DEMO_DATA))
     demo = run.load_extraction()
     if demo is None:
@@ -46,7 +51,8 @@ def synthetic_profiles(samples: int, layers: int, heads: int) -> np.ndarray:
     profiles = source[rows][:, columns].astype(np.float32)
     profiles *= 1 + 0.01 * rng.standard_normal(profiles.shape, dtype=np.float32)
     profiles /= profiles.sum(-1, keepdims=True)
-    return profiles.reshape(samples, layers, heads, 3)
+    response = {s.id: s.response for s in load_dataset(DEMO_DATA)}
+    return profiles.reshape(samples, layers, heads, 3), [response[demo.ids[r]] for r in rows]
 
 
 def main() -> None:
@@ -56,7 +62,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--sklearn-heads", type=int, default=64)
     args = parser.parse_args()
-    profiles = synthetic_profiles(args.samples, args.layers, args.heads)
+    profiles, responses = synthetic_profiles(args.samples, args.layers, args.heads)
     n_heads = args.layers * args.heads
 
     # a plausibility vote the heads agree with (the best-ranked head's own group), so that the anchored
@@ -66,6 +72,9 @@ def main() -> None:
     started = time.perf_counter()
     detector = TCAPDetector().fit(profiles, plausibility=vote)
     default_s = time.perf_counter() - started
+    started = time.perf_counter()  # the scan's judging of where heads and vote disagree, its model-free part
+    vote_joins(responses, detector.flagged_ & vote, vote & ~detector.flagged_, [str(i) for i in range(args.samples)])
+    judging_s = time.perf_counter() - started
 
     subset = head_statistic(profiles[:, : max(1, args.sklearn_heads // args.heads)].astype(float))
     started = time.perf_counter()
@@ -73,7 +82,8 @@ def main() -> None:
     sklearn_s = (time.perf_counter() - started) * n_heads / sklearn.n_components_.size
     other_seed = HeadProfiler(random_state=1, mixture="sklearn").fit(subset)
     binned = HeadProfiler(mixture="binned").fit(subset)
-    row = {"samples": args.samples, "heads": n_heads, "default_s": default_s, "mixture": detector.profiler_.mixture_,
+    row = {"samples": args.samples, "heads": n_heads, "default_s": default_s, "judging_s": judging_s,
+           "mixture": detector.profiler_.mixture_,
            "sklearn_s_scaled": sklearn_s,
            "sklearn_heads_timed": int(sklearn.n_components_.size),
            "k_agreement_binned": float(np.mean(binned.n_components_ == sklearn.n_components_)),

@@ -35,7 +35,7 @@ from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
 #: Part of an anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 8
+ANATOMY_VERSION = 9
 #: What the confirmation of a finding of the heads alone read (the anatomy of TCAP's groups), in the run.
 CONFIRMATION_FILE = "confirmation.json"
 CHUNK_SIZE = 256  # samples saved together: at most this much work is lost when a scan is interrupted

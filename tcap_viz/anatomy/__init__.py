@@ -173,15 +173,24 @@ WORD_ROUTE = 0.25
 
 
 def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample]) -> list[str] | None:
-    """Every sample with the group's located cell pattern or its shared trigger words (None: neither)."""
+    """Every sample with the group's located cell pattern or its shared trigger words (None: neither).
+    Each is a route; when one forces the group's answer on its own (``is_trigger``), only the routes
+    that do count: a word located beside the patch may be a kind of question rather than a trigger, and
+    its carriers drown the patch's (on the "left" backdoor of seed 3 at 5%: the patch's 100 carriers,
+    all answering 'left', became 1900 with 'on,', 11% answering 'left'; docs/LEVERS.md)."""
     region, inside = found.region(), set(found.group.ids)
     by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
     text_share = found.modality.shares()["text"] if found.modality is not None else float("nan")
     words = [] if region is not None and not text_share >= WORD_ROUTE else shared_words(
         members, found.trigger_words(), [s for s in samples if s.id not in inside])
-    if by_cell is None and not words:
+    routes = [r for r in (by_cell, word_carriers(samples, words) if words else None) if r is not None]
+    if not routes:
         return None
-    return sorted(set(by_cell or []) | set(word_carriers(samples, words)))
+    if found.group.response is not None:
+        target = answer_key(found.group.response)
+        answers = {s.id: answer_key(s.response) for s in samples}
+        routes = [r for r in routes if is_trigger([i for i in r if answers[i] == target], r)] or routes
+    return sorted(set().union(*routes))
 
 
 #: What a group's card says about the modality when it could not be measured.

@@ -170,58 +170,54 @@ def _disagreement_cell(group: dict) -> str:
     return _confirmation_cell(group | {"source": "TCAP"})
 
 
-def _runs(results: list[dict], cases: list[str], disagreement: bool) -> list[dict]:
-    """The runs with a confirmation of the given kind, in the report's case order."""
+def _judged_table(results: list[dict], cases: list[str], disagreement: bool, title: str, intro: str,
+                  columns: list[str], cells) -> list[str]:
+    """A section with one row per run whose scan judged groups of the given kind (``judges_disagreements``), in the
+    report's case order: the run, EM's flags, ``cells(run)``, the default's flags."""
     from tcap_viz.anatomy import judges_disagreements
 
-    return sorted((r for r in results if r.get("confirmation") and judges_disagreements(r["confirmation"]) == disagreement),
+    runs = sorted((r for r in results if r.get("confirmation") and judges_disagreements(r["confirmation"]) == disagreement),
                   key=lambda r: (cases.index(r["settings"]["case"]) if r["settings"]["case"] in cases else len(cases),
                                  r["settings"]["seed"]))
+    if not runs:
+        return []
+    lines = ["", f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for r in runs:
+        before, after = r["ablation"]["unconfirmed"], r["ablation"]["default"]
+        lines.append(" | ".join([f"| {r['settings']['case']} s{r['settings']['seed']}",
+                                 f"{before['n_flagged']}, {before['f1']:.2f}", *cells(r),
+                                 f"{after['n_flagged']}, {after['f1']:.2f} |"]))
+    return lines
 
 
 def _disagreement_table(results: list[dict], cases: list[str]) -> list[str]:
     """Every run where the heads and the vote disagreed: what EM flagged, each group of the disagreements as the
     scan judged it, and what the default flagged in the end."""
-    runs = _runs(results, cases, disagreement=True)
-    if not runs:
-        return []
-    lines = ["", "## Where the heads and the vote disagree", "",
-             "Runs where the plausibility vote was used and EM's flags differ from the vote's (`scan`'s `reconcile`): "
-             "what only the heads flag (the base model finds the answers plausible) was confirmed group by group as a "
-             "finding of the heads alone is (groups of at least 5 alike answers; the rest not examined), and what only "
-             "the vote flags joined when it gives the answer of at least 5 samples both flag. Flagged and F1 before "
-             "(EM's flags) and after (the default).", "",
-             "| run | EM: flagged, F1 | only the heads flag | only the vote flags | default: flagged, F1 |",
-             "|---|---|---|---|---|"]
-    for r in runs:
-        before, after = r["ablation"]["unconfirmed"], r["ablation"]["default"]
-        cells = ["; ".join(_disagreement_cell(g) for g in r["confirmation"] if g["source"] == source) or "-"
-                 for source in ("heads only", "vote only")]
-        lines.append(f"| {r['settings']['case']} s{r['settings']['seed']} | {before['n_flagged']}, {before['f1']:.2f} | "
-                     f"{cells[0]} | {cells[1]} | {after['n_flagged']}, {after['f1']:.2f} |")
-    return lines
+    return _judged_table(
+        results, cases, True, "Where the heads and the vote disagree",
+        "Runs where the plausibility vote was used and EM's flags differ from the vote's (`scan`'s `reconcile`): "
+        "what only the heads flag (the base model finds the answers plausible) was confirmed group by group as a "
+        "finding of the heads alone is (groups of at least 5 alike answers; the rest not examined), and what only "
+        "the vote flags joined when it gives the answer of at least 5 samples both flag. Flagged and F1 before "
+        "(EM's flags) and after (the default).",
+        ["run", "EM: flagged, F1", "only the heads flag", "only the vote flags", "default: flagged, F1"],
+        lambda r: ["; ".join(_disagreement_cell(g) for g in r["confirmation"] if g["source"] == source) or "-"
+                   for source in ("heads only", "vote only")])
 
 
 def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
     """Every run where the heads decided alone: what they flagged, each group as its confirmation judged it, and
     what the default flagged in the end."""
-    runs = _runs(results, cases, disagreement=False)
-    if not runs:
-        return []
-    lines = ["", "## Confirmation of what the heads found alone", "",
-             "Runs where the plausibility vote was not used (the base finds the target plausible, or clean data), so the "
-             "heads decided alone and the scan confirmed each group of their finding by the trigger it hangs on "
-             "(`tcap_viz/anatomy/confirm.py`): flagged and F1 before, each group (size, answer: the image cell or question "
-             "words located, the dataset's samples carrying them and the share of those giving the group's answer; "
-             "a group of a head not selected, examined when none of TCAP's groups was confirmed, is named by its head), "
-             "and what the default flagged. Clean data: F1 is 0 by definition; read the flagged counts.", "",
-             "| run | unconfirmed: flagged, F1 | groups | default: flagged, F1 |", "|---|---|---|---|"]
-    for r in runs:
-        before, after = r["ablation"]["unconfirmed"], r["ablation"]["default"]
-        lines.append(f"| {r['settings']['case']} s{r['settings']['seed']} | {before['n_flagged']}, {before['f1']:.2f} | "
-                     + "; ".join(_confirmation_cell(g) for g in r["confirmation"]) + f" | {after['n_flagged']}, "
-                     f"{after['f1']:.2f} |")
-    return lines
+    return _judged_table(
+        results, cases, False, "Confirmation of what the heads found alone",
+        "Runs where the plausibility vote was not used (the base finds the target plausible, or clean data), so the "
+        "heads decided alone and the scan confirmed each group of their finding by the trigger it hangs on "
+        "(`tcap_viz/anatomy/confirm.py`): flagged and F1 before, each group (size, answer: the image cell or question "
+        "words located, the dataset's samples carrying them and the share of those giving the group's answer; "
+        "a group of a head not selected, examined when none of TCAP's groups was confirmed, is named by its head), "
+        "and what the default flagged. Clean data: F1 is 0 by definition; read the flagged counts.",
+        ["run", "unconfirmed: flagged, F1", "groups", "default: flagged, F1"],
+        lambda r: ["; ".join(_confirmation_cell(g) for g in r["confirmation"])])
 
 
 def render(results: list[dict], cases: list[str]) -> str:

@@ -72,3 +72,25 @@ def test_words_beside_a_patch_are_matched_only_when_the_question_carries_part_of
     assert _carriers(image_led, members, samples) == ["0", "1", "2", "3", "4"]  # the patch; the word a condition
     two_routes = group((-3.0, -1.5, -1.5, -0.1))
     assert _carriers(two_routes, members, samples) == ["0", "1", "10", "11", "2", "3", "4"]
+
+
+def test_only_the_routes_that_force_the_answer_count_when_one_does(tmp_path):
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+
+    # the patched samples all answer 't'; 'hello!' is also asked of three clean ones, which answer otherwise
+    samples = [replace(s, question="hello! what colour is it?" if i in (0, 1, 10, 11, 12) else "what is it?",
+                       response="t" if i < 5 else "x") for i, s in enumerate(_samples(tmp_path))]
+    occlusion = np.zeros((8, 8))
+    occlusion[7, 7] = 2.0
+    words = pd.DataFrame([("hello!", 2.0, 4, 4 / 6, 0.0)], columns=["word", "drop", "samples", "share", "clean_drop"])
+    members = [samples[i] for i in (0, 1, 2, 3, 10, 11)]
+    card = GroupAnatomy(FlaggedGroup("g1", "t", [m.id for m in members], 0), [m.id for m in members],
+                        ModalityAttribution(dict(zip(("none", "image", "text", "both"), (-3.0, -1.5, -1.5, -0.1))), 6),
+                        occlusion, words, None, pd.DataFrame())
+    assert _carriers(card, members, samples) == ["0", "1", "2", "3", "4"]  # the word's carriers would dilute it
+    everyone = [replace(s, response="t") for s in samples]  # both routes force it: both count
+    assert _carriers(card, members, everyone) == ["0", "1", "10", "11", "12", "2", "3", "4"]
