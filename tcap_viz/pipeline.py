@@ -449,13 +449,12 @@ def reconcile(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConf
     if (heads_only & ~alike).any():
         groups.append(unexamined(HEADS_ONLY, "heads only: other answers", list(ids[heads_only & ~alike])))
     agreed = flagged & vote
-    _, by_vote = vote_joins(table["response"], agreed, vote & ~flagged, ids)
+    joined, by_vote = vote_joins(table["response"], agreed, vote & ~flagged, ids)
     groups += by_vote
     em = table["posterior"].to_numpy(dtype=float)
     posterior = np.where(heads_only, 0.0, em)
-    for g in by_vote:
-        if g["joined"]:
-            posterior[np.isin(ids, g["ids"])] = em[agreed & (answers == answer_key(g["response"]))].mean()
+    for answer in set(answers[joined]):
+        posterior[joined & (answers == answer)] = em[agreed & (answers == answer)].mean()
     posterior = np.maximum(posterior, confirmed_posterior(list(ids), groups))
     table = table.assign(tcap_posterior=em, posterior=np.where(scanned, posterior, np.nan))
     table["flagged"] = scanned & (table["posterior"] > tcap.threshold)
