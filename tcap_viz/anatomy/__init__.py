@@ -175,9 +175,8 @@ WORD_ROUTE = 0.25
 def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample]) -> list[str] | None:
     """Every sample with the group's located cell pattern or its shared trigger words (None: neither).
     Each is a route; when one forces the group's answer on its own (``is_trigger``), only the routes
-    that do count: a word located beside the patch may be a kind of question rather than a trigger, and
-    its carriers drown the patch's (on the "left" backdoor of seed 3 at 5%: the patch's 100 carriers,
-    all answering 'left', became 1900 with 'on,', 11% answering 'left'; docs/LEVERS.md)."""
+    that do count: a word located beside a trigger cell may be a kind of question, and its carriers
+    would drown the cell's (no report run needed it; docs/LEVERS.md item 6)."""
     region, inside = found.region(), set(found.group.ids)
     by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
     text_share = found.modality.shares()["text"] if found.modality is not None else float("nan")

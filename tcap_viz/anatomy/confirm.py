@@ -87,13 +87,12 @@ def vote_joins(responses: Sequence[str], agreed: np.ndarray, vote_only: np.ndarr
     records = []
     for a in answers[joined].value_counts().index:
         members = joined & (answers == a).to_numpy()
-        records.append(unexamined(VOTE_ONLY, f"vote only: {responses[members].mode()[0]!r}", list(ids[members]),
-                                  responses[members].mode()[0], joined=True, agreed=int(agreed_counts[a])))
+        response = responses[members].mode()[0]
+        records.append(unexamined(VOTE_ONLY, f"vote only: {response!r}", list(ids[members]), response, joined=True,
+                                  agreed=int(agreed_counts[a]), answering=list(ids[members])))
     rest = vote_only & ~joined
     if rest.any():
         records.append(unexamined(VOTE_ONLY, "vote only: other answers", list(ids[rest]), joined=False, agreed=0))
-    for r in records:
-        r["answering"] = r["ids"] if r["joined"] else []
     return joined, records
 
 

@@ -289,7 +289,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
         try:
             session.open(on_progress=lambda done, total: progress(done / total, desc="extracting attention"),
                          on_confirm=lambda done, total: progress(
-                             done / total, desc=f"confirming the heads' finding: {done} of {total} steps"))
+                             done / total, desc=f"confirming what the heads flagged: {done} of {total} steps"))
         except DatasetError as err:
             raise gr.Error(str(err), duration=None) from None
         threshold = session.default_threshold

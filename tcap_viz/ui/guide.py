@@ -35,6 +35,7 @@ def _confirmation_words(groups) -> str:
             "group's do not; the samples flagged are the carriers of a confirmed trigger (the overview says group by "
             "group).")
 
+
 def guide_steps(session: ReviewSession, threshold: float | None = None) -> list[GuideStep]:
     """The walk-through for this run at this threshold."""
     table = session.table(threshold)
