@@ -35,7 +35,7 @@ from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
 #: Part of an anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 9
+ANATOMY_VERSION = 10
 #: What the confirmation of a finding of the heads alone read (the anatomy of TCAP's groups), in the run.
 CONFIRMATION_FILE = "confirmation.json"
 CHUNK_SIZE = 256  # samples saved together: at most this much work is lost when a scan is interrupted
@@ -349,12 +349,14 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
     head at a time, until one does. ``posterior`` becomes the share of a confirmed trigger's carriers
     that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
     posterior stays as ``tcap_posterior``. Returns the table and every group judged (``source``:
-    "TCAP" or the head). ``on_step(done, total)``: TCAP's groups, then each next head, as they are judged."""
+    "TCAP" or the head); the next heads' donors are samples neither they nor TCAP flagged. ``on_step(done,
+    total)``: TCAP's groups, then each next head, as they are judged."""
     from tcap_viz.anatomy import CONSISTENT, NEXT_HEADS, PER_GROUP, anatomy, confirmed_posterior
 
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
     others = tcap.next_heads(extraction.profiles, NEXT_HEADS)
-    key = [ANATOMY_VERSION, cache_key(model, dataset, config), _flagged_ids(table), selected,
+    suspects = _flagged_ids(table)  # what TCAP flagged stays out of the next heads' donors: it may be the poisons
+    key = [ANATOMY_VERSION, cache_key(model, dataset, config), suspects, selected,
            [(l, h) for l, h, _, _ in others], PER_GROUP, CONSISTENT]
 
     def judged() -> list[dict]:
@@ -384,7 +386,8 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
                     flagged=head_votes.astype(bool), voting_heads=head_votes.astype(str))
                 source = f"L{layer}H{head}"
                 groups += [g.to_dict() | {"source": source, "name": f"{g.group.name} of {source}"}
-                           for g in anatomy(adapter, dataset, pseudo, [(layer, head)], per_group=PER_GROUP)]
+                           for g in anatomy(adapter, dataset, pseudo, [(layer, head)], per_group=PER_GROUP,
+                                            suspects=suspects)]
                 step()
         return groups
 

@@ -321,10 +321,11 @@ def test_an_unconfirmed_finding_flags_nothing_and_its_confirmation_is_cached(tin
                                                                              tmp_path, monkeypatch):
     import tcap_viz.anatomy
 
-    calls = []
+    calls, donors_from = [], []
 
-    def judged(adapter, dataset, table, heads, **kwargs):
+    def judged(adapter, dataset, table, heads, suspects=(), **kwargs):
         calls.append(sorted(table.loc[table["flagged"], "id"]))
+        donors_from.append(set(table.loc[~table["flagged"], "id"]) - set(suspects))
         return [_Card(calls[-1])]
 
     monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
@@ -337,6 +338,10 @@ def test_an_unconfirmed_finding_flags_nothing_and_its_confirmation_is_cached(tin
     others = result.tcap.next_heads(result.extraction.profiles, tcap_viz.anatomy.NEXT_HEADS)
     assert result.tcap.flagged_.any() and others
     assert calls == [sorted(ids[result.tcap.flagged_])] + [sorted(ids[votes == 1]) for _, _, _, votes in others]
+    # what TCAP flagged stays out of every next head's donors: it may be the poisons
+    assert all(not donors & set(ids[result.tcap.flagged_]) for donors in donors_from)
+    assert all(donors == set(ids[(votes == 0) & ~result.tcap.flagged_]) for donors, (_, _, _, votes)
+               in zip(donors_from[1:], others))
     assert steps == [(i, 1 + len(others)) for i in range(2 + len(others))]  # the app's bar moves step by step
     assert not result.samples["flagged"].any() and (result.samples["posterior"] == 0).all()
     np.testing.assert_array_equal(result.samples["tcap_posterior"], result.tcap.posterior_)

@@ -46,7 +46,8 @@ DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10"
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
              "when most of their group is implausible; without the vote, a group two heads corroborate, confirmed by "
-             "the trigger it hangs on (carriers answering alike, each route on its own), else the next 8 heads' groups; with it, what only the heads "
+             "the trigger it hangs on (carriers answering alike, each route on its own), else the next 8 heads' groups (donors "
+             "outside what TCAP flagged); with it, what only the heads "
              "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag; "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
