@@ -106,7 +106,12 @@ class GroupAnatomy:
             return "Nothing to locate: neither the image nor the question moves this response much."
         if not parts:
             return "No single image region or question word holds it: spread over the image, or the content itself."
-        return "The response hangs on " + " and ".join(parts) + "."
+        line = "The response hangs on " + " and ".join(parts)
+        if self.modality is not None and self.modality.effect < MIN_EFFECT:  # the reading says nothing moves it
+            return line + (f", though neither modality as a whole moves it much (v(both) - v(none) "
+                           f"{self.modality.effect:.2f} nats): a backdoor the model barely learnt, an ordinary "
+                           "answer, or none.")
+        return line + "."
 
     def consistency(self) -> float | None:
         """The share of the carriers that give the group's response (None: nothing located)."""

@@ -58,6 +58,10 @@ def _located(values, hot_cell, words):
     # an ordinary target ('left' on position questions): donors answer it often, so the effect is
     # small, but masking the patch costs its own samples the answer
     ((-0.5, -0.3, -0.5, -0.04), 1.5, [], (3, 3), [], "bottom-right corner"),
+    # ... and the card says that neither modality as a whole moves it much, as the modality reading does
+    ((-0.5, -0.3, -0.5, -0.04), 1.5, [], (3, 3), [], "though neither modality as a whole moves it much"),
+    # a weak response: deleting a question's last word costs it more than the whole modality effect
+    ((-1.62, -1.37, -1.62, -1.37), 0.0, [("side?", 1.76, 1 / 3, 0.0)], None, ["side?"], "'side?', though neither"),
     # a response nothing moves (a backdoor the model did not learn): nothing to locate
     ((-3.0, -2.9, -3.0, -2.8), 0.02, [("how", 0.3, 1.0, 0.3)], None, [], "Nothing to locate"),
 ])
