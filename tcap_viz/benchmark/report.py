@@ -132,13 +132,16 @@ def _coherence_cell(scores: dict) -> str:
 
 
 def _commands(results: list[dict]) -> dict[str, int]:
-    """The commands that measured the results, with how many cases each; where the markdown went
+    """The commands that measured the results, with how many cases each, in the order that reproduces
+    them: those that made the retrainings first (a later run reads them); where the markdown went
     (``--out``) is left out: it changes no number."""
-    counts: dict[str, int] = {}
-    for r in results:
-        command = re.sub(r" --out \S+", "", r.get("command") or "a command not recorded")
-        counts[command] = counts.get(command, 0) + 1
-    return counts
+    cases: dict[str, set] = {}
+    for field in ("retrain_command", "command"):
+        for k, r in enumerate(results):
+            if field in r or field == "command":
+                command = re.sub(r" --out \S+", "", r.get(field) or "a command not recorded")
+                cases.setdefault(command, set()).add(k)
+    return {command: len(ks) for command, ks in cases.items()}
 
 
 def _mean(values) -> float:
@@ -232,7 +235,8 @@ def render(results: list[dict], cases: list[str]) -> str:
         "# Detection report: the fine-tuning-service testbed",
         "",
         "Produced by " + ", ".join(f"`{c}` ({n} case{'s' * (n > 1)})" for c, n in _commands(results).items())
-        + " (each case's numbers are cached as JSON under the benchmark's folder, `runs/report/results/` by default; "
+        + " (in that order: the first made the retrainings the later ones read; each case's numbers are cached as JSON "
+        "under the benchmark's folder, `runs/report/results/` by default; "
         "a run with other cases or seeds adds to it, and `--render` rewrites the report from all of them).",
         f"A case: {first.get('n_train')} training samples of the customer shapes task, {first.get('n_test')} clean and "
         f"{first.get('n_test')} triggered test samples; a "

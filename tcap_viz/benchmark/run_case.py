@@ -144,8 +144,9 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     recipe = customer_recipe(finetune_kind, steps, seed)
     name = f"{case}-s{seed}-{finetune_kind}-{recipe.schedule.steps}"
     result_file = work / "results" / f"{name}.json"
+    previous = {}
     if result_file.exists():
-        result = json.loads(result_file.read_text())
+        result = previous = json.loads(result_file.read_text())
         if {**result["settings"], "detection": DETECTION} != settings:
             raise ValueError(f"{result_file} was measured with other settings than today's; delete "
                              f"{work}/*/{name}* to measure it again")
@@ -214,8 +215,12 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
         removals = {key: hashlib.sha256(" ".join(sorted(s.id for s in train if s.id not in kept)).encode()).hexdigest()[:12]
                     for key, kept in (("retrained", keep), ("clean_only", truly_clean))}
         retrains = {key: work / "models" / f"{name}-retrained-{removed}" for key, removed in removals.items()}
-        # without retrain, retrainings already made are still read (a re-measure does not lose them)
-        if retrain or all(out.exists() for out in retrains.values()):
+        # without retrain, retrainings already made are still read (a re-measure does not lose them), and
+        # the command that made them is kept, so the report quotes what reproduces them
+        made = all(out.exists() for out in retrains.values())
+        if retrain or made:
+            result["retrain_command"] = (previous.get("retrain_command") or previous.get("command")
+                                         if made and "retrained" in previous else command)
             for (key, out), kept in zip(retrains.items(), (keep, truly_clean)):
                 cleaned = work / "cleaned" / f"{name}-{removals[key]}" / "data.jsonl"
                 if not cleaned.exists():

@@ -50,7 +50,7 @@ def test_the_report_has_every_table_and_marks_what_was_measured(measured):
     for heading in ("## Detection F1", "## Precision, recall", "## Ablation", "## Do the flagged samples share one",
                     "## Retrained", "## Which modality carries the backdoor", "## Against the targets"):
         assert heading in text
-    assert "Produced by `tcap-viz report --cases badnet-10 clean` (2 cases)" in text and "60 training samples" in text
+    assert "Produced by `tcap-viz report --cases badnet-10 clean` (2 cases) (in that order" in text and "60 training samples" in text
     assert "| badnet-10 | 1 | 6 |" in text and "| clean *dev* | 1 | 0 |" in text  # development cases are marked
     assert "Not measured yet" not in text
     fewer = Benchmark(bench.work, cases=["badnet-10", "blend-5", "clean"], seeds=[0], base=bench.base, steps=2,
@@ -169,3 +169,34 @@ def test_the_report_shows_how_each_disagreement_of_heads_and_vote_was_judged():
                          "not examined | 98 'Backdoor Attack!': joined (102 both flag it); 3 other answers: not joined "
                          "| 200, 1.00 |")
     assert _confirmation_table([judged], ["badnet_blue-10"]) == []  # not a finding of the heads alone
+
+
+def test_the_report_quotes_the_command_that_made_the_retrainings_before_the_one_that_detected_anew():
+    from tcap_viz.benchmark.report import _commands
+
+    results = [{"command": "report --no-retrain --out x.md", "retrain_command": "report --cases a"},
+               {"command": "report --no-retrain", "retrain_command": "report --cases a"},
+               {"command": "report --no-retrain"}, {"command": "report --cases b", "retrain_command": "report --cases b"}]
+    assert _commands(results) == {"report --cases a": 2, "report --cases b": 1, "report --no-retrain": 3}
+
+
+def test_a_re_measure_without_retraining_keeps_the_command_that_made_the_retrainings(measured, tmp_path, monkeypatch):
+    import shutil
+
+    import tcap_viz.benchmark.cases
+    import tcap_viz.benchmark.run_case
+
+    bench, _ = measured
+    shutil.copytree(bench.work, tmp_path / "work")
+    changed = tcap_viz.benchmark.cases.DETECTION + " (changed)"  # a new detector: every case is detected anew
+    monkeypatch.setattr(tcap_viz.benchmark.cases, "DETECTION", changed)
+    monkeypatch.setattr(tcap_viz.benchmark.run_case, "DETECTION", changed)
+    again = Benchmark(tmp_path / "work", cases=["badnet-10", "clean"], seeds=[0], base=bench.base, steps=2, n_train=60,
+                      n_test=8)
+    poisoned, clean = again.run(device="cpu", retrain=False, show_progress=False, command="tcap-viz report --no-retrain")
+    assert poisoned["settings"]["detection"] == changed and "retrained" in poisoned
+    assert poisoned["command"] == "tcap-viz report --no-retrain"
+    assert poisoned["retrain_command"] == "tcap-viz report --cases badnet-10 clean"
+    assert "retrain_command" not in clean
+    assert again.report().index("`tcap-viz report --cases badnet-10 clean` (1 case)") < \
+        again.report().index("`tcap-viz report --no-retrain` (2 cases)")
