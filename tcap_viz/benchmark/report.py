@@ -247,9 +247,11 @@ def render(results: list[dict], cases: list[str]) -> str:
         + (f"median {seconds[len(seconds) // 2]:.0f} s ({len(seconds)} timed; a model trained before with the same "
            "recipe is reused untimed)." if seconds else "not recorded."),
         "Numbers are mean ± standard deviation over the seeds, in percent.",
-        f"**Development cases** (marked *dev*): {', '.join(DEVELOPMENT)}: the default's choices were made on them "
-        "([`LEVERS.md`](LEVERS.md)); the vote's cut was chosen on seed 0, which no case here uses. Every other row is "
-        "reported on settings never tuned to it.",
+        (f"**Development cases** (marked *dev*): {', '.join(DEVELOPMENT)}: the default's choices were made on them "
+         "([`LEVERS.md`](LEVERS.md)); the vote's cut was chosen on seed 0, which no case here uses. Every other row is "
+         "reported on settings never tuned to it." if set(DEVELOPMENT) & set(measured) else
+         "**Held out**: no case here is one the default's choices were made on ([`LEVERS.md`](LEVERS.md) names "
+         "those); every row is reported on settings never tuned to it."),
         "Detectors: *paper TCAP* is METHOD.md as written (`--preset paper`); *default* is the scan's (TCAP with the "
         "base model's plausibility vote; where the heads decide alone, their finding confirmed by the trigger it "
         "hangs on); *BYE* the attention-entropy baseline ([`BYE_FAITHFULNESS.md`]"

@@ -200,3 +200,15 @@ def test_a_re_measure_without_retraining_keeps_the_command_that_made_the_retrain
     assert "retrain_command" not in clean
     assert again.report().index("`tcap-viz report --cases badnet-10 clean` (1 case)") < \
         again.report().index("`tcap-viz report --no-retrain` (2 cases)")
+
+
+def test_a_report_of_cases_no_default_was_chosen_on_says_they_are_held_out():
+    from tcap_viz.benchmark.report import render
+
+    result = {"settings": {"case": "mine-5", "attack": "badnet", "variant": "mine", "attack_params": {},
+                           "target": "x"}, "command": "tcap-viz report --variants mine.json",
+              "model": {"clean_accuracy": 0.9, "asr": 1.0}, "machine": "m",
+              "metrics": {"tcap": {"n_true": 5, "f1": 1.0, "precision": 1.0, "recall": 1.0, "auroc": 1.0, "n_flagged": 5}},
+              "ablation": {}}
+    text = render([result], ["mine-5"])
+    assert "**Held out**" in text and "Development cases" not in text
