@@ -235,7 +235,7 @@ def render(results: list[dict], cases: list[str]) -> str:
         "# Detection report: the fine-tuning-service testbed",
         "",
         "Produced by " + ", ".join(f"`{c}` ({n} case{'s' * (n > 1)})" for c, n in _commands(results).items())
-        + " (in that order: the first made the retrainings the later ones read; each case's numbers are cached as JSON "
+        + " (in that order: those without `--no-retrain` made the retrainings the later ones read; each case's numbers are cached as JSON "
         "under the benchmark's folder, `runs/report/results/` by default; "
         "a run with other cases or seeds adds to it, and `--render` rewrites the report from all of them).",
         f"A case: {first.get('n_train')} training samples of the customer shapes task, {first.get('n_test')} clean and "
