@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_extraction import REPORT, RESULTS, machine, render  # noqa: E402
+from bench_extraction import machine, record  # noqa: E402
 from tcap_viz.anatomy import vote_joins  # noqa: E402
 from tcap_viz.data import load_dataset  # noqa: E402
 from tcap_viz.demo import DEMO_DATA, DEMO_MODEL, default_run_dir  # noqa: E402
@@ -91,10 +91,7 @@ def main() -> None:
            "selected_heads": len(detector.profiler_.selected_heads_), "machine": machine("cpu"),
            "date": time.strftime("%Y-%m-%d")}
     print(json.dumps(row, indent=1))
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["detection"] = row
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-    REPORT.write_text(render(results))
+    record("detection", row)
 
 
 if __name__ == "__main__":

@@ -283,7 +283,26 @@ def render(results: dict) -> str:
                   f"it would be {'met' if d['sklearn_s_scaled'] < 60 else 'missed'}. `mixture=\"auto\"` fits head by "
                   "head up to 4M samples x heads (the testbed's 2000 x 64: head by head, as docs/DETECTION.md measured), "
                   "all at once above; docs/METHOD_CHOICES.md compares the two on the detection report's cases.", ""]
+    if "carriers" in results:
+        c = results["carriers"]
+        lines += [f"## The anatomy's \"who else\" lookup: {c['samples']:,} images ({c['machine']}, {c['date']})", "",
+                  "Produced by `python scripts/bench_carriers.py` (its docstring says what it reads). Each group whose "
+                  "trigger cell the anatomy located reads that cell from every image of the dataset; this, not the "
+                  "model's 12 samples a group, is what grows with the dataset.", "",
+                  "| lookup | seconds | per image |", "|---|---|---|",
+                  f"| the located cell, matched in every image | {c['cell_s']:.0f} | {c['ms_per_image']:.2f} ms |",
+                  f"| a question word, matched in every question | {c['word_s']:.2f} | - |", "",
+                  f"It found {c['found']} carriers of the patch, {c['found_poisoned']} of the {c['poisoned']} patched "
+                  "images. It runs once per located group, after detection, and is cached with the run.", ""]
     return "\n".join(lines)
+
+
+def record(key: str, measured: dict) -> None:
+    """Keep ``measured`` under ``key`` in the results (the other benchmarks' stay) and rewrite the report."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[key] = measured
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    REPORT.write_text(render(results))
 
 
 def main() -> None:
@@ -315,11 +334,8 @@ def main() -> None:
         measured["rows"]["max_share_diff_vs_eager"] = gap
         print(f"{config:12s} row-only shares differ from eager's by at most {gap:.1e}", flush=True)
         rows += [measured[mode] for mode in MODES]
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     kind = ("GPU" if args.device.startswith("cuda") else "CPU") + (f", cut to {args.layers} layers" if args.layers else "")
-    results[kind] = {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-    REPORT.write_text(render(results))
+    record(kind, {"machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "rows": rows})
     print(REPORT.read_text())
 
 
