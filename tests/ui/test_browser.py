@@ -113,8 +113,9 @@ def test_the_anatomy_tab_tells_what_the_backdoor_is_and_decides_its_group_at_onc
     page.get_by_role("tab", name="Anatomy").click()
     page.get_by_role("button", name="Describe the flagged groups").click()
     page.wait_for_selector("#tcap-group-image img", timeout=600_000)  # the model is asked again: a minute or so
-    card = page.locator("#tcap-group-text").inner_text()
-    assert card.startswith("g1: ")
+    text = page.locator("#tcap-group-text")  # on a busy machine its "processing" status may outlast the picture
+    assert _wait_for(lambda: text.inner_text().startswith("g1: "))
+    card = text.inner_text()
     assert "'Backdoor Attack!'" in card and "lives in the image" in card and "bottom-right corner" in card
     carriers = next(g for g in session.anatomy() if g["name"] == "g1")["carriers"]
     assert f"{len(carriers)} samples of the dataset carry" in card  # the demo's 200 poisons share the patch
