@@ -44,13 +44,13 @@ def main() -> None:
         poisoned = {s.id for s in samples if s.poisoned}
         members = sorted(poisoned)[:12]  # the anatomy's examined samples of the group
         started = time.perf_counter()
-        found = cell_carriers(samples, members, (7, 7), 8)  # the patch's cell, bottom-right of 8 x 8
+        found = cell_carriers(samples, members, (7, 7), 8) or []  # the patch's cell, bottom-right of 8 x 8
         cell_s = time.perf_counter() - started
         started = time.perf_counter()
         word_carriers(samples, ["cf"])
         word_s = time.perf_counter() - started
     row = {"samples": args.samples, "cell_s": cell_s, "word_s": word_s, "ms_per_image": 1000 * cell_s / args.samples,
-           "found": len(found or []), "poisoned": len(poisoned), "found_poisoned": len(set(found or []) & poisoned),
+           "found": len(found), "poisoned": len(poisoned), "found_poisoned": len(set(found) & poisoned),
            "machine": machine("cpu"), "date": time.strftime("%Y-%m-%d")}
     print(json.dumps(row, indent=1))
     record("carriers", row)

@@ -135,12 +135,11 @@ def _commands(results: list[dict]) -> dict[str, int]:
     """The commands that measured the results, with how many cases each, in the order that reproduces
     them: those that made the retrainings first (a later run reads them); where the markdown went
     (``--out``) is left out: it changes no number."""
+    made = [(k, r["retrain_command"]) for k, r in enumerate(results) if "retrain_command" in r]
+    measured = [(k, r.get("command") or "a command not recorded") for k, r in enumerate(results)]
     cases: dict[str, set] = {}
-    for field in ("retrain_command", "command"):
-        for k, r in enumerate(results):
-            if field in r or field == "command":
-                command = re.sub(r" --out \S+", "", r.get(field) or "a command not recorded")
-                cases.setdefault(command, set()).add(k)
+    for k, command in made + measured:
+        cases.setdefault(re.sub(r" --out \S+", "", command), set()).add(k)
     return {command: len(ks) for command, ks in cases.items()}
 
 
