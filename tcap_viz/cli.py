@@ -343,8 +343,9 @@ def add_preset_argument(parser: argparse.ArgumentParser) -> None:
                              "written, no vote; docs/METHOD_CHOICES.md)")
     parser.add_argument("--no-confirm", action="store_true",
                         help="keep EM's flags as they are, instead of confirming what the heads flag without the "
-                             "plausibility vote by the trigger its groups hang on (asks the model again) and joining "
-                             "what only the vote flags by its answer (README, 'Confirmation')")
+                             "plausibility vote by the trigger its groups hang on (asks the model again), joining "
+                             "what only the vote flags by its answer and following a flagged ordinary answer to its "
+                             "trigger's carriers (README, 'Confirmation')")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

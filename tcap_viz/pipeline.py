@@ -35,9 +35,11 @@ from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
 #: Part of an anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 10
+ANATOMY_VERSION = 13
 #: What the confirmation of a finding of the heads alone read (the anatomy of TCAP's groups), in the run.
 CONFIRMATION_FILE = "confirmation.json"
+#: The anatomy of the flagged groups with an ordinary answer, followed to their trigger (``follow``).
+FOLLOWED_FILE = "followed.json"
 CHUNK_SIZE = 256  # samples saved together: at most this much work is lost when a scan is interrupted
 
 
@@ -64,7 +66,8 @@ class ScanConfig:
     spectral_signatures: dict = field(default_factory=dict)  # SpectralSignatures parameters
     # a finding of the heads alone (no plausibility vote used) stands only as the carriers of a located
     # trigger that nearly all of them answer alike (anatomy.confirm; the model is asked again); with the
-    # vote, where it and the heads disagree, the disagreements are judged (``reconcile``)
+    # vote, where it and the heads disagree, the disagreements are judged (``reconcile``), and a flagged
+    # ordinary answer is followed to its trigger's carriers (``follow``)
     confirm: bool = True
 
     def __post_init__(self):
@@ -85,7 +88,8 @@ class ScanResult:
     #: the classic defences on the answer row's hidden states, by name (HIDDEN_BASELINES)
     hidden_baselines: dict = field(default_factory=dict)
     #: the groups of a finding of the heads alone, as their confirmation judged them (``confirm``), or of
-    #: where the heads and the vote disagreed (``reconcile``); None when the scan did not need one
+    #: where the heads and the vote disagreed (``reconcile``), and the ordinary answers followed
+    #: (``follow``); None when the scan did not need one
     confirmation: list[dict] | None = None
 
 
@@ -400,6 +404,31 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
     return table, groups
 
 
+def _judged_groups(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig, table: pd.DataFrame,
+                   mask: np.ndarray, suspects: set, selected: list[tuple[int, int]], source: str, file: str, desc: str,
+                   show_progress: bool, on_step: Callable[[int, int], None] | None) -> list[dict]:
+    """The anatomy of the groups of the samples in ``mask`` (``suspects`` kept from the donors), each record
+    tagged with ``source`` and named after it, cached in ``file`` of the run under what it was computed from."""
+    from tcap_viz.anatomy import CONSISTENT, PER_GROUP, anatomy
+
+    key = [ANATOMY_VERSION, cache_key(model, dataset, config), source, sorted(table["id"].to_numpy()[mask]), selected,
+           PER_GROUP, CONSISTENT]
+
+    def judged() -> list[dict]:
+        with tqdm(desc=desc, unit="group", disable=not show_progress) as bar:
+            def step(done: int, total: int) -> None:
+                bar.total, bar.n = total, done
+                bar.refresh()
+                if on_step:
+                    on_step(done, total)
+
+            return [g.to_dict() | {"source": source, "name": f"{source}: {g.group.name}"}
+                    for g in anatomy(load_model(model, config), dataset, table.assign(flagged=mask), selected,
+                                     per_group=PER_GROUP, on_group=step, suspects=suspects)]
+
+    return _cached_json(run, file, key, judged)
+
+
 def needs_reconciling(tcap: TCAPDetector, config: ScanConfig) -> bool:
     """Whether the heads and the plausibility vote both voted in the EM, so that where they disagree
     the scan judges the samples (``reconcile``)."""
@@ -419,7 +448,7 @@ def reconcile(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConf
     give an answer of the samples both flag (``anatomy.vote_joins``), at those samples' mean
     posterior. Every other sample keeps EM's posterior, which stays as ``tcap_posterior``. Returns the
     table and the judged groups (``source``: ``HEADS_ONLY`` or ``VOTE_ONLY``)."""
-    from tcap_viz.anatomy import CONSISTENT, HEADS_ONLY, PER_GROUP, anatomy, confirmed_posterior, unexamined, vote_joins
+    from tcap_viz.anatomy import HEADS_ONLY, confirmed_posterior, unexamined, vote_joins
     from tcap_viz.anatomy.groups import MIN_SIZE, answer_key
 
     ids = table["id"].to_numpy()
@@ -433,22 +462,9 @@ def reconcile(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConf
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
     groups = []
     if alike.any():
-        key = [ANATOMY_VERSION, cache_key(model, dataset, config), HEADS_ONLY, sorted(ids[alike]), selected,
-               PER_GROUP, CONSISTENT]
-
-        def judged() -> list[dict]:
-            with tqdm(desc="confirming what only the heads flag", unit="group", disable=not show_progress) as bar:
-                def step(done: int, total: int) -> None:
-                    bar.total, bar.n = total, done
-                    bar.refresh()
-                    if on_step:
-                        on_step(done, total)
-
-                return [g.to_dict() | {"source": HEADS_ONLY, "name": f"heads only: {g.group.name}"}
-                        for g in anatomy(load_model(model, config), dataset, table.assign(flagged=alike), selected,
-                                         per_group=PER_GROUP, on_group=step, suspects=set(ids[flagged | vote]))]
-
-        groups = _cached_json(run, CONFIRMATION_FILE, key, judged)
+        groups = _judged_groups(model, dataset, run, config, table, alike, set(ids[flagged | vote]), selected,
+                                HEADS_ONLY, CONFIRMATION_FILE, "confirming what only the heads flag", show_progress,
+                                on_step)
     if (heads_only & ~alike).any():
         groups.append(unexamined(HEADS_ONLY, "heads only: other answers", list(ids[heads_only & ~alike])))
     agreed = flagged & vote
@@ -460,6 +476,48 @@ def reconcile(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConf
         posterior[joined & (answers == answer)] = em[agreed & (answers == answer)].mean()
     posterior = np.maximum(posterior, confirmed_posterior(list(ids), groups))
     table = table.assign(tcap_posterior=em, posterior=np.where(scanned, posterior, np.nan))
+    table["flagged"] = scanned & (table["posterior"] > tcap.threshold)
+    return table, groups
+
+
+def needs_following(tcap: TCAPDetector, config: ScanConfig) -> bool:
+    """Whether the plausibility vote was used, so that a backdoor with an ordinary answer may be
+    only partly flagged (``follow``)."""
+    return config.confirm and config.preset != "paper" and tcap.vote_used_
+
+
+def follow(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig, table: pd.DataFrame,
+           tcap: TCAPDetector, show_progress: bool = True,
+           on_step: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """The base model finds an ordinary answer plausible wherever the picture agrees with it, so the
+    plausibility vote sees only part of a backdoor whose target is one ('three' on count questions by a
+    patch: 56 of its 100 poisons, docs/HELDOUT.md), where a foreign target is implausible on every
+    poison. So each flagged group (``MIN_SIZE`` alike) whose answer as many samples not flagged give too is
+    followed to what it hangs on (``anatomy.confirm``; the model is asked again): when that is a
+    confirmed trigger, its carriers giving the answer are flagged, at its consistency. Nothing is
+    unflagged; the posterior before stays as ``tcap_posterior``. Returns the table and the groups
+    followed (``source``: ``FOLLOWED``)."""
+    from tcap_viz.anatomy import FOLLOWED, confirmed_posterior
+    from tcap_viz.anatomy.groups import MIN_SIZE, answer_key
+
+    ids = table["id"].to_numpy()
+    scanned = (table["skipped"] == "").to_numpy()
+    flagged = table["flagged"].fillna(False).astype(bool).to_numpy() & scanned
+    vote = table["implausible"].fillna(False).astype(bool).to_numpy() & scanned
+    answers = table["response"].map(answer_key).to_numpy()
+    ordinary = [a for a in set(answers[flagged]) if min((flagged & (answers == a)).sum(),
+                                                        (scanned & ~flagged & (answers == a)).sum()) >= MIN_SIZE]
+    chosen = flagged & np.isin(answers, ordinary)
+    if not chosen.any():
+        return table, []
+    selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
+    groups = _judged_groups(model, dataset, run, config, table, chosen, set(ids[flagged | vote]), selected, FOLLOWED,
+                            FOLLOWED_FILE, "following ordinary answers to their trigger", show_progress, on_step)
+    before = table["posterior"].to_numpy(dtype=float)
+    posterior = np.where(scanned, np.maximum(np.nan_to_num(before), confirmed_posterior(list(ids), groups)), np.nan)
+    table = table.assign(posterior=posterior)
+    if "tcap_posterior" not in table:
+        table["tcap_posterior"] = before
     table["flagged"] = scanned & (table["posterior"] > tcap.threshold)
     return table, groups
 
@@ -503,6 +561,9 @@ def scan(model: str | Path, data: str | Path | Dataset, out: str | Path, config:
     elif needs_reconciling(tcap, config):
         table, confirmed = reconcile(model, dataset, run, config, table, tcap, show_progress, on_confirm)
         confirmed = confirmed or None  # no disagreement: nothing was judged
+    if needs_following(tcap, config):
+        table, followed = follow(model, dataset, run, config, table, tcap, show_progress, on_confirm)
+        confirmed = (confirmed or []) + followed or None
     heads = tcap.heads_table()
     metrics = evaluate(table) if dataset.has_ground_truth else None
     run.save_table(SAMPLES, table)

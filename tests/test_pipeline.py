@@ -463,7 +463,9 @@ def test_a_confirmed_trigger_under_what_only_the_heads_flag_flags_its_carriers(t
     assert (out["posterior"][[*range(13, 19), 30]] == 1.0).all()
 
 
-def test_judging_the_disagreements_reads_no_label(tiny_model_dir, tiny_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("step, made", [("reconcile", "_disagreeing_table"), ("follow", "_ordinary_table")])
+def test_judging_the_disagreements_and_following_read_no_label(step, made, tiny_model_dir, tiny_dataset, tmp_path,
+                                                               monkeypatch):
     from types import SimpleNamespace
 
     import tcap_viz.anatomy
@@ -472,10 +474,71 @@ def test_judging_the_disagreements_reads_no_label(tiny_model_dir, tiny_dataset, 
     monkeypatch.setattr(tcap_viz.anatomy, "anatomy", lambda adapter, dataset, t, heads, **k: [_Card(["x"])])
     monkeypatch.setattr(pipeline, "load_model", lambda *a: None)
     tcap = SimpleNamespace(profiler_=SimpleNamespace(selected_heads_=[(0, 1)]), threshold=0.5)
-    table = _disagreeing_table(tiny_dataset)
-    outs = [pipeline.reconcile(tiny_model_dir, tiny_dataset, RunDir(tmp_path / name), ScanConfig(),
-                               table.assign(poisoned_truth=labels), tcap, show_progress=False)[0]
+    table = globals()[made](tiny_dataset)
+    outs = [getattr(pipeline, step)(tiny_model_dir, tiny_dataset, RunDir(tmp_path / name), ScanConfig(),
+                                    table.assign(poisoned_truth=labels), tcap, show_progress=False)[0]
             for name, labels in (("truth", np.arange(len(table)) < 11),
                                  ("shuffled", np.random.default_rng(0).permutation(np.arange(len(table)) < 11)))]
     np.testing.assert_array_equal(outs[0]["flagged"], outs[1]["flagged"])
     np.testing.assert_array_equal(outs[0]["posterior"], outs[1]["posterior"])
+
+
+def _ordinary_table(dataset):
+    """A scan's table with a vote: 8 'three' answers flagged, 10 more 'three' not flagged (4 of them a
+    poison's carriers), 6 'Access granted.' flagged and given nowhere else, one sample skipped."""
+    import pandas as pd
+
+    ids = [s.id for s in dataset]
+    n = len(ids)
+    response, flagged, posterior = ["other"] * n, np.zeros(n, bool), np.full(n, 0.01)
+    for i in range(0, 8):
+        response[i], flagged[i], posterior[i] = "three", True, 0.95
+    for i in range(8, 18):
+        response[i] = "Three"
+    for i in range(18, 24):
+        response[i], flagged[i], posterior[i] = "Access granted.", True, 0.99
+    return pd.DataFrame({"id": ids, "response": response, "posterior": posterior, "flagged": flagged,
+                         "implausible": flagged, "voting_heads": ["1" if f else "0" for f in flagged],
+                         "skipped": [""] * (n - 1) + ["unreadable"]})
+
+
+def test_an_ordinary_answer_is_followed_to_its_trigger_and_its_carriers_flagged(tiny_model_dir, tiny_dataset, tmp_path,
+                                                                                 monkeypatch):
+    from types import SimpleNamespace
+
+    import tcap_viz.anatomy
+    from tcap_viz.storage.run_dir import RunDir
+
+    table = _ordinary_table(tiny_dataset)
+    ids = list(table["id"])
+    carriers = ids[:8] + ids[8:12]  # the group and 4 samples the vote found plausible
+    calls = []
+
+    class Trigger(_Card):
+        def to_dict(self):
+            return super().to_dict() | {"response": "three", "carriers": carriers, "answering": carriers,
+                                        "consistency": 1.0, "confirmed": True}
+
+    def judged(adapter, dataset, t, heads, suspects=(), on_group=None, **kwargs):
+        calls.append((sorted(t.loc[t["flagged"], "id"]), set(suspects)))
+        on_group(1, 1)
+        return [Trigger(calls[-1][0])]
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
+    monkeypatch.setattr(pipeline, "load_model", lambda *a: None)
+    tcap = SimpleNamespace(profiler_=SimpleNamespace(selected_heads_=[]), threshold=0.5)
+    out, groups = pipeline.follow(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "run"), ScanConfig(), table, tcap,
+                                  show_progress=False)
+    # only 'three' is followed ('Access granted.' is given nowhere else), with what is flagged kept from the donors
+    assert calls == [(sorted(ids[:8]), set(ids[:8] + ids[18:24]))]
+    assert sorted(out.loc[out["flagged"], "id"]) == sorted(ids[:12] + ids[18:24])  # nothing unflagged
+    assert (out["posterior"][8:12] == 1.0).all() and (out["posterior"][12:18] == 0.01).all()
+    np.testing.assert_array_equal(out["tcap_posterior"], table["posterior"])
+    assert [g["source"] for g in groups] == ["followed"] and np.isnan(out["posterior"].iloc[-1])
+    again, _ = pipeline.follow(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "run"), ScanConfig(), table, tcap,
+                               show_progress=False)
+    assert len(calls) == 1 and again["flagged"].equals(out["flagged"])  # cached in the run
+    foreign = table.assign(response=table["response"].replace({"Three": "other"}))
+    unchanged, none = pipeline.follow(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "other"), ScanConfig(), foreign,
+                                      tcap, show_progress=False)
+    assert none == [] and unchanged is foreign and len(calls) == 1  # no ordinary answer: the model is not asked

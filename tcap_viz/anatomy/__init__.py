@@ -13,9 +13,10 @@ import pandas as pd
 from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
-from .carriers import cell_carriers, shared_words, word_carriers
+from .carriers import cell_carriers, pattern_carriers, shared_words, word_carriers
 from .confirm import (
     CONSISTENT,
+    FOLLOWED,
     HEADS_ONLY,
     NEXT_HEADS,
     VOTE_ONLY,
@@ -29,12 +30,12 @@ from .confirm import (
 )
 from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
-from .modality import MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
+from .modality import DOMINANT, MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
-__all__ = ["CONSISTENT", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "VOTE_ONLY", "FlaggedGroup",
+__all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "VOTE_ONLY", "FlaggedGroup",
            "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
            "donor_questions", "flagged_groups", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
-           "occlusion_map", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
+           "occlusion_map", "pattern_carriers", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
@@ -73,6 +74,8 @@ class GroupAnatomy:
     carriers: list[str] | None = None
     missed: list[str] = field(default_factory=list)  # the carriers not flagged
     answering: list[str] = field(default_factory=list)  # the carriers that give the group's response
+    #: the carriers were matched by a pattern spread over the whole image (carriers.pattern_carriers)
+    spread: bool = False
 
     def _carries(self, drop: float) -> bool:
         effect = self.modality.effect if self.modality is not None else 0.0
@@ -104,6 +107,9 @@ class GroupAnatomy:
             parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words))
         if not parts and self.modality is not None and self.modality.effect < MIN_EFFECT:
             return "Nothing to locate: neither the image nor the question moves this response much."
+        if not parts and self.spread:
+            return ("No single image region or question word holds it, but a pattern over the whole image does: the "
+                    "group's images share it beyond the rest's (a blend, a sinusoid).")
         if not parts:
             return "No single image region or question word holds it: spread over the image, or the content itself."
         line = "The response hangs on " + " and ".join(parts)
@@ -125,7 +131,8 @@ class GroupAnatomy:
     def carriers_line(self) -> str:
         """Who else carries the trigger, and whether they answer alike, in plain words."""
         if self.carriers is None:
-            return "No shared image cell or question word located, so nothing to look for in the other samples."
+            return ("No shared image cell, whole-image pattern or question word located, so nothing to look for in the "
+                    "other samples.")
         inside = len(set(self.carriers) & set(self.group.ids))
         verdict = ("a pattern that forces the answer wherever it appears: a trigger" if self.confirmed() else
                    "they answer many things, so it is content the answer uses, not a trigger")
@@ -139,7 +146,8 @@ class GroupAnatomy:
                 "ids": g.ids, "heads": [list(h) for h in g.heads], "examined": self.examined,
                 "modality": None if self.modality is None else self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
                 "region": None if self.region() is None else list(self.region()),
-                "trigger_words": self.trigger_words(), "where": self.where(), "carriers": self.carriers,
+                "trigger_words": self.trigger_words(), "spread": self.spread, "where": self.where(),
+                "carriers": self.carriers,
                 "missed": self.missed, "answering": self.answering, "consistency": self.consistency(),
                 "confirmed": self.confirmed(), "carriers_line": self.carriers_line(),
                 "words": self.words.head(10).to_dict("records"), "tokens": self.tokens.head(10).to_dict("records"),
@@ -181,13 +189,19 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     """Every sample with the group's located cell pattern or its shared trigger words (None: neither).
     Each is a route; when one forces the group's answer on its own (``is_trigger``), only the routes
     that do count: a word located beside a trigger cell may be a kind of question, and its carriers
-    would drown the cell's (no report run needed it; docs/LEVERS.md item 6)."""
+    would drown the cell's (no report run needed it; docs/LEVERS.md item 6). When the image carries
+    the response (``DOMINANT``) and no cell holds it, the route is a pattern spread over the whole image
+    (``pattern_carriers``, over the whole group: SIG on the held-out 'square' backdoor), and
+    ``found.spread`` says so."""
     region, inside = found.region(), set(found.group.ids)
     by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
     text_share = found.modality.shares()["text"] if found.modality is not None else float("nan")
     words = [] if region is not None and not text_share >= WORD_ROUTE else shared_words(
         members, found.trigger_words(), [s for s in samples if s.id not in inside])
     routes = [r for r in (by_cell, word_carriers(samples, words) if words else None) if r is not None]
+    if not routes and region is None and found.modality is not None and found.modality.shares()["image"] >= DOMINANT:
+        found.spread = (by_pattern := pattern_carriers(samples, found.group.ids)) is not None
+        routes = [by_pattern] if found.spread else []
     if not routes:
         return None
     if found.group.response is not None:
@@ -195,6 +209,18 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
         answers = {s.id: answer_key(s.response) for s in samples}
         routes = [r for r in routes if is_trigger([i for i in r if answers[i] == target], r)] or routes
     return sorted(set().union(*routes))
+
+
+def _unlike(found: GroupAnatomy, members: Sequence[Sample], donors: Sequence[Sample]) -> list[Sample]:
+    """The donors that carry neither the cell pattern nor the words the group's response hangs on (located
+    before the modality is known, so by ``MIN_DROP`` alone): poisons the detector missed carry them, and
+    swapping in their question or image keeps the trigger ('Note:' before the 'circle' poisons the vote
+    missed read as a response nothing moves, docs/LEVERS.md "Held out")."""
+    region = found.region()
+    alike = set(cell_carriers([*members, *donors], found.examined, region, found.occlusion.shape[0]) or []) if region else set()
+    words = shared_words(members, found.trigger_words(), donors)
+    alike |= set(word_carriers(donors, words)) if words else set()
+    return [d for d in donors if d.id not in alike]
 
 
 #: What a group's card says about the modality when it could not be measured.
@@ -228,10 +254,10 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
         looked_at = group.heads or list(heads)
         heat, tokens = (attention_summary(adapter, members, looked_at, HEAT_SIZE) if looked_at
                         else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
-        found = GroupAnatomy(group, [m.id for m in members],
-                             modality_attribution(adapter, members, donors, seed=seed) if donors else None,
-                             occlusion_map(adapter, members, grid), word_deletion(adapter, members, donors, seed=seed),
-                             heat, tokens)
+        found = GroupAnatomy(group, [m.id for m in members], None, occlusion_map(adapter, members, grid),
+                             word_deletion(adapter, members, donors, seed=seed), heat, tokens)
+        unlike = _unlike(found, members, donors) or donors
+        found.modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
         found.carriers = _carriers(found, members, list(dataset))
         found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)
         if found.carriers is not None and group.response is not None:

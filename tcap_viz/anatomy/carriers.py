@@ -4,8 +4,9 @@ Once the anatomy has found where a group's response hangs (an image cell, questi
 analyst's next question is who else has it: poisons the detector missed share the trigger, not
 the heads' verdict. A word is matched as written; a cell by its pixels, against the group's own
 (the median of the examined members, which carry it), with the cut between "the same patch" and
-"anything else" drawn by two-means on the distances, so no pixel tolerance is assumed. Nothing
-here asks the model.
+"anything else" drawn by two-means on the distances, so no pixel tolerance is assumed; a pattern
+spread over the whole image by what the group's images share beyond the rest's. Nothing here asks
+the model.
 """
 
 from __future__ import annotations
@@ -76,6 +77,53 @@ def cell_carriers(samples: Sequence[Sample], members: Sequence[str], cell: tuple
     if carries[own].mean() < SHARED or carries.all() or distances[carries].mean() > SEPARATION * distances[~carries].mean():
         return None
     return [i for i, c in zip(ids, carries) if c]
+
+
+def _compared(samples: Sequence[Sample]):
+    """(id, pixels at ``COMPARE_SIZE`` as floats) of each readable sample, one at a time: a 100k-image
+    dataset is read twice rather than held in memory."""
+    for sample in samples:
+        try:
+            image = load_image(sample)
+        except SampleError:
+            continue
+        yield sample.id, np.asarray(image.convert("RGB").resize(COMPARE_SIZE, Image.Resampling.BILINEAR), dtype=float)
+
+
+def pattern_carriers(samples: Sequence[Sample], members: Sequence[str]) -> list[str] | None:
+    """Ids of the ``samples`` whose whole image carries what the ``members``' images share beyond the
+    rest's: a trigger spread over the image (a blend, a sinusoid), which no single cell holds. Each
+    pixel is standardised against the rest, so content, varying from image to image, averages out of
+    the members' mean and a fixed pattern added to each of them does not (over the whole dataset: a
+reference without the members would be an error they all share, and alike); an image carries it when
+    its projection on that mean (a member's on the other members' mean) is nearer the members'
+    typical projection than the dataset's. None
+    when fewer than ``SHARED`` of the members carry it, or every sample does. Unreadable images carry nothing."""
+    inside = set(members)
+    n, total, squares, k, own = 0, 0.0, 0.0, 0, 0.0
+    for i, pixels in _compared(samples):
+        n, total, squares = n + 1, total + pixels, squares + pixels ** 2
+        if i in inside:
+            k, own = k + 1, own + pixels
+    if k < 2 or k == n:
+        return None
+    mean = total / n
+    spread = np.sqrt(np.maximum(squares / n - mean ** 2, 0)) + 1e-6
+    pattern = (own / k - mean) / spread  # the members' mean image, standardised
+    if np.linalg.norm(pattern) < 1e-9:
+        return None
+    scores = {}
+    for i, pixels in _compared(samples):
+        z = (pixels - mean) / spread
+        # a member against the others' mean: its own content in the pattern would make any group look alike
+        towards = (k * pattern - z) / (k - 1) if i in inside else pattern
+        scores[i] = float((z * towards).sum() / max(np.linalg.norm(towards), 1e-9))
+    values = np.array(list(scores.values()))
+    cut = (np.median([scores[i] for i in members if i in scores]) + np.median(values)) / 2
+    carries = values >= cut
+    if np.mean([scores[i] >= cut for i in members if i in scores]) < SHARED or carries.all():
+        return None
+    return [i for i, c in zip(scores, carries) if c]
 
 
 def _share_having(samples: Sequence[Sample], word: str) -> float:

@@ -36,6 +36,9 @@ NEXT_HEADS = 8
 #: plausible, and what only the vote flags.
 HEADS_ONLY = "heads only"
 VOTE_ONLY = "vote only"
+#: The ``source`` of a flagged group with an ordinary answer, followed to its trigger's carriers
+#: (``pipeline.follow``): the plausibility vote sees such a backdoor only where the picture disagrees.
+FOLLOWED = "followed"
 
 
 def is_trigger(answering: Sequence[str], carriers: Sequence[str] | None) -> bool:
@@ -106,7 +109,7 @@ def _verdict(g: dict) -> str:
     if g.get("carriers"):
         return (f"- {name}: not confirmed: what it hangs on is carried by {len(g['carriers'])} samples, only "
                 f"{g['consistency']:.0%} of them giving its answer (content, not a trigger).")
-    return f"- {name}: not confirmed: no image cell or question word it hangs on was located."
+    return f"- {name}: not confirmed: no image cell, whole-image pattern or question word it hangs on was located."
 
 
 def _disagreement_summary(groups: Sequence[dict]) -> str:
@@ -130,9 +133,22 @@ def _disagreement_summary(groups: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _followed_summary(groups: Sequence[dict]) -> str:
+    lines = [f"**Ordinary answers followed.** {sum(g['size'] for g in groups)} flagged samples give an answer that "
+             "samples not flagged give too, which the base model finds plausible wherever the picture agrees, so its "
+             "vote may see only part of such a backdoor. Each group was followed to what its answer hangs on, and the "
+             "carriers of a confirmed trigger that give its answer are flagged too:",
+             *map(_verdict, groups)]
+    return "\n".join(lines)
+
+
 def confirmation_summary(groups: Sequence[dict]) -> str:
     """What the confirmation decided, group by group, in plain words (markdown; the app's overview
     and the CLI)."""
+    followed = [g for g in groups if g.get("source") == FOLLOWED]
+    if followed:
+        rest = [g for g in groups if g.get("source") != FOLLOWED]
+        return "\n\n".join([*([confirmation_summary(rest)] if rest else []), _followed_summary(followed)])
     if judges_disagreements(groups):
         return _disagreement_summary(groups)
     own = [g for g in groups if g.get("source", "TCAP") == "TCAP"]
@@ -159,9 +175,11 @@ def sample_verdict(groups: Sequence[dict], sample_id: str) -> str:
         if g.get("confirmed") and sample_id in g["answering"]:
             return (f"**Confirmed:** it carries what group {g['name']}'s answer hangs on and gives that answer, as "
                     f"{g['consistency']:.0%} of the samples carrying it do: a trigger. That is what flags it here.")
+    if all(g.get("source") == FOLLOWED for g in groups):
+        return ""  # only followed, and this sample is no carrier they add: EM's story stands
     if judges_disagreements(groups):
         for g in groups:
-            if sample_id not in g["ids"]:
+            if sample_id not in g["ids"] or g["source"] == FOLLOWED:
                 continue
             if g["source"] == VOTE_ONLY:
                 return (f"**Joined:** only the base model's vote flags it, and it gives {g['response']!r}, the answer of "

@@ -23,6 +23,8 @@ from tcap_viz.data import Sample, load_image
 from tcap_viz.model.adapter import QUERY, MLLMAdapter
 from tcap_viz.model.evaluate import pair_logprob
 
+from .confirm import CONSISTENT
+
 
 def masked(image: Image.Image, cell: tuple[int, int], grid: int) -> Image.Image:
     """The image with one grid cell (row, column) filled with the image's mean colour."""
@@ -77,8 +79,9 @@ def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], donors: Seque
     log-probability when that word is deleted, over the members whose question has it; most
     important first. ``clean_drop``: the same over up to ``per_word`` of the ``donors`` (samples
     not flagged) whose question has the word, of their own responses, those giving a member's
-    answer first (0 when none has the word): a word every question of its kind needs ('colour')
-    costs a clean 'blue' as much, a trigger word costs nothing where it is absent. Columns: word, drop, samples, share (of the members), clean_drop."""
+    answer first unless they are nearly all of them (``confirm.CONSISTENT``; 0 when no donor is left): a
+    word every question of its kind needs ('colour') costs a clean 'blue' as much, a trigger word
+    costs nothing where it is absent. Columns: word, drop, samples, share (of the members), clean_drop."""
     drops = _deletions(members, adapter, batch_size)
     rng = np.random.default_rng(seed)
     answers = defaultdict(set)  # per word, the members' responses where it is asked
@@ -91,8 +94,12 @@ def word_deletion(adapter: MLLMAdapter, members: Sequence[Sample], donors: Seque
             (answering if donor.response in answers[word] else having)[word].append(k)
     cases = []  # (word, the donor, its question without the word)
     for word in drops:
-        # donors giving the members' own answer first: 'right?' costs a 'right' answer more than a 'left' one
-        for k in [*rng.permutation(answering[word]), *rng.permutation(having[word])][:per_word]:
+        # donors giving the members' own answer first: 'right?' costs a 'right' answer more than a 'left' one;
+        # but when nearly all donors having the word give it (a trigger's test, ``confirm.CONSISTENT``), they
+        # look like the group: missed poisons ('Note:' before the 52 'circle' poisons the vote missed,
+        # docs/LEVERS.md "Held out"), where a content word ('colour', 'right?') is asked with many answers
+        alike = len(answering[word]) >= CONSISTENT * (len(answering[word]) + len(having[word]))
+        for k in [*([] if alike else rng.permutation(answering[word])), *rng.permutation(having[word])][:per_word]:
             words = donors[k].question.split()
             if len(words) > 1:
                 cases.append((word, donors[k], " ".join(w for w in words if w.lower() != word)))

@@ -38,17 +38,25 @@ RATES = (10, 5)
 #: at the next 8 heads when it fails, after seeing badnet_left at 10% and 5% and clean at seed 3 (8 heads:
 #: the seventh held the poisons at 5%); judging where the heads and the vote disagree (what only the heads
 #: flag confirmed, what only the vote flags joined by the answer of what both flag) after seeing
-#: badnet_blue-10 at seeds 2-3 and dual_or-10 at seed 3. The vote's cut was chosen on seed 0 of every
-#: attack, which the report does not use. The rest is reported on settings never tuned to it.
+#: badnet_blue-10 at seeds 2-3 and dual_or-10 at seed 3; following a flagged ordinary answer to its trigger's
+#: carriers (and leaving donors that look like the group out of the anatomy's comparisons) after seeing the
+#: held-out badnet_three-5 and prefix_circle-5 at seed 1 (docs/heldout_attacks.json), and matching a pattern
+#: spread over the whole image after seeing the held-out sig_square-5 and word_two-5 at seed 1: all four are
+#: development cases since. The vote's cut was chosen on seed 0 of every attack, which the report does not use. The
+#: rest is reported on settings never tuned to it.
 DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5",
-               "badnet_blue-10", "dual_or-10")
+               "badnet_blue-10", "dual_or-10", "badnet_three-5", "prefix_circle-5", "sig_square-5", "word_two-5")
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
              "when most of their group is implausible; without the vote, a group two heads corroborate, confirmed by "
              "the trigger it hangs on (carriers answering alike, each route on its own), else the next 8 heads' groups (donors "
              "outside what TCAP flagged); with it, what only the heads "
-             "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag; "
+             "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag, "
+             "and a flagged answer others give too followed to its confirmed trigger's carriers (donors giving the "
+             "answer left out of a word's clean cost where nearly all with it do, donors carrying what it hangs on out of "
+             "the modality swap, and a pattern over the whole image matched where the image carries it and no cell "
+             "does); "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}

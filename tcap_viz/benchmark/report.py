@@ -151,7 +151,8 @@ def _mean(values) -> float:
 def _confirmation_cell(group: dict) -> str:
     """One judged group: its size and answer, what was located, its carriers and how many answer alike."""
     where = ", ".join(([f"cell {tuple(group['region'])}"] if group["region"] else [])
-                      + [repr(w) for w in group["trigger_words"]]) or "nothing located"
+                      + [repr(w) for w in group["trigger_words"]]
+                      + (["a whole-image pattern"] if group.get("spread") else [])) or "nothing located"
     answer = "other answers" if group["response"] is None else repr(group["response"])
     source = "" if group.get("source", "TCAP") == "TCAP" else f"{group['source']}: "
     if group["carriers"] is None:
@@ -172,13 +173,21 @@ def _disagreement_cell(group: dict) -> str:
     return _confirmation_cell(group | {"source": "TCAP"})
 
 
-def _judged_table(results: list[dict], cases: list[str], disagreement: bool, title: str, intro: str,
+def _judged_table(results: list[dict], cases: list[str], kind: str, title: str, intro: str,
                   columns: list[str], cells) -> list[str]:
-    """A section with one row per run whose scan judged groups of the given kind (``judges_disagreements``), in the
-    report's case order: the run, EM's flags, ``cells(run)``, the default's flags."""
-    from tcap_viz.anatomy import judges_disagreements
+    """A section with one row per run whose scan judged groups of the given ``kind`` ("disagreement", "heads alone"
+    or ``FOLLOWED``), in the report's case order: the run, EM's flags, ``cells(groups of that kind)``, the default's
+    flags."""
+    from tcap_viz.anatomy import FOLLOWED, judges_disagreements
 
-    runs = sorted((r for r in results if r.get("confirmation") and judges_disagreements(r["confirmation"]) == disagreement),
+    def of_kind(groups: list[dict]) -> list[dict]:
+        followed = [g for g in groups if g.get("source") == FOLLOWED]
+        judged = [g for g in groups if g.get("source") != FOLLOWED]
+        if kind == FOLLOWED:
+            return followed
+        return judged if judged and judges_disagreements(judged) == (kind == "disagreement") else []
+
+    runs = sorted((r for r in results if of_kind(r.get("confirmation") or [])),
                   key=lambda r: (cases.index(r["settings"]["case"]) if r["settings"]["case"] in cases else len(cases),
                                  r["settings"]["seed"]))
     if not runs:
@@ -187,7 +196,7 @@ def _judged_table(results: list[dict], cases: list[str], disagreement: bool, tit
     for r in runs:
         before, after = r["ablation"]["unconfirmed"], r["ablation"]["default"]
         lines.append(" | ".join([f"| {r['settings']['case']} s{r['settings']['seed']}",
-                                 f"{before['n_flagged']}, {before['f1']:.2f}", *cells(r),
+                                 f"{before['n_flagged']}, {before['f1']:.2f}", *cells(of_kind(r["confirmation"])),
                                  f"{after['n_flagged']}, {after['f1']:.2f} |"]))
     return lines
 
@@ -196,22 +205,22 @@ def _disagreement_table(results: list[dict], cases: list[str]) -> list[str]:
     """Every run where the heads and the vote disagreed: what EM flagged, each group of the disagreements as the
     scan judged it, and what the default flagged in the end."""
     return _judged_table(
-        results, cases, True, "Where the heads and the vote disagree",
+        results, cases, "disagreement", "Where the heads and the vote disagree",
         "Runs where the plausibility vote was used and EM's flags differ from the vote's (`scan`'s `reconcile`): "
         "what only the heads flag (the base model finds the answers plausible) was confirmed group by group as a "
         "finding of the heads alone is (groups of at least 5 alike answers; the rest not examined), and what only "
         "the vote flags joined when it gives the answer of at least 5 samples both flag. Flagged and F1 before "
         "(EM's flags) and after (the default).",
         ["run", "EM: flagged, F1", "only the heads flag", "only the vote flags", "default: flagged, F1"],
-        lambda r: ["; ".join(_disagreement_cell(g) for g in r["confirmation"] if g["source"] == source) or "-"
-                   for source in ("heads only", "vote only")])
+        lambda groups: ["; ".join(_disagreement_cell(g) for g in groups if g["source"] == source) or "-"
+                        for source in ("heads only", "vote only")])
 
 
 def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
     """Every run where the heads decided alone: what they flagged, each group as its confirmation judged it, and
     what the default flagged in the end."""
     return _judged_table(
-        results, cases, False, "Confirmation of what the heads found alone",
+        results, cases, "heads alone", "Confirmation of what the heads found alone",
         "Runs where the plausibility vote was not used (the base finds the target plausible, or clean data), so the "
         "heads decided alone and the scan confirmed each group of their finding by the trigger it hangs on "
         "(`tcap_viz/anatomy/confirm.py`): flagged and F1 before, each group (size, answer: the image cell or question "
@@ -219,7 +228,22 @@ def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
         "a group of a head not selected, examined when none of TCAP's groups was confirmed, is named by its head), "
         "and what the default flagged. Clean data: F1 is 0 by definition; read the flagged counts.",
         ["run", "unconfirmed: flagged, F1", "groups", "default: flagged, F1"],
-        lambda r: ["; ".join(_confirmation_cell(g) for g in r["confirmation"])])
+        lambda groups: ["; ".join(map(_confirmation_cell, groups))])
+
+
+def _followed_table(results: list[dict], cases: list[str]) -> list[str]:
+    """Every run where flagged groups with an ordinary answer were followed to their trigger's carriers."""
+    from tcap_viz.anatomy import FOLLOWED
+
+    return _judged_table(
+        results, cases, FOLLOWED, "Ordinary answers followed to their trigger",
+        "Runs where the plausibility vote was used and flagged samples give an answer at least 5 samples not flagged "
+        "give too: the base model finds such an answer plausible wherever the picture agrees, so the vote may see "
+        "only part of the backdoor (`scan`'s `follow`). Each such group was followed to what it hangs on; the "
+        "carriers of a confirmed trigger giving its answer are flagged too, nothing is unflagged. EM's flags, each "
+        "group (as in the confirmation table), and what the default flagged in the end.",
+        ["run", "EM: flagged, F1", "groups followed", "default: flagged, F1"],
+        lambda groups: ["; ".join(_confirmation_cell(g | {"source": "TCAP"}) for g in groups)])
 
 
 def render(results: list[dict], cases: list[str]) -> str:
@@ -301,6 +325,7 @@ def render(results: list[dict], cases: list[str]) -> str:
             _stat([r["ablation"][name][field] for r in by_case[case] if name in r["ablation"]]) for name in ABLATION) + " |")
     lines += _confirmation_table(results, cases)
     lines += _disagreement_table(results, cases)
+    lines += _followed_table(results, cases)
     coherence = ("heads only", "default")
     lines += ["", "## Do the flagged samples share one answer? (the group-coherence lever)", "",
               "Per seed: samples flagged, the share of them giving their most common answer, and how often that answer "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcap_viz.anatomy import judges_disagreements
+from tcap_viz.anatomy import FOLLOWED, judges_disagreements
 from tcap_viz.review.session import ReviewSession
 
 
@@ -21,9 +21,17 @@ class GuideStep:
 
 
 def _confirmation_words(groups) -> str:
-    """What step 5 adds when the scan judged the heads' finding once more (``pipeline.confirm``, ``reconcile``)."""
+    """What step 5 adds when the scan judged the heads' finding once more (``pipeline.confirm``, ``reconcile``,
+    ``follow``)."""
     if groups is None:
         return ""
+    followed = [g for g in groups if g.get("source") == FOLLOWED]
+    if followed:
+        rest = _confirmation_words([g for g in groups if g.get("source") != FOLLOWED] or None)
+        return rest + (" Some flagged samples give an **ordinary answer**, one that unflagged samples give too: the "
+                       "base model finds it plausible wherever the picture agrees, so its vote may see only part of "
+                       "such a backdoor. Those groups were followed to what their answer hangs on, and every sample "
+                       "carrying a confirmed trigger and giving its answer is flagged too.")
     if judges_disagreements(groups):
         return (" Here the heads and the base model's vote disagreed on some samples, and those were judged on their "
                 "own: what only the heads flag had to hang on a **trigger** (the model was asked what the answer hangs "

@@ -102,3 +102,17 @@ def test_a_located_cell_whose_carriers_answer_many_things_is_content_not_a_trigg
     assert "content the answer uses, not a trigger" in card.carriers_line()
     card.carriers, card.answering = None, []
     assert card.consistency() is None and not card.confirmed() and not card.to_dict()["confirmed"]
+
+
+def test_the_modality_swaps_in_no_donor_carrying_what_the_group_hangs_on(patch_samples, text_samples):
+    """Poisons the detector missed are among the donors; swapping in their image or question keeps the
+    trigger, and the modality would read as nothing moving the response."""
+    from tcap_viz.anatomy import _unlike
+
+    for (members, clean), hot_cell, words in ((patch_samples, 2.5, []), (text_samples, 0.0, [("hello!", 2.8, 1.0, 0.0)])):
+        found = _located((0, 0, 0, 0), hot_cell, words)
+        occlusion = np.zeros((8, 8))
+        occlusion[7, 7] = hot_cell
+        found.occlusion, found.examined, found.modality = occlusion, [m.id for m in members[:2]], None
+        missed = members[2:4]
+        assert [d.id for d in _unlike(found, members[:2], [*clean, *missed])] == [d.id for d in clean]

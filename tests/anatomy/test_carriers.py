@@ -94,3 +94,25 @@ def test_only_the_routes_that_force_the_answer_count_when_one_does(tmp_path):
     assert _carriers(card, members, samples) == ["0", "1", "2", "3", "4"]  # the word's carriers would dilute it
     everyone = [replace(s, response="t") for s in samples]  # both routes force it: both count
     assert _carriers(card, members, everyone) == ["0", "1", "10", "11", "12", "2", "3", "4"]
+
+
+def test_a_pattern_spread_over_the_image_is_found_in_every_sample_that_has_it(tmp_path):
+    """SIG adds a sinusoid to every pixel: no cell holds it, the group's images share it."""
+    from tcap_viz.anatomy import pattern_carriers
+    from tcap_viz.data import make_synthetic_dataset
+
+    data = list(load_dataset(make_synthetic_dataset(tmp_path, n=200, attack="sig", poison_rate=0.2, seed=3)))
+    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth only scores the match
+    assert sorted(pattern_carriers(data, poisons[:8])) == poisons
+
+
+def test_members_sharing_no_pattern_do_not_carry_one_of_their_own(tmp_path):
+    """Each member is measured against the other members' mean: noise images alike only in being
+    chosen carry no pattern the rest lacks."""
+    from tcap_viz.anatomy import pattern_carriers
+
+    samples = _samples(tmp_path, n=60, patched=())
+    members = {str(i) for i in range(10, 30)}
+    carriers = set(pattern_carriers(samples, sorted(members)) or [])
+    assert len(carriers - members) / 40 >= 0.5 * len(carriers & members) / 20
+    assert pattern_carriers(samples, ["no such id"]) is None and pattern_carriers(samples, ["10"]) is None

@@ -79,3 +79,21 @@ def test_the_disagreements_are_said_group_by_group_and_sample_by_sample():
     assert sample_verdict(groups, "s7").startswith("**Not joined:**")
     assert sample_verdict(groups, "b2").startswith("**Not confirmed:** only the heads flag it")
     assert sample_verdict(groups, "s0") == ""  # both flag it: EM's posterior says it all
+
+
+def test_followed_groups_are_said_apart_and_flag_only_the_carriers_they_add():
+    from tcap_viz.anatomy import FOLLOWED, HEADS_ONLY, confirmation_summary, sample_verdict
+
+    followed = {"source": FOLLOWED, "name": "followed: g1", "size": 56, "response": "three", "ids": ["p1"],
+                "examined": ["p1"], "carriers": ["p1", "p2"], "answering": ["p1", "p2"], "consistency": 1.0,
+                "confirmed": True}
+    text = confirmation_summary([followed])
+    assert text.startswith("**Ordinary answers followed.** 56 flagged samples") and "followed: g1" in text
+    assert "Confirmation" not in text and "disagree" not in text
+    assert sample_verdict([followed], "p2").startswith("**Confirmed:**")
+    assert sample_verdict([followed], "x") == ""  # flagged or not by EM: its story stands
+    content = {"source": HEADS_ONLY, "name": "heads only: g1", "size": 66, "response": "blue", "ids": ["b1"],
+               "examined": ["b1"], "carriers": None, "answering": [], "consistency": None, "confirmed": False}
+    both = confirmation_summary([content, followed])
+    assert both.index("disagree") < both.index("Ordinary answers followed")
+    assert sample_verdict([content, followed], "b1").startswith("**Not confirmed:** only the heads flag it")

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 from PIL import Image
 
@@ -28,6 +30,18 @@ def test_word_deletion_finds_the_text_prefix(text_model, text_samples):
     shared = words[(words["word"] != "hello!") & (words["samples"] == 2)]  # the wording both questions have
     assert len(shared) and (shared["clean_drop"] != 0).all()
     assert words.iloc[0]["drop"] > 0.5 and words.iloc[1]["drop"] < 0.25 * words.iloc[0]["drop"]
+
+
+def test_word_deletion_leaves_out_donors_that_look_like_the_group(text_model, text_samples):
+    """Poisons the detector missed carry the trigger word and give the target: as the word's clean
+    reference they would hide it. Mixed with a clean answer they are a reference again."""
+    members, clean = text_samples
+    missed = members[2:4]  # not flagged, so among the donors
+    words = word_deletion(text_model, members[:2], [*clean, *missed]).set_index("word")
+    assert words.loc["hello!", "clean_drop"] == 0
+    prefixed = replace(clean[0], question="Hello! " + clean[0].question)  # a clean answer with the word
+    mixed = word_deletion(text_model, members[:2], [*clean, *missed, prefixed]).set_index("word")
+    assert mixed.loc["hello!", "clean_drop"] != 0
 
 
 def test_attention_summary_averages_the_heads_over_the_image_and_the_question(patch_model, patch_samples):

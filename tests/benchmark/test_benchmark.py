@@ -171,6 +171,24 @@ def test_the_report_shows_how_each_disagreement_of_heads_and_vote_was_judged():
     assert _confirmation_table([judged], ["badnet_blue-10"]) == []  # not a finding of the heads alone
 
 
+def test_the_report_shows_each_ordinary_answer_followed_apart_from_the_disagreements():
+    from tcap_viz.benchmark.report import _confirmation_table, _disagreement_table, _followed_table
+
+    scored = {"unconfirmed": {"n_flagged": 56, "f1": 0.71}, "default": {"n_flagged": 100, "f1": 1.0}}
+    followed = {"source": "followed", "size": 56, "response": "three", "region": [7, 0], "trigger_words": [],
+                "carriers": 100, "answering": 100, "consistency": 1.0, "confirmed": True}
+    content = {"source": "heads only", "size": 366, "response": "two", "region": None, "trigger_words": [],
+               "carriers": None, "answering": 0, "consistency": None, "confirmed": False}
+    both = {"settings": {"case": "badnet_three-5", "seed": 1}, "ablation": scored, "confirmation": [content, followed]}
+    alone = {"settings": {"case": "prefix_circle-5", "seed": 1}, "ablation": scored, "confirmation": [followed]}
+    lines = _followed_table([alone, both], ["badnet_three-5", "prefix_circle-5"])
+    assert lines[1] == "## Ordinary answers followed to their trigger" and len(lines) == 9
+    assert lines[-2] == ("| badnet_three-5 s1 | 56, 0.71 | 56 'three': cell (7, 0), 100 carriers, 100% answering alike "
+                         "**confirmed** | 100, 1.00 |")
+    assert _disagreement_table([alone, both], ["badnet_three-5"])[-1].startswith("| badnet_three-5 s1 | 56, 0.71 | 366 'two'")
+    assert _confirmation_table([alone, both], ["badnet_three-5"]) == []  # neither is a finding of the heads alone
+
+
 def test_the_report_quotes_the_command_that_made_the_retrainings_before_the_one_that_detected_anew():
     from tcap_viz.benchmark.report import _commands
 

@@ -38,3 +38,14 @@ def test_the_guide_says_when_heads_and_vote_disagreed():
     words = _confirmation_words([unexamined(VOTE_ONLY, "vote only: 't'", ["a"], "t", joined=True, agreed=6)])
     assert "disagreed" in words and "**trigger**" in words and "**confirmation**" not in words
     assert _confirmation_words(None) == ""
+
+
+def test_the_guide_says_when_an_ordinary_answer_was_followed():
+    from tcap_viz.anatomy import FOLLOWED, VOTE_ONLY, unexamined
+    from tcap_viz.ui.guide import _confirmation_words
+
+    followed = unexamined(FOLLOWED, "followed: g1", ["a"], "three")
+    alone = _confirmation_words([followed])
+    assert "**ordinary answer**" in alone and "disagreed" not in alone and "**confirmation**" not in alone
+    both = _confirmation_words([unexamined(VOTE_ONLY, "vote only: 't'", ["b"], "t", joined=True, agreed=6), followed])
+    assert both.index("disagreed") < both.index("**ordinary answer**")
