@@ -30,9 +30,13 @@ SHARED = 0.5
 SEPARATION = 1 / 3
 
 
+def _at_compare_size(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB").resize(COMPARE_SIZE, Image.Resampling.BILINEAR), dtype=float)
+
+
 def cell_pixels(image: Image.Image, cell: tuple[int, int], grid: int) -> np.ndarray:
     """The pixels of one grid cell (row, column) of the image at ``COMPARE_SIZE``, as floats."""
-    pixels = np.asarray(image.convert("RGB").resize(COMPARE_SIZE, Image.Resampling.BILINEAR), dtype=float)
+    pixels = _at_compare_size(image)
     h, w = pixels.shape[:2]
     r, c = cell
     return pixels[round(r * h / grid):round((r + 1) * h / grid), round(c * w / grid):round((c + 1) * w / grid)]
@@ -87,7 +91,7 @@ def _compared(samples: Sequence[Sample]):
             image = load_image(sample)
         except SampleError:
             continue
-        yield sample.id, np.asarray(image.convert("RGB").resize(COMPARE_SIZE, Image.Resampling.BILINEAR), dtype=float)
+        yield sample.id, _at_compare_size(image)
 
 
 def pattern_carriers(samples: Sequence[Sample], members: Sequence[str]) -> list[str] | None:
