@@ -291,9 +291,14 @@ def render(results: dict) -> str:
                   "model's 12 samples a group, is what grows with the dataset.", "",
                   "| lookup | seconds | per image |", "|---|---|---|",
                   f"| the located cell, matched in every image | {c['cell_s']:.0f} | {c['ms_per_image']:.2f} ms |",
-                  f"| a question word, matched in every question | {c['word_s']:.2f} | - |", "",
+                  f"| a question word, matched in every question | {c['word_s']:.2f} | - |",
+                  *([f"| a pattern over the whole image (two passes over every image) | {c['pattern_s']:.0f} | "
+                     f"{1000 * c['pattern_s'] / c['samples']:.2f} ms |"] if "pattern_s" in c else []), "",
                   f"It found {c['found']} carriers of the patch, {c['found_poisoned']} of the {c['poisoned']} patched "
-                  "images. It runs once per located group, after detection, and is cached with the run.", ""]
+                  "images" + (f"; the whole-image pattern of 100 of them found {c['pattern_found']}, "
+                              f"{c['pattern_found_poisoned']} patched" if "pattern_s" in c else "")
+                  + ". Each runs once per located group (the whole-image pattern only where the image carries the "
+                  "answer and no cell does), after detection, and is cached with the run.", ""]
     return "\n".join(lines)
 
 
