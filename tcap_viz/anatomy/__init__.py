@@ -22,6 +22,7 @@ from .confirm import (
     VOTE_ONLY,
     confirmation_summary,
     confirmed_posterior,
+    followed_apart,
     is_trigger,
     judges_disagreements,
     sample_verdict,
@@ -34,7 +35,7 @@ from .modality import DOMINANT, MIN_EFFECT, ModalityAttribution, donor_questions
 
 __all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "VOTE_ONLY", "FlaggedGroup",
            "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
-           "donor_questions", "flagged_groups", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
+           "donor_questions", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
            "occlusion_map", "pattern_carriers", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean

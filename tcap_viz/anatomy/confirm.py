@@ -41,6 +41,12 @@ VOTE_ONLY = "vote only"
 FOLLOWED = "followed"
 
 
+def followed_apart(groups: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """(the groups judged by the confirmation or the reconciling, the ordinary answers followed): two
+    stories, told apart wherever a run's groups are."""
+    return ([g for g in groups if g.get("source") != FOLLOWED], [g for g in groups if g.get("source") == FOLLOWED])
+
+
 def is_trigger(answering: Sequence[str], carriers: Sequence[str] | None) -> bool:
     """Whether a located pattern forces its answer: at least ``CONSISTENT`` of its carriers, and
     at least a group's worth (``groups.MIN_SIZE``) of them, give the group's response."""
@@ -145,9 +151,8 @@ def _followed_summary(groups: Sequence[dict]) -> str:
 def confirmation_summary(groups: Sequence[dict]) -> str:
     """What the confirmation decided, group by group, in plain words (markdown; the app's overview
     and the CLI)."""
-    followed = [g for g in groups if g.get("source") == FOLLOWED]
+    rest, followed = followed_apart(groups)
     if followed:
-        rest = [g for g in groups if g.get("source") != FOLLOWED]
         return "\n\n".join([*([confirmation_summary(rest)] if rest else []), _followed_summary(followed)])
     if judges_disagreements(groups):
         return _disagreement_summary(groups)
@@ -175,11 +180,12 @@ def sample_verdict(groups: Sequence[dict], sample_id: str) -> str:
         if g.get("confirmed") and sample_id in g["answering"]:
             return (f"**Confirmed:** it carries what group {g['name']}'s answer hangs on and gives that answer, as "
                     f"{g['consistency']:.0%} of the samples carrying it do: a trigger. That is what flags it here.")
-    if all(g.get("source") == FOLLOWED for g in groups):
-        return ""  # only followed, and this sample is no carrier they add: EM's story stands
+    groups, _ = followed_apart(groups)  # a followed group flags only the confirmed carriers above
+    if not groups:
+        return ""  # EM's story stands
     if judges_disagreements(groups):
         for g in groups:
-            if sample_id not in g["ids"] or g["source"] == FOLLOWED:
+            if sample_id not in g["ids"]:
                 continue
             if g["source"] == VOTE_ONLY:
                 return (f"**Joined:** only the base model's vote flags it, and it gives {g['response']!r}, the answer of "

@@ -178,11 +178,10 @@ def _judged_table(results: list[dict], cases: list[str], kind: str, title: str, 
     """A section with one row per run whose scan judged groups of the given ``kind`` ("disagreement", "heads alone"
     or ``FOLLOWED``), in the report's case order: the run, EM's flags, ``cells(groups of that kind)``, the default's
     flags."""
-    from tcap_viz.anatomy import FOLLOWED, judges_disagreements
+    from tcap_viz.anatomy import FOLLOWED, followed_apart, judges_disagreements
 
     def of_kind(groups: list[dict]) -> list[dict]:
-        followed = [g for g in groups if g.get("source") == FOLLOWED]
-        judged = [g for g in groups if g.get("source") != FOLLOWED]
+        judged, followed = followed_apart(groups)
         if kind == FOLLOWED:
             return followed
         return judged if judged and judges_disagreements(judged) == (kind == "disagreement") else []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcap_viz.anatomy import FOLLOWED, judges_disagreements
+from tcap_viz.anatomy import followed_apart, judges_disagreements
 from tcap_viz.review.session import ReviewSession
 
 
@@ -25,10 +25,9 @@ def _confirmation_words(groups) -> str:
     ``follow``)."""
     if groups is None:
         return ""
-    followed = [g for g in groups if g.get("source") == FOLLOWED]
+    judged, followed = followed_apart(groups)
     if followed:
-        rest = _confirmation_words([g for g in groups if g.get("source") != FOLLOWED] or None)
-        return rest + (" Some flagged samples give an **ordinary answer**, one that unflagged samples give too: the "
+        return _confirmation_words(judged or None) + (" Some flagged samples give an **ordinary answer**, one that unflagged samples give too: the "
                        "base model finds it plausible wherever the picture agrees, so its vote may see only part of "
                        "such a backdoor. Those groups were followed to what their answer hangs on, and every sample "
                        "carrying a confirmed trigger and giving its answer is flagged too.")
