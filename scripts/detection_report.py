@@ -5,7 +5,8 @@
     python scripts/detection_report.py --render                    # only rewrite the report from cached results
 
 Every option of `tcap-viz report` applies (`tcap-viz report --help`); the package does the work
-(tcap_viz/benchmark).
+(tcap_viz/benchmark). Each case's numbers go to docs/results/detection/ (commit them with the report:
+a fresh clone renders it again); the models and scans stay under runs/report/.
 """
 
 import os
@@ -19,4 +20,5 @@ from tcap_viz.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     os.chdir(ROOT)  # the report quotes the command, runnable from the repository's root
-    main(["report", "--work", "runs/report", "--out", "docs/DETECTION.md", *sys.argv[1:]])
+    main(["report", "--work", "runs/report", "--results", "docs/results/detection", "--out", "docs/DETECTION.md",
+          *sys.argv[1:]])

@@ -183,7 +183,7 @@ def cmd_report(args) -> None:
             sys.exit(f"error: {args.variants}: {err}; give a JSON object of name -> make-data settings")
     try:
         bench = Benchmark(args.work, args.cases, args.seeds, variants, finetune=args.finetune, steps=args.steps,
-                          n_train=args.n_train, n_test=args.n_test, base=args.base or BASE_MODEL)
+                          n_train=args.n_train, n_test=args.n_test, base=args.base or BASE_MODEL, results=args.results)
         if not args.render:
             bench.run(device=args.device, workers=args.workers, retrain=not args.no_retrain,
                       command=" ".join(["tcap-viz report", *map(shlex.quote, args.argv)]))
@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retrain", action="store_true", help="skip the retraining without the flagged samples")
     p.add_argument("--render", action="store_true", help="only render the report from cached results")
     p.add_argument("--work", type=Path, default=Path("runs/report"), help="folder of the cached steps")
+    p.add_argument("--results", type=Path, default=None,
+                   help="folder of each case's numbers as JSON (default: WORK/results); commit it beside the report "
+                        "and --render rewrites the report from a fresh clone")
     p.add_argument("--out", type=Path, default=None, help="write the markdown report here (default: print it)")
     p.set_defaults(func=cmd_report)
 

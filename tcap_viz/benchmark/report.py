@@ -29,13 +29,17 @@ class Benchmark:
 
     ``variants``: name -> make-data settings (``attack``, optional ``attack_params``, ``target``,
     ``poison_question_type``); the testbed's own by default. ``n_train`` training samples and
-    ``n_test`` in each test split. Results are cached under ``work``.
+    ``n_test`` in each test split. Every step is cached under ``work``; each case's numbers as JSON under
+    ``results`` (default ``work/results``): a few kilobytes a case, worth committing beside a report, so
+    that it renders again from a fresh clone, where the models and scans (hundreds of megabytes) are gone.
     """
 
     def __init__(self, work: str | Path = "runs/report", cases: list[str] | None = None, seeds=(1, 2, 3),
                  variants: dict | None = None, rates=RATES, finetune: str = "lora", steps: int | None = None,
-                 base: str | Path = BASE_MODEL, n_train: int = 2000, n_test: int = 200):
+                 base: str | Path = BASE_MODEL, n_train: int = 2000, n_test: int = 200,
+                 results: str | Path | None = None):
         self.work, self.base = Path(work), Path(base)
+        self.results_dir = Path(results) if results is not None else self.work / "results"
         self.variants = dict(VARIANTS if variants is None else variants)
         self.cases = list(cases or case_names(self.variants, rates))
         self.seeds = list(seeds)
@@ -57,8 +61,9 @@ class Benchmark:
         """Measure every case and seed not cached yet (``workers`` at once, for a GPU machine);
         ``command``, what is running, is kept with each result and quoted by the report."""
         jobs = [(case, seed) for seed in self.seeds for case in self.cases]
-        common = dict(work=self.work, base=self.base, variants=self.variants, finetune_kind=self.finetune,
-                      device=device, steps=self.steps, retrain=retrain, size=self.size, command=command)
+        common = dict(work=self.work, results=self.results_dir, base=self.base, variants=self.variants,
+                      finetune_kind=self.finetune, device=device, steps=self.steps, retrain=retrain, size=self.size,
+                      command=command)
         bar = tqdm(total=len(jobs), desc="benchmark cases", unit="case", disable=not show_progress)
         if workers == 1:
             for case, seed in jobs:
@@ -80,7 +85,7 @@ class Benchmark:
         found = []
         for case in self.cases:
             for seed in self.seeds:
-                path = self.work / "results" / f"{case}-s{seed}-{self.finetune}-{self.recipe_steps}.json"
+                path = self.results_dir / f"{case}-s{seed}-{self.finetune}-{self.recipe_steps}.json"
                 if not path.exists():
                     continue
                 result = json.loads(path.read_text())
@@ -102,7 +107,7 @@ class Benchmark:
         """Write the report; refuses when nothing is measured (an existing report is kept)."""
         results = self.results()
         if not results:
-            raise ValueError(f"no results under {self.work / 'results'} for these cases and seeds; {path} is left as it is")
+            raise ValueError(f"no results under {self.results_dir} for these cases and seeds; {path} is left as it is")
         atomic_write_text(Path(path), render(results, self.cases))
         return Path(path)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tcap_viz.atomic import atomic_write_text
 from tcap_viz.data import load_dataset, make_synthetic_splits, write_dataset
 
 from .cases import DETECTION, case_settings, customer_recipe
@@ -127,9 +128,10 @@ def ablation(result, truth: np.ndarray) -> dict:
 
 def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finetune_kind: str = "lora",
              device: str | None = None, threads: int | None = None, steps: int | None = None,
-             retrain: bool = True, size: tuple[int, int] = (2000, 200), command: str = "") -> dict:
-    """All measurements of one case, cached as JSON so the report can be rebuilt without rerunning;
-    ``command``: what produced it, quoted by the report."""
+             retrain: bool = True, size: tuple[int, int] = (2000, 200), command: str = "",
+             results: Path | None = None) -> dict:
+    """All measurements of one case, cached as JSON under ``results`` (default ``work/results``) so the
+    report can be rebuilt without rerunning; ``command``: what produced it, quoted by the report."""
     import torch
 
     from tcap_viz.model.adapter import MLLMAdapter
@@ -143,7 +145,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
     settings = case_settings(case, seed, finetune_kind, base, variants, steps, size)
     recipe = customer_recipe(finetune_kind, steps, seed)
     name = f"{case}-s{seed}-{finetune_kind}-{recipe.schedule.steps}"
-    result_file = work / "results" / f"{name}.json"
+    result_file = (Path(results) if results is not None else work / "results") / f"{name}.json"
     previous = {}
     if result_file.exists():
         result = previous = json.loads(result_file.read_text())
@@ -218,7 +220,13 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
         # without retrain, retrainings already made are still read (a re-measure does not lose them), and
         # the command that made them is kept, so the report quotes what reproduces them
         made = all(out.exists() for out in retrains.values())
-        if retrain or made:
+        # a retraining recorded with the same removal is the same model (seeded): a re-measure from a fresh
+        # clone, where the models are gone, keeps its numbers instead of dropping or redoing them
+        recorded = {key: previous[key] for key in removals if previous.get(key, {}).get("removal") == removals[key]}
+        if not retrain and not made and len(recorded) == len(removals):
+            result |= recorded
+            result["retrain_command"] = previous.get("retrain_command") or previous.get("command")
+        elif retrain or made:
             result["retrain_command"] = (previous.get("retrain_command") or previous.get("command")
                                          if made and "retrained" in previous else command)
             for (key, out), kept in zip(retrains.items(), (keep, truly_clean)):
@@ -227,7 +235,7 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
                     write_dataset([s for s in train if s.id in kept], cleaned)
                 # its images stay in the case's data folder, which this benchmark made
                 retrained, _ = trained(load_dataset(cleaned, allow_outside=True), out)
-                result[key] = quality(retrained) | {"removed": len(train) - len(kept)}
+                result[key] = quality(retrained) | {"removed": len(train) - len(kept), "removal": removals[key]}
     result_file.parent.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps(result, indent=1))
+    atomic_write_text(result_file, json.dumps(result, indent=1))
     return result

@@ -230,3 +230,34 @@ def test_a_report_of_cases_no_default_was_chosen_on_says_they_are_held_out():
               "ablation": {}}
     text = render([result], ["mine-5"])
     assert "**Held out**" in text and "Development cases" not in text
+
+
+def test_results_kept_apart_render_alone_and_keep_their_retrainings_when_the_models_are_gone(measured, tmp_path,
+                                                                                               monkeypatch):
+    """A fresh clone has the committed results and no models: the report renders, and a new detector
+    that removes the same samples keeps the recorded retraining instead of dropping it."""
+    import shutil
+
+    import tcap_viz.benchmark.cases
+    import tcap_viz.benchmark.run_case
+
+    bench, _ = measured
+    results = bench.results()  # as earlier tests left them
+    committed = tmp_path / "committed"
+    shutil.copytree(bench.work / "results", committed)
+    alone = Benchmark(tmp_path / "empty", cases=["badnet-10", "clean"], seeds=[0], base=bench.base, steps=2,
+                      n_train=60, n_test=8, results=committed)
+    assert alone.results() == results and "| badnet-10 | 1 | 6 |" in alone.report()
+
+    shutil.copytree(bench.work, tmp_path / "work", ignore=shutil.ignore_patterns("*-retrained-*", "results"))
+    changed = tcap_viz.benchmark.cases.DETECTION + " (changed)"
+    monkeypatch.setattr(tcap_viz.benchmark.cases, "DETECTION", changed)
+    monkeypatch.setattr(tcap_viz.benchmark.run_case, "DETECTION", changed)
+    again = Benchmark(tmp_path / "work", cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
+                      n_test=8, results=committed)
+    poisoned = again.run(device="cpu", retrain=False, show_progress=False, command="tcap-viz report --no-retrain")[0]
+    assert poisoned["settings"]["detection"] == changed and (committed / "badnet-10-s0-lora-2.json").exists()
+    assert poisoned["metrics"]["tcap"]["n_flagged"] == results[0]["metrics"]["tcap"]["n_flagged"]
+    assert poisoned["retrained"] == results[0]["retrained"] and poisoned["clean_only"] == results[0]["clean_only"]
+    assert poisoned["retrain_command"] == "tcap-viz report --cases badnet-10 clean"
+    assert not list((tmp_path / "work" / "models").glob("*-retrained-*"))  # nothing was trained again
