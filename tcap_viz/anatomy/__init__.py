@@ -200,14 +200,15 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     words = [] if region is not None and not text_share >= WORD_ROUTE else shared_words(
         members, found.trigger_words(), [s for s in samples if s.id not in inside])
     routes = [r for r in (by_cell, word_carriers(samples, words) if words else None) if r is not None]
+    target = None if found.group.response is None else answer_key(found.group.response)
+    answers = {s.id: answer_key(s.response) for s in samples}
     if not routes and region is None and found.modality is not None and found.modality.shares()["image"] >= DOMINANT:
-        found.spread = (by_pattern := pattern_carriers(samples, found.group.ids)) is not None
+        answering = None if target is None else (lambda i: answers[i] == target)
+        found.spread = (by_pattern := pattern_carriers(samples, found.group.ids, answering)) is not None
         routes = [by_pattern] if found.spread else []
     if not routes:
         return None
-    if found.group.response is not None:
-        target = answer_key(found.group.response)
-        answers = {s.id: answer_key(s.response) for s in samples}
+    if target is not None:
         routes = [r for r in routes if is_trigger([i for i in r if answers[i] == target], r)] or routes
     return sorted(set().union(*routes))
 
@@ -222,6 +223,16 @@ def _unlike(found: GroupAnatomy, members: Sequence[Sample], donors: Sequence[Sam
     words = shared_words(members, found.trigger_words(), donors)
     alike |= set(word_carriers(donors, words)) if words else set()
     return [d for d in donors if d.id not in alike]
+
+
+def _other_answers(group: FlaggedGroup, donors: Sequence[Sample]) -> list[Sample]:
+    """The donors whose own answer is not the group's (all of them when none is): a modality's effect is
+    what swapping it for content that leads elsewhere costs. With a binary answer, half of any donors
+    give it anyway, and the effect of a learnt trigger read under ``MIN_EFFECT`` (the held-out 'left' SIG
+    backdoor's groups, 0.40-0.50 nats against any donors, 0.51-0.63 against these; docs/LEVERS.md)."""
+    if group.response is None:
+        return list(donors)
+    return [d for d in donors if answer_key(d.response) != answer_key(group.response)] or list(donors)
 
 
 #: What a group's card says about the modality when it could not be measured.
@@ -257,7 +268,7 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
                         else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
         found = GroupAnatomy(group, [m.id for m in members], None, occlusion_map(adapter, members, grid),
                              word_deletion(adapter, members, donors, seed=seed), heat, tokens)
-        unlike = _unlike(found, members, donors) or donors
+        unlike = _other_answers(group, _unlike(found, members, donors) or donors)
         found.modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
         found.carriers = _carriers(found, members, list(dataset))
         found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)

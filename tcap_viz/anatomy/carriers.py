@@ -11,7 +11,7 @@ the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -94,40 +94,77 @@ def _compared(samples: Sequence[Sample]):
         yield sample.id, _at_compare_size(image)
 
 
-def pattern_carriers(samples: Sequence[Sample], members: Sequence[str]) -> list[str] | None:
-    """Ids of the ``samples`` whose whole image carries what the ``members``' images share beyond the
-    rest's: a trigger spread over the image (a blend, a sinusoid), which no single cell holds. Each
-    pixel is standardised against the rest, so content, varying from image to image, averages out of
-    the members' mean and a fixed pattern added to each of them does not (over the whole dataset: a
-reference without the members would be an error they all share, and alike); an image carries it when
-    its projection on that mean (a member's on the other members' mean) is nearer the members'
-    typical projection than the dataset's. None
-    when fewer than ``SHARED`` of the members carry it, or every sample does. Unreadable images carry nothing."""
-    inside = set(members)
-    n, total, squares, k, own = 0, 0.0, 0.0, 0, 0.0
-    for i, pixels in _compared(samples):
+#: Rounds in which a whole-image pattern is estimated again from its carriers that give the group's
+#: answer. A group a head singles out may be half content: the 'left' answers of the held-out SIG
+#: backdoor whose target is 'left' (a binary answer) hold 50 of its poisons among 173, so the first
+#: estimate is half sinusoid, half "an object on the left", and its carriers hold every poison and as
+#: many clean samples. A fixed pattern sharpens from round to round (all 100 poisons and nothing else
+#: after two), content does not (a colour or a side stays under 40% answering alike):
+#: docs/LEVERS.md "Held out".
+REFINE = 4
+
+
+def _standardiser(samples: Sequence[Sample]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(readable images, per-pixel mean, per-pixel spread) over the whole dataset at ``COMPARE_SIZE``."""
+    n, total, squares = 0, 0.0, 0.0
+    for _, pixels in _compared(samples):
         n, total, squares = n + 1, total + pixels, squares + pixels ** 2
-        if i in inside:
-            k, own = k + 1, own + pixels
+    mean = total / max(n, 1)
+    return n, mean, np.sqrt(np.maximum(squares / max(n, 1) - mean ** 2, 0)) + 1e-6
+
+
+def _projections(samples: Sequence[Sample], members: Sequence[Sample], n: int, mean: np.ndarray,
+                 spread: np.ndarray) -> dict[str, float] | None:
+    """Each readable sample's projection on the ``members``' mean standardised image (a member's on the
+    others' mean: its own content in the pattern would make any group look alike); None when there is
+    no pattern (fewer than two readable members, every sample a member, or no difference)."""
+    k, own, inside = 0, 0.0, set()
+    for i, pixels in _compared(members):
+        k, own = k + 1, own + pixels
+        inside.add(i)
     if k < 2 or k == n:
         return None
-    mean = total / n
-    spread = np.sqrt(np.maximum(squares / n - mean ** 2, 0)) + 1e-6
-    pattern = (own / k - mean) / spread  # the members' mean image, standardised
+    pattern = (own / k - mean) / spread
     if np.linalg.norm(pattern) < 1e-9:
         return None
     scores = {}
     for i, pixels in _compared(samples):
         z = (pixels - mean) / spread
-        # a member against the others' mean: its own content in the pattern would make any group look alike
         towards = (k * pattern - z) / (k - 1) if i in inside else pattern
         scores[i] = float((z * towards).sum() / max(np.linalg.norm(towards), 1e-9))
-    values = np.array(list(scores.values()))
-    cut = (np.median([scores[i] for i in members if i in scores]) + np.median(values)) / 2
-    carries = values >= cut
-    if np.mean([scores[i] >= cut for i in members if i in scores]) < SHARED or carries.all():
-        return None
-    return [i for i, c in zip(scores, carries) if c]
+    return scores
+
+
+def pattern_carriers(samples: Sequence[Sample], members: Sequence[str],
+                     answering: Callable[[str], bool] | None = None) -> list[str] | None:
+    """Ids of the ``samples`` whose whole image carries what the ``members``' images share beyond the
+    rest's: a trigger spread over the image (a blend, a sinusoid), which no single cell holds. Each
+    pixel is standardised over the whole dataset (a reference without the members would be an error
+    they all share, and alike), so content, varying from image to image, averages out of the members'
+    mean and a fixed pattern added to each of them does not; an image carries it when its projection on
+    that mean is nearer the members' typical projection than the dataset's. With ``answering`` (does
+    this id give the group's answer?) the pattern is estimated again from its carriers that do, up to
+    ``REFINE`` times, until they stop changing. None when fewer than ``SHARED`` of the members carry it,
+    or every sample does. Unreadable images carry nothing."""
+    by_id = {s.id: s for s in samples}
+    n, mean, spread = _standardiser(samples)
+    group, carriers = [by_id[m] for m in members if m in by_id], None
+    for round_ in range(1 + (REFINE if answering else 0)):
+        scores = _projections(samples, group, n, mean, spread)
+        if scores is None:
+            return carriers
+        values = np.array(list(scores.values()))
+        own = [scores[s.id] for s in group if s.id in scores]
+        cut = (np.median(own) + np.median(values)) / 2
+        carries = values >= cut
+        if carries.all() or (round_ == 0 and np.mean(np.array(own) >= cut) < SHARED):
+            return carriers
+        carriers = [i for i, c in zip(scores, carries) if c]
+        alike = [by_id[i] for i in carriers if answering(i)] if answering else []
+        if len(alike) < 2 or {s.id for s in alike} == {s.id for s in group}:
+            return carriers
+        group = alike
+    return carriers
 
 
 def _share_having(samples: Sequence[Sample], word: str) -> float:

@@ -45,7 +45,8 @@ RATES = (10, 5)
 #: development cases since. The vote's cut was chosen on seed 0 of every attack, which the report does not use. The
 #: rest is reported on settings never tuned to it.
 DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5",
-               "badnet_blue-10", "dual_or-10", "badnet_three-5", "prefix_circle-5", "sig_square-5", "word_two-5")
+               "badnet_blue-10", "dual_or-10", "badnet_three-5", "prefix_circle-5", "sig_square-5", "word_two-5",
+               "blend_right-5", "sig_left-5")
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
@@ -55,8 +56,9 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag, "
              "and a flagged answer others give too followed to its confirmed trigger's carriers (donors giving the "
              "answer left out of a word's clean cost where nearly all with it do, donors carrying what it hangs on out of "
-             "the modality swap, and a pattern over the whole image matched where the image carries it and no cell "
-             "does); "
+             "the modality swap, which swaps in only content answered otherwise, and a pattern over the whole image "
+             "matched where the image carries it and no cell does, estimated again from its carriers giving the "
+             "answer); "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}

@@ -116,3 +116,18 @@ def test_the_modality_swaps_in_no_donor_carrying_what_the_group_hangs_on(patch_s
         found.occlusion, found.examined, found.modality = occlusion, [m.id for m in members[:2]], None
         missed = members[2:4]
         assert [d.id for d in _unlike(found, members[:2], [*clean, *missed])] == [d.id for d in clean]
+
+
+def test_the_modality_swaps_in_only_content_answered_otherwise(text_samples):
+    """With a binary answer half of any donors give the group's answer anyway, which hides a trigger's
+    effect; a group pooling odd answers (no response) keeps every donor, and so does one no donor differs from."""
+    from dataclasses import replace
+
+    from tcap_viz.anatomy import FlaggedGroup, _other_answers
+
+    members, clean = text_samples
+    donors = [replace(d, response="left" if k % 2 else "right") for k, d in enumerate(clean)]
+    group = FlaggedGroup("g1", "Left ", [m.id for m in members], 0)
+    assert [d.response for d in _other_answers(group, donors)] == ["right"] * ((len(donors) + 1) // 2)
+    assert _other_answers(replace(group, response=None), donors) == donors
+    assert _other_answers(group, [replace(d, response="left") for d in donors]) == [replace(d, response="left") for d in donors]

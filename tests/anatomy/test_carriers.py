@@ -106,6 +106,23 @@ def test_a_pattern_spread_over_the_image_is_found_in_every_sample_that_has_it(tm
     assert sorted(pattern_carriers(data, poisons[:8])) == poisons
 
 
+def test_a_pattern_half_hidden_by_content_sharpens_when_estimated_again_from_its_answering_carriers(tmp_path):
+    """A binary answer: a head's 'left' group holds a few SIG poisons among clean 'left' answers, so the
+    first estimate is half "object on the left"; estimated again from its carriers that answer 'left',
+    the sinusoid is all that stays."""
+    from tcap_viz.anatomy import pattern_carriers
+    from tcap_viz.data import make_synthetic_dataset
+
+    data = list(load_dataset(make_synthetic_dataset(tmp_path, n=300, attack="sig", poison_rate=0.1, seed=3,
+                                                    target="left", poison_question_type="position")))
+    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth only scores the match
+    answers = {s.id: s.response for s in data}
+    members = poisons[:6] + [s.id for s in data if not s.poisoned and s.response == "left"][:10]
+    once = pattern_carriers(data, members)
+    assert len(set(once) - set(poisons)) > len(poisons)  # more clean samples than poisons
+    assert sorted(pattern_carriers(data, members, lambda i: answers[i] == "left")) == poisons
+
+
 def test_members_sharing_no_pattern_do_not_carry_one_of_their_own(tmp_path):
     """Each member is measured against the other members' mean: noise images alike only in being
     chosen carry no pattern the rest lacks."""
