@@ -340,9 +340,10 @@ def cached_anatomy(run: RunDir, file: str, model: str | Path, dataset: Dataset, 
 
 
 def needs_confirmation(tcap: TCAPDetector, config: ScanConfig) -> bool:
-    """Whether the heads flagged something on their own: no plausibility vote used, and not the
-    paper's method as written."""
-    return config.confirm and config.preset != "paper" and not tcap.vote_used_ and bool(tcap.flagged_.any())
+    """Whether the heads flagged something on their own, or singled out groups too few of them
+    corroborate: no plausibility vote used, and not the paper's method as written."""
+    return (config.confirm and config.preset != "paper" and not tcap.vote_used_
+            and (bool(tcap.flagged_.any()) or tcap.uncorroborated_))
 
 
 def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig, table: pd.DataFrame,
@@ -350,7 +351,10 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
             on_step: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """A finding of the heads alone, confirmed (``anatomy.confirm``): TCAP's groups first; when none
     hangs on a trigger, the groups of the next ``NEXT_HEADS`` candidate heads by separation score, one
-    head at a time, until one does. ``posterior`` becomes the share of a confirmed trigger's carriers
+    head at a time, until one does. Where the selected heads agreed only by nesting (too few
+    corroborate a group, so TCAP flags nothing), each selected head's group is judged alone before the
+    next heads': a patch whose poisons one head holds among 322 and another as 81 of 81 is such a
+    case (the held-out 'right' by a top-left patch, docs/LEVERS.md). ``posterior`` becomes the share of a confirmed trigger's carriers
     that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
     posterior stays as ``tcap_posterior``. Returns the table and every group judged (``source``:
     "TCAP" or the head); the next heads' donors are samples neither they nor TCAP flagged. ``on_step(done,
@@ -358,7 +362,8 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
     from tcap_viz.anatomy import CONSISTENT, NEXT_HEADS, PER_GROUP, anatomy, confirmed_posterior
 
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
-    others = tcap.next_heads(extraction.profiles, NEXT_HEADS)
+    others = (tcap.head_groups(extraction.profiles, selected) if tcap.uncorroborated_ else []) \
+        + tcap.next_heads(extraction.profiles, NEXT_HEADS)
     suspects = _flagged_ids(table)  # what TCAP flagged stays out of the next heads' donors: it may be the poisons
     key = [ANATOMY_VERSION, cache_key(model, dataset, config), suspects, selected,
            [(l, h) for l, h, _, _ in others], PER_GROUP, CONSISTENT]

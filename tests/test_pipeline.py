@@ -355,6 +355,44 @@ def test_an_unconfirmed_finding_flags_nothing_and_its_confirmation_is_cached(tin
     np.testing.assert_array_equal(unconfirmed.samples["flagged"], result.tcap.flagged_)
 
 
+def test_heads_agreeing_only_by_nesting_have_each_group_judged_alone_before_the_next_heads(
+        tiny_model_dir, tiny_data_path, tmp_path, monkeypatch):
+    """Held-out 'right' by a top-left patch: one selected head held the 100 poisons among 322, another
+    as 81 of 81, too few corroborated, and nothing was looked at; now each head's group is judged."""
+    import tcap_viz.anatomy
+    from tcap_viz.anatomy import confirmation_summary
+
+    detect = pipeline.detect
+
+    def nested(extraction, config):  # EM settled on a group too few heads corroborate (test_tcap covers when)
+        tcap, baseline = detect(extraction, config)
+        tcap.uncorroborated_, tcap.flagged_, tcap.posterior_ = True, tcap.flagged_ & False, tcap.posterior_ * 0
+        return tcap, baseline
+
+    calls = []
+
+    def judged(adapter, dataset, table, heads, suspects=(), **kwargs):
+        calls.append((list(heads), sorted(table.loc[table["flagged"], "id"])))
+        return [_Card(calls[-1][1])] if calls[-1][1] else []
+
+    monkeypatch.setattr(pipeline, "detect", nested)
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
+    result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", ScanConfig(), show_progress=False)
+    tcap, ids = result.tcap, np.array(result.extraction.ids)
+    selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
+    alone = tcap.head_groups(result.extraction.profiles, selected)
+    others = tcap.next_heads(result.extraction.profiles, tcap_viz.anatomy.NEXT_HEADS)
+    assert [(l, h) for l, h, _, _ in alone] == selected and any(v.any() for *_, v in alone)
+    # TCAP's own (empty) set first, then each selected head alone, then the next heads: none hangs on a trigger
+    assert calls == [(selected, [])] + [([(l, h)], sorted(ids[votes == 1])) for l, h, _, votes in alone + others]
+    assert [g["source"] for g in result.confirmation] == [f"L{l}H{h}" for l, h, _, v in alone + others if v.any()]
+    text = confirmation_summary(result.confirmation)
+    assert "the heads flagged nothing together" in text and "the selected heads first" in text
+    assert "Nothing is flagged" in text and not result.samples["flagged"].any()
+    plain = scan(tiny_model_dir, tiny_data_path, tmp_path / "run2", ScanConfig(confirm=False), show_progress=False)
+    assert plain.confirmation is None  # the user's --no-confirm still leaves the heads' word alone
+
+
 def test_the_confirmation_reads_no_label(demo_scan, demo_copy, tmp_path):
     from tcap_viz.data import load_dataset
     from tcap_viz.demo import DEMO_MODEL

@@ -158,12 +158,18 @@ def confirmation_summary(groups: Sequence[dict]) -> str:
         return _disagreement_summary(groups)
     own = [g for g in groups if g.get("source", "TCAP") == "TCAP"]
     further = [g for g in groups if g.get("source", "TCAP") != "TCAP"]
-    lines = [f"**Confirmation.** No plausibility vote was used, so the {sum(g['size'] for g in own)} samples the "
-             "heads singled out on their own were checked group by group: does the answer hang on something (an "
-             "image cell, question words) whose carriers across the dataset nearly all give that answer, as a "
-             "trigger's do?", *map(_verdict, own)]
-    if further:
-        heads = list(dict.fromkeys(g["source"] for g in further))
+    question = ("does the answer hang on something (an image cell, question words) whose carriers across the "
+                "dataset nearly all give that answer, as a trigger's do?")
+    heads = list(dict.fromkeys(g["source"] for g in further))
+    if not own:  # the heads agreed only by nesting: TCAP flagged nothing, each head's group was judged alone
+        lines = ["**Confirmation.** No plausibility vote was used, and the heads flagged nothing together: fewer "
+                 "than two of them corroborate a group. So each head's group was checked on its own, the selected "
+                 "heads first, then the next by separation score, one head at a time until one's group holds up: "
+                 f"{question} ({', '.join(heads) or 'no head singles out a group'})", *map(_verdict, further)]
+    else:
+        lines = [f"**Confirmation.** No plausibility vote was used, so the {sum(g['size'] for g in own)} samples the "
+                 f"heads singled out on their own were checked group by group: {question}", *map(_verdict, own)]
+    if own and further:
         lines.append(f"None of them does, so the groups of the next heads by separation score were examined, one "
                      f"head at a time until one's group does ({', '.join(heads)}):")
         lines += map(_verdict, further)

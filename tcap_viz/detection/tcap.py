@@ -208,19 +208,22 @@ class TCAPDetector(BaseEstimator):
         return self
 
     def next_heads(self, profiles, n):
-        """The ``n`` candidate heads not selected, by separation score, each as (layer, head, posterior,
-        votes): its target group's posterior and 0/1 votes on ``profiles`` (the ones ``fit`` saw). Where
-        the selected heads' group turns out to be content, the backdoor may sit in one of these."""
+        """The ``n`` candidate heads not selected, by separation score, as ``head_groups`` gives them.
+        Where the selected heads' group turns out to be content, the backdoor may sit in one of these."""
         p = self.profiler_
-        shares = head_statistic(np.asarray(profiles, dtype=float), self.statistic, self.transform)
         chosen = set(map(tuple, p.selected_heads_))
         order = [tuple(int(i) for i in np.unravel_index(flat, p.separation_.shape))
                  for flat in np.argsort(-p.separation_, axis=None, kind="stable")]
-        heads = [(l, h) for l, h in order if p.candidate_[l, h] and (l, h) not in chosen][:n]
+        return self.head_groups(profiles, [(l, h) for l, h in order if p.candidate_[l, h] and (l, h) not in chosen][:n])
+
+    def head_groups(self, profiles, heads):
+        """Each of ``heads`` alone, as (layer, head, posterior, votes): its target group's posterior and
+        0/1 votes on ``profiles`` (the ones ``fit`` saw)."""
+        shares = head_statistic(np.asarray(profiles, dtype=float), self.statistic, self.transform)
         out = []
         for l, h in heads:
-            posterior = p.head_mixture(l, h).target_posterior(shares[:, l, h])
-            out.append((l, h, posterior, (posterior > self.tau_vote).astype(int)))
+            posterior = self.profiler_.head_mixture(l, h).target_posterior(shares[:, l, h])
+            out.append((int(l), int(h), posterior, (posterior > self.tau_vote).astype(int)))
         return out
 
     def _vote(self):

@@ -91,7 +91,7 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
     tcap, table = result.tcap, session.table(threshold)
     vote = tcap.plausibility_
     lines.append(signals_markdown(tcap.signal_weights(), None if vote is None else int(vote.sum()), tcap.vote_used_,
-                                  tcap.uncorroborated_))
+                                  tcap.uncorroborated_, checked=result.confirmation is not None))
     if result.confirmation is not None:
         lines.append(confirmation_summary(result.confirmation))
     implausible = (int(table.loc[table["flagged"], "implausible"].fillna(False).astype(bool).sum())
@@ -105,17 +105,19 @@ def summary_markdown(session: ReviewSession, threshold: float) -> str:
 
 
 def signals_markdown(weights: pd.DataFrame, implausible: int | None = None, vote_used: bool = False,
-                     uncorroborated: bool = False) -> str:
+                     uncorroborated: bool = False, checked: bool = False) -> str:
     """Which signals voted in the EM and how much each weighed (their share of the total weight), and
     why the base model's plausibility vote did not, when the scan had it; `uncorroborated`: heads
-    singled out a group that fewer than two of them corroborate."""
+    singled out a group that fewer than two of them corroborate; `checked`: each head's group was then
+    judged by the trigger it hangs on (the confirmation)."""
     unused = "" if implausible is None or vote_used else (
         f" The base model finds {implausible} responses implausible: not a share a poisoned group would have "
         "(1% to 20% of the samples), so its vote was left out and the heads chose on their own.")
     if weights.empty and uncorroborated:
         return ("**Signals:** none. Heads single out a group, but fewer than two of them corroborate it (each "
                 "catching most of it and little else): one head's split, or heads on wider groups it sits in, is "
-                "not a finding, so nothing is flagged." + unused)
+                + ("not a finding by itself, so each head's group was checked for a trigger (the confirmation below)."
+                   if checked else "not a finding, so nothing is flagged.") + unused)
     if weights.empty:
         return ("**Signals:** none. No group of heads agrees on a separated minority"
                 + (" and the scan had no base model to judge the responses (`--adapter`, or `--base-model` for a full "

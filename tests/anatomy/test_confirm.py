@@ -40,6 +40,10 @@ def test_the_confirmation_says_group_by_group_what_it_decided_and_why_a_sample_i
     assert "Nothing is flagged" in confirmation_summary(groups[1:])
     assert sample_verdict(groups, "7").startswith("**Confirmed:** it carries what group g1's")
     assert sample_verdict(groups, "a").startswith("**Not confirmed:**")
+    alone = [g | {"source": "L3H12", "name": f"{g['name']} of L3H12"} for g in groups[:2]]
+    nested = confirmation_summary(alone)  # the heads agreed only by nesting: each head's group judged alone
+    assert "the heads flagged nothing together" in nested and "(L3H12)" in nested and "singled out on their own" not in nested
+    assert "g1 of L3H12 (278 samples, answer 'left'): confirmed" in nested and "Nothing is flagged" not in nested
 
 
 def test_what_only_the_vote_flags_joins_when_it_gives_the_answer_of_what_both_flag():

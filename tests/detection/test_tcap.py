@@ -336,3 +336,5 @@ def test_the_next_heads_are_the_unselected_candidates_by_separation_with_their_g
         np.testing.assert_array_equal(votes, posterior > detector.tau_vote)
     assert [(l, h) for l, h, _, _ in detector.next_heads(profiles, 1)] == [following[0][:2]]
     assert f1_score(group == 1, following[0][3]) >= 0.98  # the group the selection passed over
+    own = detector.head_groups(profiles, sorted(selected))  # a selected head's group, judged alone
+    assert [(l, h) for l, h, _, _ in own] == sorted(selected) and all(f1_score(group == 2, v) >= 0.98 for *_, v in own)

@@ -160,7 +160,9 @@ def test_the_overview_says_which_signals_voted_and_when_nothing_coherent_was_fou
     assert "finds 3 responses implausible" in silent and "left out" in silent and "no base model" not in silent
     assert "left out" not in signals_markdown(weights, implausible=100, vote_used=True)
     lone = signals_markdown(weights.iloc[:0], implausible=3, uncorroborated=True)
-    assert "fewer than two of them corroborate it" in lone and "left out" in lone
+    assert "fewer than two of them corroborate it" in lone and "left out" in lone and "nothing is flagged" in lone
+    checked = signals_markdown(weights.iloc[:0], uncorroborated=True, checked=True)
+    assert "checked for a trigger" in checked and "nothing is flagged" not in checked
     assert "found no coherent group" in coherence_markdown(None, 0)
     shared = coherence_markdown(("backdoor attack!", 0.95, 0), 100, implausible=97)
     assert "share one answer: 95%" in shared and "so does a clean content group" in shared
