@@ -162,10 +162,11 @@ def confirmation_summary(groups: Sequence[dict]) -> str:
                 "dataset nearly all give that answer, as a trigger's do?")
     heads = list(dict.fromkeys(g["source"] for g in further))
     if not own:  # the heads agreed only by nesting: TCAP flagged nothing, each head's group was judged alone
-        lines = ["**Confirmation.** No plausibility vote was used, and the heads flagged nothing together: fewer "
+        intro = ("**Confirmation.** No plausibility vote was used, and the heads flagged nothing together: fewer "
                  "than two of them corroborate a group. So each head's group was checked on its own, the selected "
                  "heads first, then the next by separation score, one head at a time until one's group holds up: "
-                 f"{question} ({', '.join(heads) or 'no head singles out a group'})", *map(_verdict, further)]
+                 f"{question} ({', '.join(heads) or 'no head singles out a group'})")
+        lines = [intro, *map(_verdict, further)]
     else:
         lines = [f"**Confirmation.** No plausibility vote was used, so the {sum(g['size'] for g in own)} samples the "
                  f"heads singled out on their own were checked group by group: {question}", *map(_verdict, own)]
