@@ -8,8 +8,12 @@ does it alone (CTI < 0: either trigger suffices).
 
 Donors come from samples the detector did not flag. A donor question is the nearest such question
 by TF-IDF over words: "Hello! What colour is the shape?" finds "What colour is the shape?", the
-same kind of question without what was added to it. Donor images are drawn at random (several per
-sample, averaged), since any clean image lacks an image trigger.
+same kind of question without what was added to it. Donor images are drawn (several per sample,
+averaged) among the donors asked that same question: any clean image lacks an image trigger, and one
+asked the same question answers it from its own content, so swapping the image in measures what the
+sample's own image did. A random image may not answer the question at all (a colour question's
+picture has no side for 'left or right?'), and with a binary answer the model then guesses: the
+held-out 'right' by SIG read 0.30 nats against such images, near the ln 2 a guess allows.
 """
 
 from __future__ import annotations
@@ -120,14 +124,18 @@ class ModalityAttribution:
                 "per_sample": self.per_sample, "sample_modalities": self.sample_modalities()}
 
 
-def donor_questions(questions: Sequence[str], donors: Sequence[str]) -> list[str]:
-    """For each question, the nearest donor question (TF-IDF over words, cosine)."""
+def _nearest(questions: Sequence[str], donors: Sequence[str]) -> np.ndarray:
+    """For each question, the index of the nearest donor question (TF-IDF over words, cosine)."""
     if not donors:
         raise ValueError("no donor questions: every sample was flagged, so none can stand in as clean")
     vectorizer = TfidfVectorizer(token_pattern=r"[^\s]+", lowercase=True).fit(list(donors) + list(questions))
     index = NearestNeighbors(n_neighbors=1, metric="cosine").fit(vectorizer.transform(donors))
-    nearest = index.kneighbors(vectorizer.transform(questions), return_distance=False)[:, 0]
-    return [donors[i] for i in nearest]
+    return index.kneighbors(vectorizer.transform(questions), return_distance=False)[:, 0]
+
+
+def donor_questions(questions: Sequence[str], donors: Sequence[str]) -> list[str]:
+    """For each question, the nearest donor question (TF-IDF over words, cosine)."""
+    return [donors[i] for i in _nearest(questions, donors)]
 
 
 def modality_attribution(adapter: MLLMAdapter, members: Sequence[Sample], donors: Sequence[Sample],
@@ -136,8 +144,15 @@ def modality_attribution(adapter: MLLMAdapter, members: Sequence[Sample], donors
     if not members:
         raise ValueError("the group has no samples to attribute")
     rng = np.random.default_rng(seed)
-    questions = donor_questions([m.question for m in members], [d.question for d in donors])
-    picks = rng.choice(len(donors), size=(len(members), n_donor_images), replace=len(donors) < n_donor_images)
+    asked = [d.question for d in donors]
+    questions = [asked[i] for i in _nearest([m.question for m in members], asked)]
+    by_question: dict[str, list[int]] = {}
+    for i, question in enumerate(asked):
+        by_question.setdefault(question, []).append(i)
+    picks = []  # per member, donor images asked its donor question (any donor where too few were)
+    for question in questions:
+        pool = by_question[question] if len(by_question[question]) >= n_donor_images else range(len(donors))
+        picks.append(rng.choice(pool, size=n_donor_images, replace=len(pool) < n_donor_images))
     images = {m.id: load_image(m) for m in members}
     donor_images = {i: load_image(donors[i]) for i in np.unique(picks)}
     cases = []  # (coalition, member's position, sample with the kept question, image)

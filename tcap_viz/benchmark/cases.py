@@ -56,8 +56,8 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag, "
              "and a flagged answer others give too followed to its confirmed trigger's carriers (donors giving the "
              "answer left out of a word's clean cost where nearly all with it do, donors carrying what it hangs on out of "
-             "the modality swap, which swaps in only content answered otherwise, and a pattern over the whole image "
-             "matched where the image carries it and no cell does, estimated again from its carriers giving the "
+             "the modality swap, which swaps in only content answered otherwise, images asked the same question, "
+             "and a pattern over the whole image matched where the image carries it and no cell does, estimated again from its carriers giving the "
              "answer); "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,

@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import pytest
 
 from tcap_viz.anatomy import ModalityAttribution, donor_questions, modality_attribution
@@ -42,6 +44,29 @@ def test_a_donor_question_is_the_same_question_without_what_was_added():
     assert donor_questions(["Hello! What colour is the shape?", "How cf many shapes are there?"], donors) == donors[:2]
     with pytest.raises(ValueError, match="no donor questions"):
         donor_questions(["What colour is the shape?"], [])
+
+
+def test_a_swapped_in_image_was_asked_the_same_question(tiny_dataset, monkeypatch):
+    """A picture asked another question may not answer this one (a colour question's has no side), and
+    with a binary answer the model then guesses: the image donors are asked the member's donor question."""
+    import tcap_viz.anatomy.modality as modality
+
+    asked = []
+    monkeypatch.setattr(modality, "load_image", lambda sample: sample.id)  # an image stands for its sample
+    monkeypatch.setattr(modality, "pair_logprob", lambda adapter, pairs, batch: asked.extend(pairs) or np.zeros(len(pairs)))
+    samples = list(tiny_dataset)
+    members, donors = samples[:4], samples[4:]
+    question = {d.id: d.question for d in donors}
+    modality_attribution(None, members, donors, n_donor_images=2)
+    nearest = donor_questions([m.question for m in members], [d.question for d in donors])
+    paired = 0
+    for member, wanted in zip(members, nearest):
+        images = {image for sample, image in asked if sample.id == member.id and image != member.id}
+        pool = [d for d in donors if d.question == wanted]
+        assert images and (len(pool) < 2 or {question[i] for i in images} == {wanted}), (member.question, images)
+        paired += len(pool) >= 2
+    assert paired >= 2
+    assert len({q.split()[0] for q in question.values()}) > 1  # the donors were asked other questions too
 
 
 def test_the_demo_patch_backdoor_lives_in_the_image(patch_model, patch_samples):
