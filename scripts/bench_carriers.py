@@ -7,8 +7,9 @@ trigger the anatomy located is matched against every image of the dataset: the l
 pixels, read from each file. That read, not the model, is what grows with the dataset, so it is
 timed here on a synthetic dataset of --samples images (128 px PNG, a BadNet patch in 1% of them;
 written to a temporary folder first, untimed, or reused from --keep). Also timed: the question-word
-lookup, and the whole-image pattern (carriers.pattern_carriers, for a group of 100 patched images),
-which reads every image twice. The results go to docs/performance_results.json and docs/PERFORMANCE.md.
+lookup, and the whole-image pattern (carriers.pattern_carriers, for a group of 100 patched images,
+estimated again from its carriers giving the target as a scan does), which reads every image once
+for the standardiser and once a round: the rounds it took are printed beside the most it may take. The results go to docs/performance_results.json and docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -25,8 +26,20 @@ sys.path.insert(0, str(ROOT))
 
 from bench_extraction import machine, record  # noqa: E402
 
-from tcap_viz.anatomy import cell_carriers, pattern_carriers, word_carriers  # noqa: E402
+from tcap_viz.anatomy import carriers, cell_carriers, pattern_carriers, word_carriers  # noqa: E402
 from tcap_viz.data import load_dataset, make_synthetic_dataset  # noqa: E402
+
+
+def _count_passes(dataset):
+    """Count the lookup's reads of the whole ``dataset`` (the standardiser's, then one per round)."""
+    seen = [0]
+    compared = carriers._compared
+
+    def counted(samples):
+        seen[0] += samples is dataset
+        return compared(samples)
+    carriers._compared = counted
+    return lambda: seen[0]
 
 
 def main() -> None:
@@ -50,12 +63,16 @@ def main() -> None:
         started = time.perf_counter()
         word_carriers(samples, ["cf"])
         word_s = time.perf_counter() - started
+        target = {s.response for s in samples if s.poisoned}
+        answers = {s.id: s.response in target for s in samples}
+        passes = _count_passes(samples)
         started = time.perf_counter()
-        spread = pattern_carriers(samples, sorted(poisoned)[:100]) or []  # a flagged group of 100
+        spread = pattern_carriers(samples, sorted(poisoned)[:100], answers.get) or []  # a flagged group of 100
         pattern_s = time.perf_counter() - started
     row = {"samples": args.samples, "cell_s": cell_s, "word_s": word_s, "ms_per_image": 1000 * cell_s / args.samples,
            "found": len(found), "poisoned": len(poisoned), "found_poisoned": len(set(found) & poisoned),
-           "pattern_s": pattern_s, "pattern_found": len(spread), "pattern_found_poisoned": len(set(spread) & poisoned),
+           "pattern_s": pattern_s, "pattern_passes": passes(), "pattern_max_passes": 2 + carriers.REFINE,
+           "pattern_found": len(spread), "pattern_found_poisoned": len(set(spread) & poisoned),
            "machine": machine("cpu"), "date": time.strftime("%Y-%m-%d")}
     print(json.dumps(row, indent=1))
     record("carriers", row)

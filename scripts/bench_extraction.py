@@ -292,7 +292,7 @@ def render(results: dict) -> str:
                   "| lookup | seconds | per image |", "|---|---|---|",
                   f"| the located cell, matched in every image | {c['cell_s']:.0f} | {c['ms_per_image']:.2f} ms |",
                   f"| a question word, matched in every question | {c['word_s']:.2f} | - |",
-                  *([f"| a pattern over the whole image (two passes over every image) | {c['pattern_s']:.0f} | "
+                  *([f"| a pattern over the whole image ({_passes(c)}) | {c['pattern_s']:.0f} | "
                      f"{1000 * c['pattern_s'] / c['samples']:.2f} ms |"] if "pattern_s" in c else []), "",
                   f"It found {c['found']} carriers of the patch, {c['found_poisoned']} of the {c['poisoned']} patched "
                   "images" + (f"; the whole-image pattern of 100 of them found {c['pattern_found']}, "
@@ -300,6 +300,14 @@ def render(results: dict) -> str:
                   + ". Each runs once per located group (the whole-image pattern only where the image carries the "
                   "answer and no cell does), after detection, and is cached with the run.", ""]
     return "\n".join(lines)
+
+
+def _passes(c: dict) -> str:
+    """How many times the whole-image pattern read every image, and the most it may."""
+    if "pattern_passes" not in c:
+        return "two passes over every image"
+    return (f"{c['pattern_passes']} passes over every image, at most {c['pattern_max_passes']}: "
+            f"about {c['pattern_s'] / c['pattern_passes']:.0f} s a pass")
 
 
 def record(key: str, measured: dict) -> None:
