@@ -9,7 +9,8 @@ timed here on a synthetic dataset of --samples images (128 px PNG, a BadNet patc
 written to a temporary folder first, untimed, or reused from --keep). Also timed: the question-word
 lookup, and the whole-image pattern (carriers.pattern_carriers, for a group of 100 patched images,
 estimated again from its carriers giving the target as a scan does), which reads every image once
-for the standardiser and once a round: the rounds it took are printed beside the most it may take. The results go to docs/performance_results.json and docs/PERFORMANCE.md.
+for the standardiser and once a round: the passes it took are printed beside the most it may take.
+The results go to docs/performance_results.json and docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations

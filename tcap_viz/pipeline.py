@@ -354,8 +354,8 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
     head at a time, until one does. Where the selected heads agreed only by nesting (too few
     corroborate a group, so TCAP flags nothing), each selected head's group is judged alone before the
     next heads': a patch whose poisons one head holds among 322 and another as 81 of 81 is such a
-    case (the held-out 'right' by a top-left patch, docs/LEVERS.md). ``posterior`` becomes the share of a confirmed trigger's carriers
-    that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
+    case (the held-out 'right' by a top-left patch, docs/LEVERS.md). ``posterior`` becomes the share
+    of a confirmed trigger's carriers that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
     posterior stays as ``tcap_posterior``. Returns the table and every group judged (``source``:
     "TCAP" or the head); the next heads' donors are samples neither they nor TCAP flagged. ``on_step(done,
     total)``: TCAP's groups, then each next head, as they are judged."""
@@ -383,7 +383,7 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
             if on_step:
                 on_step(0, 1 + len(others))
             groups = [g.to_dict() | {"source": "TCAP"} for g in anatomy(adapter, dataset, table, selected,
-                                                                       per_group=PER_GROUP)]
+                                                                       per_group=PER_GROUP)] if suspects else []
             step()
             for layer, head, posterior, votes in others:
                 if any(g["confirmed"] for g in groups):

@@ -373,7 +373,7 @@ def test_heads_agreeing_only_by_nesting_have_each_group_judged_alone_before_the_
 
     def judged(adapter, dataset, table, heads, suspects=(), **kwargs):
         calls.append((list(heads), sorted(table.loc[table["flagged"], "id"])))
-        return [_Card(calls[-1][1])] if calls[-1][1] else []
+        return [_Card(calls[-1][1])]
 
     monkeypatch.setattr(pipeline, "detect", nested)
     monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
@@ -383,9 +383,9 @@ def test_heads_agreeing_only_by_nesting_have_each_group_judged_alone_before_the_
     alone = tcap.head_groups(result.extraction.profiles, selected)
     others = tcap.next_heads(result.extraction.profiles, tcap_viz.anatomy.NEXT_HEADS)
     assert [(l, h) for l, h, _, _ in alone] == selected and any(v.any() for *_, v in alone)
-    # TCAP's own (empty) set first, then each selected head alone, then the next heads: none hangs on a trigger
-    assert calls == [(selected, [])] + [([(l, h)], sorted(ids[votes == 1])) for l, h, _, votes in alone + others]
-    assert [g["source"] for g in result.confirmation] == [f"L{l}H{h}" for l, h, _, v in alone + others if v.any()]
+    # TCAP flagged nothing, so each selected head alone, then the next heads: none hangs on a trigger
+    assert calls == [([(l, h)], sorted(ids[votes == 1])) for l, h, _, votes in alone + others]
+    assert [g["source"] for g in result.confirmation] == [f"L{l}H{h}" for l, h, _, _ in alone + others]
     text = confirmation_summary(result.confirmation)
     assert "the heads flagged nothing together" in text and "the selected heads first" in text
     assert "Nothing is flagged" in text and not result.samples["flagged"].any()

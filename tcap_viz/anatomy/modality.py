@@ -12,8 +12,8 @@ same kind of question without what was added to it. Donor images are drawn (seve
 averaged) among the donors asked that same question: any clean image lacks an image trigger, and one
 asked the same question answers it from its own content, so swapping the image in measures what the
 sample's own image did. A random image may not answer the question at all (a colour question's
-picture has no side for 'left or right?'), and with a binary answer the model then guesses: the
-held-out 'right' by SIG read 0.30 nats against such images, near the ln 2 a guess allows.
+picture is not drawn to one side for 'left or right?'), and with a binary answer the model then
+guesses: the held-out 'right' by SIG read 0.30 nats against such images, under the ln 2 a guess allows.
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ def test_a_donor_question_is_the_same_question_without_what_was_added():
 
 
 def test_a_swapped_in_image_was_asked_the_same_question(tiny_dataset, monkeypatch):
-    """A picture asked another question may not answer this one (a colour question's has no side), and
-    with a binary answer the model then guesses: the image donors are asked the member's donor question."""
+    """A picture asked another question may not answer this one (a colour question's is not drawn to
+    one side), and with a binary answer the model then guesses: the image donors are asked the member's
+    donor question."""
     import tcap_viz.anatomy.modality as modality
 
     asked = []
