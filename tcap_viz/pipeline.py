@@ -35,7 +35,7 @@ from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
 #: Part of an anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 15
+ANATOMY_VERSION = 16
 #: What the confirmation of a finding of the heads alone read (the anatomy of TCAP's groups), in the run.
 CONFIRMATION_FILE = "confirmation.json"
 #: The anatomy of the flagged groups with an ordinary answer, followed to their trigger (``follow``).
@@ -354,39 +354,42 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
     head at a time, until one does. Where the selected heads agreed only by nesting (too few
     corroborate a group, so TCAP flags nothing), each selected head's group is judged alone before the
     next heads': a patch whose poisons one head holds among 322 and another as 81 of 81 is such a
-    case (the held-out 'right' by a top-left patch, docs/LEVERS.md). ``posterior`` becomes the share
+    case (the held-out 'right' by a top-left patch, docs/LEVERS.md). A group that repeats one judged
+    before (``anatomy.repeats``) is not judged again, and a next head with no other group does not count.
+    ``posterior`` becomes the share
     of a confirmed trigger's carriers that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
     posterior stays as ``tcap_posterior``. Returns the table and every group judged (``source``:
     "TCAP" or the head); the next heads' donors are samples neither they nor TCAP flagged. ``on_step(done,
-    total)``: TCAP's groups, then each next head, as they are judged."""
-    from tcap_viz.anatomy import CONSISTENT, NEXT_HEADS, PER_GROUP, anatomy, confirmed_posterior
+    total)``: TCAP's groups, then each head whose groups are judged."""
+    from tcap_viz.anatomy import CONSISTENT, NEXT_HEADS, PER_GROUP, REPEATED, anatomy, confirmed_posterior
 
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
-    others = (tcap.head_groups(extraction.profiles, selected) if tcap.uncorroborated_ else []) \
-        + tcap.next_heads(extraction.profiles, NEXT_HEADS)
+    alone = tcap.head_groups(extraction.profiles, selected) if tcap.uncorroborated_ else []
+    following = tcap.next_heads(extraction.profiles)
     suspects = _flagged_ids(table)  # what TCAP flagged stays out of the next heads' donors: it may be the poisons
     key = [ANATOMY_VERSION, cache_key(model, dataset, config), suspects, selected,
-           [(l, h) for l, h, _, _ in others], PER_GROUP, CONSISTENT]
+           [(l, h) for l, h, _, _ in alone + following], PER_GROUP, CONSISTENT, NEXT_HEADS, REPEATED]
 
     def judged() -> list[dict]:
         adapter = load_model(model, config)
-        with tqdm(total=1 + len(others), desc="confirming the heads' finding", unit="head",
-                  disable=not show_progress) as bar:
+        total = 1 + len(alone) + min(NEXT_HEADS, len(following))
+        with tqdm(total=total, desc="confirming the heads' finding", unit="head", disable=not show_progress) as bar:
             done = [0]  # counted here: a disabled tqdm (the app's scans) counts nothing
 
             def step() -> None:
                 done[0] += 1
                 bar.update()
                 if on_step:
-                    on_step(done[0], 1 + len(others))
+                    on_step(done[0], total)
 
             if on_step:
-                on_step(0, 1 + len(others))
+                on_step(0, total)
             groups = [g.to_dict() | {"source": "TCAP"} for g in anatomy(adapter, dataset, table, selected,
                                                                        per_group=PER_GROUP)] if suspects else []
             step()
-            for layer, head, posterior, votes in others:
-                if any(g["confirmed"] for g in groups):
+            nexts = 0
+            for k, (layer, head, posterior, votes) in enumerate(alone + following):
+                if any(g["confirmed"] for g in groups) or nexts == NEXT_HEADS:
                     break
                 ids = table["id"]  # skipped samples: no posterior, no vote
                 head_votes = pd.Series(votes, index=extraction.ids).reindex(ids).fillna(0).astype(int).to_numpy()
@@ -394,10 +397,13 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
                     posterior=pd.Series(posterior, index=extraction.ids).reindex(ids).to_numpy(),
                     flagged=head_votes.astype(bool), voting_heads=head_votes.astype(str))
                 source = f"L{layer}H{head}"
-                groups += [g.to_dict() | {"source": source, "name": f"{g.group.name} of {source}"}
-                           for g in anatomy(adapter, dataset, pseudo, [(layer, head)], per_group=PER_GROUP,
-                                            suspects=suspects)]
-                step()
+                new = [g.to_dict() | {"source": source, "name": f"{g.group.name} of {source}"}
+                       for g in anatomy(adapter, dataset, pseudo, [(layer, head)], per_group=PER_GROUP,
+                                        suspects=suspects, judged=groups)]
+                groups += new
+                if k < len(alone) or new:
+                    nexts += k >= len(alone)
+                    step()
         return groups
 
     groups = _cached_json(run, CONFIRMATION_FILE, key, judged)

@@ -355,6 +355,31 @@ def test_an_unconfirmed_finding_flags_nothing_and_its_confirmation_is_cached(tin
     np.testing.assert_array_equal(unconfirmed.samples["flagged"], result.tcap.flagged_)
 
 
+def test_a_next_head_whose_groups_were_all_judged_before_does_not_count(tiny_model_dir, tiny_data_path, tmp_path,
+                                                                      monkeypatch):
+    """Heads singling out the same content are common; the budget of next heads goes to new groups."""
+    import tcap_viz.anatomy
+
+    calls = []
+
+    def judged(adapter, dataset, table, heads, suspects=(), judged=(), **kwargs):
+        calls.append((list(heads), len(judged)))
+        return [] if len(calls) == 2 else [_Card(sorted(table.loc[table["flagged"], "id"]))]  # the 2nd repeats
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", judged)
+    monkeypatch.setattr(tcap_viz.anatomy, "NEXT_HEADS", 1)
+    steps = []
+    result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", ScanConfig(tcap={"min_heads": 1}),
+                  show_progress=False, on_confirm=lambda done, total: steps.append((done, total)))
+    following = result.tcap.next_heads(result.extraction.profiles)
+    assert result.tcap.flagged_.any() and len(following) >= 2
+    # TCAP's groups, then heads until one had a group not judged before: the first next head's repeat
+    assert [h for h, _ in calls[1:]] == [[(l, h)] for l, h, _, _ in following[:2]]
+    assert [n for _, n in calls] == [0, 1, 1]  # each head is told every group judged before it
+    assert [g["source"] for g in result.confirmation] == ["TCAP", "L{}H{}".format(*following[1][:2])]
+    assert steps == [(i, 2) for i in range(3)]
+
+
 def test_heads_agreeing_only_by_nesting_have_each_group_judged_alone_before_the_next_heads(
         tiny_model_dir, tiny_data_path, tmp_path, monkeypatch):
     """Held-out 'right' by a top-left patch: one selected head held the 100 poisons among 322, another

@@ -19,12 +19,14 @@ from .confirm import (
     FOLLOWED,
     HEADS_ONLY,
     NEXT_HEADS,
+    REPEATED,
     VOTE_ONLY,
     confirmation_summary,
     confirmed_posterior,
     followed_apart,
     is_trigger,
     judges_disagreements,
+    repeats,
     sample_verdict,
     unexamined,
     vote_joins,
@@ -33,10 +35,10 @@ from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
 from .modality import DOMINANT, MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
 
-__all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "VOTE_ONLY", "FlaggedGroup",
+__all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
            "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
            "donor_questions", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
-           "occlusion_map", "pattern_carriers", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
+           "occlusion_map", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
@@ -190,27 +192,31 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     """Every sample with the group's located cell pattern or its shared trigger words (None: neither).
     Each is a route; when one forces the group's answer on its own (``is_trigger``), only the routes
     that do count: a word located beside a trigger cell may be a kind of question, and its carriers
-    would drown the cell's (no report run needed it; docs/LEVERS.md item 6). When the image carries
+    would drown the cell's (no report run needed it; docs/LEVERS.md item 6). A word named in fewer than
+    ``carriers.SHARED`` of the examined questions is a route too, but only where it forces the answer on
+    its own: a group a head singles out may be mostly content (the 'left' answers around the held-out
+    word 'pls', two of five examined having it), and its carriers then are the trigger's. When the image carries
     the response (``DOMINANT``) and no cell holds it, the route is a pattern spread over the whole image
     (``pattern_carriers``, over the whole group: SIG on the held-out 'square' backdoor), and
     ``found.spread`` says so."""
     region, inside = found.region(), set(found.group.ids)
     by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
     text_share = found.modality.shares()["text"] if found.modality is not None else float("nan")
-    words = [] if region is not None and not text_share >= WORD_ROUTE else shared_words(
-        members, found.trigger_words(), [s for s in samples if s.id not in inside])
+    named = [] if region is not None and not text_share >= WORD_ROUTE else found.trigger_words()
+    words = shared_words(members, named, [s for s in samples if s.id not in inside]) if named else []
     routes = [r for r in (by_cell, word_carriers(samples, words) if words else None) if r is not None]
     target = None if found.group.response is None else answer_key(found.group.response)
     answers = {s.id: answer_key(s.response) for s in samples}
+    # a named word fewer than SHARED of the examined have: a route only where it forces the answer alone
+    lone = [] if target is None else [r for r in (word_carriers(samples, [w]) for w in named if w not in words)
+                                      if is_trigger([i for i in r if answers[i] == target], r)]
     if not routes and region is None and found.modality is not None and found.modality.shares()["image"] >= DOMINANT:
         answering = None if target is None else (lambda i: answers[i] == target)
         found.spread = (by_pattern := pattern_carriers(samples, found.group.ids, answering)) is not None
         routes = [by_pattern] if found.spread else []
-    if not routes:
-        return None
     if target is not None:
-        routes = [r for r in routes if is_trigger([i for i in r if answers[i] == target], r)] or routes
-    return sorted(set().union(*routes))
+        routes = [r for r in routes if is_trigger([i for i in r if answers[i] == target], r)] + lone or routes
+    return sorted(set().union(*routes)) if routes else None
 
 
 def _unlike(found: GroupAnatomy, members: Sequence[Sample], donors: Sequence[Sample]) -> list[Sample]:
@@ -243,13 +249,14 @@ NO_DONORS = ("Not measured: every sample is flagged, so no clean sample can stan
 def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: Sequence[tuple[int, int]],
             per_group: int = PER_GROUP, grid: int = 8, seed: int = 0,
             on_group: Callable[[int, int], None] | None = None,
-            suspects: Collection[str] = ()) -> list[GroupAnatomy]:
+            suspects: Collection[str] = (), judged: Sequence[dict] = ()) -> list[GroupAnatomy]:
     """Every group of the flagged rows of ``table`` (the samples table of a scan), examined on its
     ``per_group`` most suspicious readable samples; donors are samples neither flagged nor in
     ``suspects`` (what another signal flagged, when ``table`` holds only part of a finding). ``heads``:
-    the run's selected heads, in the order of its ``voting_heads`` column. ``on_group(done, total)``
-    reports progress."""
-    groups = flagged_groups(table, list(heads))
+    the run's selected heads, in the order of its ``voting_heads`` column. A group that ``repeats`` one
+    of ``judged`` (records of groups examined before) is left out. ``on_group(done, total)`` reports
+    progress."""
+    groups = [g for g in flagged_groups(table, list(heads)) if not repeats(g, judged)]
     unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"]) - set(suspects)
     flagged = set(table["id"]) - unflagged
     pool = [s for s in dataset if s.id in unflagged]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .groups import MIN_SIZE, answer_key
+from .groups import MIN_SIZE, FlaggedGroup, answer_key
 
 #: The share of a located pattern's carriers that must give the group's response for it to count
 #: as a trigger. A learnt dirty-label backdoor has all of them; one in ten answering otherwise is
@@ -31,6 +31,12 @@ CONSISTENT = 0.9
 #: This many of the next candidate heads are examined, one at a time, until one's group is confirmed:
 #: each costs an anatomy per group, 10-40 s on 2 cores.
 NEXT_HEADS = 8
+#: A head's group repeats one already judged when it gives the same answer and the two share at least
+#: this share of their members together (Jaccard): its verdict would repeat too. Heads singling out the
+#: same content are common (on the held-out word 'pls', 5 of the 8 next heads re-judged the colour and
+#: shape groups of the 3 before them, and the 'left' group holding the poisons came after them), so only
+#: a head with a group not yet judged counts as one of the ``NEXT_HEADS``.
+REPEATED = 0.5
 #: Where the plausibility vote is used, the groups judged are where it and the heads disagree
 #: (``source`` of a judged group): what only the heads flag, whose answers the base model finds
 #: plausible, and what only the vote flags.
@@ -45,6 +51,15 @@ def followed_apart(groups: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     """(the groups judged by the confirmation or the reconciling, the ordinary answers followed): two
     stories, told apart wherever a run's groups are."""
     return ([g for g in groups if g.get("source") != FOLLOWED], [g for g in groups if g.get("source") == FOLLOWED])
+
+
+def repeats(group: FlaggedGroup, judged: Sequence[dict]) -> bool:
+    """Whether ``group`` repeats one of the ``judged`` records (``GroupAnatomy.to_dict``, ``unexamined``):
+    the same answer (or both pooled) and at least ``REPEATED`` of their members in common."""
+    key = None if group.response is None else answer_key(group.response)
+    ids = set(group.ids)
+    return any((None if g.get("response") is None else answer_key(g["response"])) == key
+               and len(ids & set(g["ids"])) >= REPEATED * len(ids | set(g["ids"])) for g in judged)
 
 
 def is_trigger(answering: Sequence[str], carriers: Sequence[str] | None) -> bool:
@@ -164,7 +179,8 @@ def confirmation_summary(groups: Sequence[dict]) -> str:
     if not own:  # the heads agreed only by nesting: TCAP flagged nothing, each head's group was judged alone
         intro = ("**Confirmation.** No plausibility vote was used, and the heads flagged nothing together: fewer "
                  "than two of them corroborate a group. So each head's group was checked on its own, the selected "
-                 "heads first, then the next by separation score, one head at a time until one's group holds up: "
+                 "heads first, then the next by separation score, one head at a time until one's group holds up (a "
+                 "group judged before is not judged again): "
                  f"{question} ({', '.join(heads) or 'no head singles out a group'})")
         lines = [intro, *map(_verdict, further)]
     else:
@@ -172,7 +188,7 @@ def confirmation_summary(groups: Sequence[dict]) -> str:
                  f"heads singled out on their own were checked group by group: {question}", *map(_verdict, own)]
     if own and further:
         lines.append(f"None of them does, so the groups of the next heads by separation score were examined, one "
-                     f"head at a time until one's group does ({', '.join(heads)}):")
+                     f"head at a time until one's group does, each group judged before left out ({', '.join(heads)}):")
         lines += map(_verdict, further)
     if not any(g.get("confirmed") for g in groups):
         lines.append("**Nothing is flagged: no group's answer hangs on a trigger.** The heads' own posterior is "

@@ -207,9 +207,10 @@ class TCAPDetector(BaseEstimator):
         self.flagged_ = self.posterior_ > self.threshold
         return self
 
-    def next_heads(self, profiles, n):
-        """The ``n`` candidate heads not selected, by separation score, as ``head_groups`` gives them.
-        Where the selected heads' group turns out to be content, the backdoor may sit in one of these."""
+    def next_heads(self, profiles, n=None):
+        """The candidate heads not selected (the first ``n``; None: every one), by separation score, as
+        ``head_groups`` gives them. Where the selected heads' group turns out to be content, the backdoor
+        may sit in one of these."""
         p = self.profiler_
         chosen = set(map(tuple, p.selected_heads_))
         order = [tuple(int(i) for i in np.unravel_index(flat, p.separation_.shape))

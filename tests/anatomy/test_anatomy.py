@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from tcap_viz.anatomy import NO_DONORS, FlaggedGroup, GroupAnatomy, ModalityAttribution, anatomy
-from tcap_viz.data import load_dataset
+from tcap_viz.data import load_dataset, make_synthetic_dataset
 from tcap_viz.demo import DEMO_DATA
 
 
@@ -27,6 +27,16 @@ def test_every_group_gets_a_card_and_a_run_that_flagged_everything_says_why_it_h
                          per_group=2, grid=2)
     assert everything and all(g.modality is None for g in everything)
     assert everything[0].to_dict()["modality"] is None and "Raise the threshold" in NO_DONORS
+
+
+def test_a_group_judged_before_gets_no_second_card(tiny_adapter, tiny_dataset):
+    samples = list(tiny_dataset)
+    table = _table(samples, [s.poisoned for s in samples])
+    first = anatomy(tiny_adapter, tiny_dataset, table, [(1, 0)], per_group=2, grid=2)
+    assert first and anatomy(tiny_adapter, tiny_dataset, table, [(1, 0)], per_group=2, grid=2,
+                             judged=[g.to_dict() for g in first]) == []
+    rest = anatomy(tiny_adapter, tiny_dataset, table, [(1, 0)], per_group=2, grid=2, judged=[first[0].to_dict()])
+    assert [g.group.name for g in rest] == [g.group.name for g in first[1:]]
 
 
 def test_nothing_flagged_is_no_card(tiny_adapter, tiny_dataset):
@@ -102,6 +112,32 @@ def test_a_located_cell_whose_carriers_answer_many_things_is_content_not_a_trigg
     assert "content the answer uses, not a trigger" in card.carriers_line()
     card.carriers, card.answering = None, []
     assert card.consistency() is None and not card.confirmed() and not card.to_dict()["confirmed"]
+
+
+def test_a_word_few_examined_questions_have_is_the_trigger_where_its_carriers_all_give_the_answer(tmp_path):
+    """The held-out word 'pls': a head's 'left' group was mostly clean 'left' answers, two of five examined
+    had the word; its carriers are the poisons, all answering 'left'. A word whose carriers answer many
+    things stays no route."""
+    from tcap_viz.anatomy import _carriers
+
+    data = load_dataset(make_synthetic_dataset(tmp_path, n=80, attack="text_word", poison_rate=0.1, seed=3,
+                                               target="left", poison_question_type="position",
+                                               attack_params={"word": "pls"}))
+    samples = list(data)
+    poisons = sorted(s.id for s in samples if s.poisoned)  # ground truth picks the group: a test of the anatomy
+    lefts = [s for s in samples if s.response == "left" and not s.poisoned]
+    examined = [*poisons[:2], *(s.id for s in lefts[:4])]
+    words = [("pls", 3.0, 2 / 6, 0.0), ("the", 1.2, 5 / 6, 0.0)]
+    found = _located((-3.0, -3.0, -0.1, -0.1), 0.0, words)
+    found.group = FlaggedGroup("g1", "left", [*poisons, *(s.id for s in lefts)], 0)
+    found.examined = examined
+    assert found.trigger_words() == ["pls", "the"] and len(poisons) >= 5
+    members = [data.by_id(i) for i in examined]
+    assert _carriers(found, members, samples) == poisons
+    found.words = found.words[found.words["word"] != "pls"]  # 'the' alone: every kind of answer carries it
+    assert _carriers(found, members, samples) is None
+    found.words = pd.DataFrame([("pls", 3.0, 1, 1 / 6, 0.0)], columns=found.words.columns)  # one question: not named
+    assert found.trigger_words() == [] and _carriers(found, members, samples) is None
 
 
 def test_the_modality_swaps_in_no_donor_carrying_what_the_group_hangs_on(patch_samples, text_samples):

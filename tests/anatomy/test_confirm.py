@@ -1,6 +1,13 @@
 import numpy as np
 
-from tcap_viz.anatomy import CONSISTENT, confirmed_posterior, is_trigger
+from tcap_viz.anatomy import (
+    CONSISTENT,
+    REPEATED,
+    FlaggedGroup,
+    confirmed_posterior,
+    is_trigger,
+    repeats,
+)
 
 
 def test_a_trigger_is_a_pattern_nearly_all_of_whose_carriers_answer_alike():
@@ -66,7 +73,13 @@ def test_what_only_the_vote_flags_joins_when_it_gives_the_answer_of_what_both_fl
 
 
 def test_the_disagreements_are_said_group_by_group_and_sample_by_sample():
-    from tcap_viz.anatomy import HEADS_ONLY, confirmation_summary, sample_verdict, unexamined, vote_joins
+    from tcap_viz.anatomy import (
+        HEADS_ONLY,
+        confirmation_summary,
+        sample_verdict,
+        unexamined,
+        vote_joins,
+    )
 
     _, by_vote = vote_joins(["t"] * 6 + ["t", "odd"], np.array([True] * 6 + [False] * 2), np.array([False] * 6 + [True] * 2),
                             [f"s{i}" for i in range(8)])
@@ -86,7 +99,12 @@ def test_the_disagreements_are_said_group_by_group_and_sample_by_sample():
 
 
 def test_followed_groups_are_said_apart_and_flag_only_the_carriers_they_add():
-    from tcap_viz.anatomy import FOLLOWED, HEADS_ONLY, confirmation_summary, sample_verdict
+    from tcap_viz.anatomy import (
+        FOLLOWED,
+        HEADS_ONLY,
+        confirmation_summary,
+        sample_verdict,
+    )
 
     followed = {"source": FOLLOWED, "name": "followed: g1", "size": 56, "response": "three", "ids": ["p1"],
                 "examined": ["p1"], "carriers": ["p1", "p2"], "answering": ["p1", "p2"], "consistency": 1.0,
@@ -101,3 +119,13 @@ def test_followed_groups_are_said_apart_and_flag_only_the_carriers_they_add():
     both = confirmation_summary([content, followed])
     assert both.index("disagree") < both.index("Ordinary answers followed")
     assert sample_verdict([content, followed], "b1").startswith("**Not confirmed:** only the heads flag it")
+
+
+def test_a_group_repeats_one_judged_when_it_gives_its_answer_with_most_of_the_same_members():
+    judged = [{"response": "Blue", "ids": list("abcdef")}, {"response": None, "ids": list("uvwxyz")}]
+    same = FlaggedGroup("g1", "blue ", list("abcdeg"), 0)  # 5 of 7 together
+    assert REPEATED <= 5 / 7 and repeats(same, judged)
+    assert not repeats(FlaggedGroup("g1", "red", list("abcdef"), 0), judged)  # another answer
+    nested = FlaggedGroup("g1", "blue", list("ab"), 0)  # a purer part of it may hold what the whole hid
+    assert 2 / 6 < REPEATED and not repeats(nested, judged)
+    assert repeats(FlaggedGroup("g2", None, list("uvwxy"), 0), judged) and not repeats(same, [])
