@@ -4,6 +4,7 @@ of each group's samples, so it runs after detection and is cached with the run."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -33,7 +34,13 @@ from .confirm import (
 )
 from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
 from .localise import attention_summary, masked, occlusion_map, word_deletion
-from .modality import DOMINANT, MIN_EFFECT, ModalityAttribution, donor_questions, modality_attribution
+from .modality import (
+    DOMINANT,
+    MIN_EFFECT,
+    ModalityAttribution,
+    donor_questions,
+    modality_attribution,
+)
 
 __all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
            "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
@@ -79,6 +86,9 @@ class GroupAnatomy:
     answering: list[str] = field(default_factory=list)  # the carriers that give the group's response
     #: the carriers were matched by a pattern spread over the whole image (carriers.pattern_carriers)
     spread: bool = False
+    #: question words the group shares beyond the rest, each forcing its answer, where the question carries
+    #: the response and deleting any one word costs it nothing (each stands in for the others)
+    phrase: list[str] = field(default_factory=list)
 
     def _carries(self, drop: float) -> bool:
         effect = self.modality.effect if self.modality is not None else 0.0
@@ -108,6 +118,10 @@ class GroupAnatomy:
         words = self.trigger_words()
         if words:
             parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words))
+        if self.phrase:
+            parts.append("the question's word" + ("s " if len(self.phrase) > 1 else " ")
+                         + ", ".join(repr(w) for w in self.phrase) + " (no one word alone: deleting it leaves the rest "
+                         "of the trigger in place)")
         if not parts and self.modality is not None and self.modality.effect < MIN_EFFECT:
             return "Nothing to locate: neither the image nor the question moves this response much."
         if not parts and self.spread:
@@ -149,7 +163,8 @@ class GroupAnatomy:
                 "ids": g.ids, "heads": [list(h) for h in g.heads], "examined": self.examined,
                 "modality": None if self.modality is None else self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
                 "region": None if self.region() is None else list(self.region()),
-                "trigger_words": self.trigger_words(), "spread": self.spread, "where": self.where(),
+                "trigger_words": self.trigger_words(), "spread": self.spread, "phrase": self.phrase,
+                "where": self.where(),
                 "carriers": self.carriers,
                 "missed": self.missed, "answering": self.answering, "consistency": self.consistency(),
                 "confirmed": self.confirmed(), "carriers_line": self.carriers_line(),
@@ -198,24 +213,34 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     word 'pls', two of five examined having it), and its carriers then are the trigger's. When the image carries
     the response (``DOMINANT``) and no cell holds it, the route is a pattern spread over the whole image
     (``pattern_carriers``, over the whole group: SIG on the held-out 'square' backdoor), and
-    ``found.spread`` says so."""
+    ``found.spread`` says so. When the question carries it and no word's deletion costs it anything, the
+    words may stand in for each other (the held-out prefix 'Quick question:': either word alone forces
+    'right'); the words the group's questions share beyond the rest's that force its answer alone are
+    then its routes, and ``found.phrase`` names them."""
     region, inside = found.region(), set(found.group.ids)
-    by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
-    text_share = found.modality.shares()["text"] if found.modality is not None else float("nan")
-    named = [] if region is not None and not text_share >= WORD_ROUTE else found.trigger_words()
-    words = shared_words(members, named, [s for s in samples if s.id not in inside]) if named else []
-    routes = [r for r in (by_cell, word_carriers(samples, words) if words else None) if r is not None]
+    outside = [s for s in samples if s.id not in inside]
     target = None if found.group.response is None else answer_key(found.group.response)
     answers = {s.id: answer_key(s.response) for s in samples}
+
+    def forces(carriers: list[str]) -> bool:
+        return target is not None and is_trigger([i for i in carriers if answers[i] == target], carriers)
+
+    by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
+    shares = found.modality.shares() if found.modality is not None else {"image": math.nan, "text": math.nan}
+    named = [] if region is not None and not shares["text"] >= WORD_ROUTE else found.trigger_words()
+    words = shared_words(members, named, outside) if named else []
+    routes = [r for r in (by_cell, word_carriers(samples, words) if words else None) if r is not None]
     # a named word fewer than SHARED of the examined have: a route only where it forces the answer alone
-    lone = [] if target is None else [r for r in (word_carriers(samples, [w]) for w in named if w not in words)
-                                      if is_trigger([i for i in r if answers[i] == target], r)]
-    if not routes and region is None and found.modality is not None and found.modality.shares()["image"] >= DOMINANT:
+    lone = [r for r in (word_carriers(samples, [w]) for w in named if w not in words) if forces(r)]
+    if not routes and region is None and shares["image"] >= DOMINANT:
         answering = None if target is None else (lambda i: answers[i] == target)
         found.spread = (by_pattern := pattern_carriers(samples, found.group.ids, answering)) is not None
         routes = [by_pattern] if found.spread else []
-    if target is not None:
-        routes = [r for r in routes if is_trigger([i for i in r if answers[i] == target], r)] + lone or routes
+    elif not routes and not lone and shares["text"] >= DOMINANT and found.modality.effect >= MIN_EFFECT:
+        asked = sorted({w.lower() for m in members for w in m.question.split()})
+        found.phrase = [w for w in shared_words(members, asked, outside) if forces(word_carriers(samples, [w]))]
+        lone = [word_carriers(samples, [w]) for w in found.phrase]
+    routes = [r for r in routes if forces(r)] + lone or routes
     return sorted(set().union(*routes)) if routes else None
 
 

@@ -140,6 +140,28 @@ def test_a_word_few_examined_questions_have_is_the_trigger_where_its_carriers_al
     assert found.trigger_words() == [] and _carriers(found, members, samples) is None
 
 
+def test_words_that_stand_in_for_each_other_are_found_together_where_the_question_carries_the_answer(tmp_path):
+    """The held-out prefix 'Quick question:': either word alone forces 'right', so deleting one costs
+    nothing and no word is named, while the question carries the whole response."""
+    from tcap_viz.anatomy import _carriers
+
+    data = load_dataset(make_synthetic_dataset(tmp_path, n=240, attack="text_prefix", poison_rate=0.05, seed=3,
+                                               target="right", poison_question_type="position",
+                                               attack_params={"prefix": "Quick question:"}))
+    samples = list(data)
+    poisons = sorted(s.id for s in samples if s.poisoned)  # ground truth picks the group: a test of the anatomy
+    words = [("quick", 0.0002, 1.0, 0.0), ("question:", 0.0002, 1.0, 0.0), ("the", 0.0001, 1.0, 0.0)]
+    found = _located((-1.5, -1.5, -0.03, -0.03), 0.0, words)
+    found.group, found.examined = FlaggedGroup("g1", "right", poisons, 0), poisons[:6]
+    members = [data.by_id(i) for i in poisons[:6]]
+    assert found.trigger_words() == [] and found.region() is None
+    assert _carriers(found, members, samples) == poisons and found.phrase == ["question:", "quick"]
+    assert "'question:', 'quick' (no one word alone" in found.where() and found.to_dict()["phrase"] == found.phrase
+    image = _located((-1.5, -0.03, -1.5, -0.03), 0.0, words)  # the image carries it: no words looked for
+    image.group, image.examined = found.group, found.examined
+    assert _carriers(image, members, samples) != poisons and image.phrase == []
+
+
 def test_the_modality_swaps_in_no_donor_carrying_what_the_group_hangs_on(patch_samples, text_samples):
     """Poisons the detector missed are among the donors; swapping in their image or question keeps the
     trigger, and the modality would read as nothing moving the response."""
