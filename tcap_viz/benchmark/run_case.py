@@ -28,7 +28,8 @@ ABLATION = {
                    "(the default before the confirmation)",
     "default": "as *unconfirmed*, and what the heads flag without the vote confirmed by the trigger it hangs on: the "
                "carriers of a located cell or words that at least 90% of them answer alike (without a used vote, when "
-               "none of the groups is, the groups of the next 8 candidate heads, one head at a time); what only the "
+               "none of the groups is, the groups of the next 8 candidate heads with a group not judged before, one head "
+               "at a time); what only the "
                "vote flags joined when it gives the answer of at least 5 samples both flag (the scan's default)",
 }
 
