@@ -157,6 +157,7 @@ def _confirmation_cell(group: dict) -> str:
     """One judged group: its size and answer, what was located, its carriers and how many answer alike."""
     where = ", ".join(([f"cell {tuple(group['region'])}"] if group["region"] else [])
                       + [repr(w) for w in group["trigger_words"]]
+                      + ([" + ".join(map(repr, group["phrase"])) + " (each alone)"] if group.get("phrase") else [])
                       + (["a whole-image pattern"] if group.get("spread") else [])) or "nothing located"
     answer = "other answers" if group["response"] is None else repr(group["response"])
     source = "" if group.get("source", "TCAP") == "TCAP" else f"{group['source']}: "

@@ -143,6 +143,11 @@ def test_the_report_shows_how_each_finding_of_the_heads_alone_was_confirmed():
          "consistency": 1.0, "confirmed": True},
         {"size": 103, "response": "right", "region": None, "trigger_words": [], "carriers": None, "answering": 0,
          "consistency": None, "confirmed": False}]}
+    phrase = {"settings": {"case": "prefix_right-5", "seed": 1}, "ablation": scored, "confirmation": [
+        {"size": 176, "response": "right", "region": None, "trigger_words": [], "phrase": ["question:", "quick"],
+         "carriers": 100, "answering": 100, "consistency": 1.0, "confirmed": True}]}
+    assert _confirmation_table([phrase], ["prefix_right-5"])[-1].startswith(
+        "| prefix_right-5 s1 | 383, 0.62 | 176 'right': 'question:' + 'quick' (each alone), 100 carriers")
     voted = {"settings": {"case": "badnet-10", "seed": 1}, "ablation": scored, "confirmation": None}
     lines = _confirmation_table([voted, judged], ["badnet-10", "badnet_left-10"])
     assert lines[1] == "## Confirmation of what the heads found alone" and len(lines) == 8  # one run: the vote decided the other
