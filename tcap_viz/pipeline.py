@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -365,10 +366,10 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
 
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
     alone = tcap.head_groups(extraction.profiles, selected) if tcap.uncorroborated_ else []
-    following = tcap.next_heads(extraction.profiles)
+    following = tcap.next_candidates()  # their groups are computed as the walk reaches them
     suspects = _flagged_ids(table)  # what TCAP flagged stays out of the next heads' donors: it may be the poisons
     key = [ANATOMY_VERSION, cache_key(model, dataset, config), suspects, selected,
-           [(l, h) for l, h, _, _ in alone + following], PER_GROUP, CONSISTENT, NEXT_HEADS, REPEATED]
+           [(l, h) for l, h, _, _ in alone] + following, PER_GROUP, CONSISTENT, NEXT_HEADS, REPEATED]
 
     def judged() -> list[dict]:
         adapter = load_model(model, config)
@@ -388,7 +389,8 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
                                                                        per_group=PER_GROUP)] if suspects else []
             step()
             nexts = 0
-            for k, (layer, head, posterior, votes) in enumerate(alone + following):
+            walk = itertools.chain(alone, tcap.iter_head_groups(extraction.profiles, following))
+            for k, (layer, head, posterior, votes) in enumerate(walk):
                 if any(g["confirmed"] for g in groups) or nexts == NEXT_HEADS:
                     break
                 ids = table["id"]  # skipped samples: no posterior, no vote

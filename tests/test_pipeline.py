@@ -371,7 +371,7 @@ def test_a_next_head_whose_groups_were_all_judged_before_does_not_count(tiny_mod
     steps = []
     result = scan(tiny_model_dir, tiny_data_path, tmp_path / "run", ScanConfig(tcap={"min_heads": 1}),
                   show_progress=False, on_confirm=lambda done, total: steps.append((done, total)))
-    following = result.tcap.next_heads(result.extraction.profiles)
+    following = result.tcap.next_heads(result.extraction.profiles, 2)
     assert result.tcap.flagged_.any() and len(following) >= 2
     # TCAP's groups, then heads until one had a group not judged before: the first next head's repeat
     assert [h for h, _ in calls[1:]] == [[(l, h)] for l, h, _, _ in following[:2]]

@@ -207,25 +207,31 @@ class TCAPDetector(BaseEstimator):
         self.flagged_ = self.posterior_ > self.threshold
         return self
 
-    def next_heads(self, profiles, n=None):
-        """The candidate heads not selected (the first ``n``; None: every one), by separation score, as
-        ``head_groups`` gives them. Where the selected heads' group turns out to be content, the backdoor
-        may sit in one of these."""
+    def next_candidates(self):
+        """(layer, head) of the candidate heads not selected, by separation score. Where the selected
+        heads' group turns out to be content, the backdoor may sit in one of these."""
         p = self.profiler_
         chosen = set(map(tuple, p.selected_heads_))
         order = [tuple(int(i) for i in np.unravel_index(flat, p.separation_.shape))
                  for flat in np.argsort(-p.separation_, axis=None, kind="stable")]
-        return self.head_groups(profiles, [(l, h) for l, h in order if p.candidate_[l, h] and (l, h) not in chosen][:n])
+        return [(l, h) for l, h in order if p.candidate_[l, h] and (l, h) not in chosen]
+
+    def next_heads(self, profiles, n):
+        """The first ``n`` of ``next_candidates``, as ``head_groups`` gives them."""
+        return self.head_groups(profiles, self.next_candidates()[:n])
 
     def head_groups(self, profiles, heads):
         """Each of ``heads`` alone, as (layer, head, posterior, votes): its target group's posterior and
         0/1 votes on ``profiles`` (the ones ``fit`` saw)."""
+        return list(self.iter_head_groups(profiles, heads))
+
+    def iter_head_groups(self, profiles, heads):
+        """``head_groups`` one head at a time, for a walk that may stop early: a posterior per sample
+        for every candidate head at once would hold hundreds of them at 100k samples."""
         shares = head_statistic(np.asarray(profiles, dtype=float), self.statistic, self.transform)
-        out = []
         for l, h in heads:
             posterior = self.profiler_.head_mixture(l, h).target_posterior(shares[:, l, h])
-            out.append((int(l), int(h), posterior, (posterior > self.tau_vote).astype(int)))
-        return out
+            yield int(l), int(h), posterior, (posterior > self.tau_vote).astype(int)
 
     def _vote(self):
         """The plausibility votes as the detector uses them: None when not given or not used."""

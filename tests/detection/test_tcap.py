@@ -335,6 +335,9 @@ def test_the_next_heads_are_the_unselected_candidates_by_separation_with_their_g
         assert posterior.shape == votes.shape == (n,) and set(np.unique(votes)) <= {0, 1}
         np.testing.assert_array_equal(votes, posterior > detector.tau_vote)
     assert [(l, h) for l, h, _, _ in detector.next_heads(profiles, 1)] == [following[0][:2]]
+    assert detector.next_candidates() == [(0, 3), (0, 4)]  # the walk's order, before any group is computed
+    walked = next(detector.iter_head_groups(profiles, detector.next_candidates()))
+    assert walked[:2] == (0, 3) and np.array_equal(walked[2], following[0][2])
     assert f1_score(group == 1, following[0][3]) >= 0.98  # the group the selection passed over
     own = detector.head_groups(profiles, sorted(selected))  # a selected head's group, judged alone
     assert [(l, h) for l, h, _, _ in own] == sorted(selected) and all(f1_score(group == 2, v) >= 0.98 for *_, v in own)
