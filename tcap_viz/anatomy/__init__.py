@@ -205,9 +205,11 @@ WORD_ROUTE = 0.25
 
 def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample]) -> list[str] | None:
     """Every sample with the group's located cell pattern or its shared trigger words (None: neither).
-    Each is a route; when one forces the group's answer on its own (``is_trigger``), only the routes
-    that do count: a word located beside a trigger cell may be a kind of question, and its carriers
-    would drown the cell's (no report run needed it; docs/LEVERS.md item 6). A word named in fewer than
+    Each is a route, and so is each shared word; when one forces the group's answer on its own
+    (``is_trigger``), only the routes that do count: a word located beside a trigger cell may be a kind
+    of question, and its carriers would drown the cell's (docs/LEVERS.md item 6), and so would a word
+    of the question type beside a trigger word ('see?' of counting questions beside the held-out 'fyi',
+    docs/LEVERS.md "Sixth round"). A word named in fewer than
     ``carriers.SHARED`` of the examined questions is a route too, but only where it forces the answer on
     its own: a group a head singles out may be mostly content (the 'left' answers around the held-out
     word 'pls', two of five examined having it), and its carriers then are the trigger's. When the image carries
@@ -229,7 +231,7 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     shares = found.modality.shares() if found.modality is not None else {"image": math.nan, "text": math.nan}
     named = [] if region is not None and not shares["text"] >= WORD_ROUTE else found.trigger_words()
     words = shared_words(members, named, outside) if named else []
-    routes = [r for r in (by_cell, word_carriers(samples, words) if words else None) if r is not None]
+    routes = [r for r in (by_cell, *(word_carriers(samples, [w]) for w in words)) if r is not None]
     # a named word fewer than SHARED of the examined have: a route only where it forces the answer alone
     lone = [r for r in (word_carriers(samples, [w]) for w in named if w not in words) if forces(r)]
     if not routes and region is None and shares["image"] >= DOMINANT:

@@ -29,8 +29,10 @@ CONSISTENT = 0.9
 #: backdoor may still sit in a head not selected (on the "left" backdoor of seed 3, the first and
 #: the seventh candidate heads by separation hold 49 and 57 poisons and nothing else, docs/LEVERS.md).
 #: This many of the next candidate heads are examined, one at a time, until one's group is confirmed:
-#: each costs an anatomy per group, 10-40 s on 2 cores.
-NEXT_HEADS = 8
+#: each costs an anatomy per group, 10-40 s on 2 cores. 8 were too few where content has many heads: on
+#: the held-out 'right' by Blend, the next heads' first 11 single out colour, shape, count and side
+#: answers, and the twelfth and thirteenth hold 91 and 51 of its poisons (docs/LEVERS.md "Sixth round").
+NEXT_HEADS = 16
 #: A head's group repeats one already judged when it gives the same answer and the two share at least
 #: this share of their members together (Jaccard): its verdict would repeat too. Heads singling out the
 #: same content are common (on the held-out word 'pls', 5 of the 8 next heads re-judged the colour and

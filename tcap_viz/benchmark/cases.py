@@ -57,16 +57,16 @@ DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10"
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
              "when most of their group is implausible; without the vote, a group two heads corroborate, confirmed by "
-             "the trigger it hangs on (carriers answering alike, each route on its own, a word few examined questions have only "
+             "the trigger it hangs on (carriers answering alike, each route and each shared word on its own, a word few examined questions have only "
              "where it forces the answer alone, words standing in for each other where the question carries the answer and "
-             "no one word does), else the next 8 heads with a group not judged before (donors "
+             "no one word does), else the next 16 heads with a group not judged before (donors "
              "outside what TCAP flagged; where too few heads corroborate a group, each selected head's group first); with it, what only the heads "
              "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag, "
              "and a flagged answer others give too followed to its confirmed trigger's carriers (donors giving the "
              "answer left out of a word's clean cost where nearly all with it do, donors carrying what it hangs on out of "
              "the modality swap, which swaps in only content answered otherwise, images asked the same question, "
              "and a pattern over the whole image matched where the image carries it and no cell does, estimated again from its carriers giving the "
-             "answer); "
+             "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's); "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}

@@ -96,6 +96,31 @@ def test_only_the_routes_that_force_the_answer_count_when_one_does(tmp_path):
     assert _carriers(card, members, everyone) == ["0", "1", "10", "11", "12", "2", "3", "4"]
 
 
+def test_each_shared_word_is_a_route_of_its_own(tmp_path):
+    """The group's questions share a trigger word and a word of their question type ('see?' of counting
+    questions beside 'fyi'); the type's word is asked of clean samples answering otherwise, so together
+    they dilute what the trigger word alone forces."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+
+    def question(i):
+        return "fyi how many do you see?" if i < 5 else "how many do you see?" if i < 10 else "what is it?"
+
+    samples = [replace(s, question=question(i), response="t" if i < 5 else "x")
+               for i, s in enumerate(_samples(tmp_path, patched=()))]
+    words = pd.DataFrame([("fyi", 2.0, 5, 1.0, 0.0), ("see?", 1.0, 5, 1.0, 0.0)],
+                         columns=["word", "drop", "samples", "share", "clean_drop"])
+    members = samples[:5]
+    card = GroupAnatomy(FlaggedGroup("g1", "t", [m.id for m in members], 0), [m.id for m in members],
+                        ModalityAttribution(dict(zip(("none", "image", "text", "both"), (-3.0, -3.0, -0.1, -0.1))), 5),
+                        np.zeros((8, 8)), words, None, pd.DataFrame())
+    assert card.trigger_words() == ["fyi", "see?"]
+    assert _carriers(card, members, samples) == ["0", "1", "2", "3", "4"]
+
+
 def test_a_pattern_spread_over_the_image_is_found_in_every_sample_that_has_it(tmp_path):
     """SIG adds a sinusoid to every pixel: no cell holds it, the group's images share it."""
     from tcap_viz.anatomy import pattern_carriers
@@ -103,7 +128,21 @@ def test_a_pattern_spread_over_the_image_is_found_in_every_sample_that_has_it(tm
 
     data = list(load_dataset(make_synthetic_dataset(tmp_path, n=200, attack="sig", poison_rate=0.2, seed=3)))
     poisons = sorted(s.id for s in data if s.poisoned)  # ground truth only scores the match
-    assert sorted(pattern_carriers(data, poisons[:8])) == poisons
+    carriers = pattern_carriers(data, poisons[:8])
+    assert set(carriers) <= set(poisons) and len(carriers) >= 0.95 * len(poisons)  # one in the members' low tail
+
+
+def test_a_pattern_carried_by_few_is_not_diluted_by_the_rest_s_spread():
+    """5% carry a pattern and content spreads the rest's projections wide: a cut midway between the two
+    medians takes about 1% of the clean samples, and their answers would sink a learnt trigger's
+    consistency under ``CONSISTENT``; the two populations' mixture puts the cut where they meet."""
+    from tcap_viz.anatomy.carriers import _carrying
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 34, 1900), rng.normal(160, 20, 100)])
+    carrying = _carrying(values, values[1900:])
+    assert ((values >= (np.median(values) + np.median(values[1900:])) / 2)[:1900]).sum() >= 10  # the midway cut
+    assert carrying[:1900].sum() <= 2 and carrying[1900:].sum() >= 97
 
 
 def test_a_pattern_half_hidden_by_content_sharpens_when_estimated_again_from_its_answering_carriers(tmp_path):
