@@ -46,13 +46,16 @@ RATES = (10, 5)
 #: each selected head's group where they agree only by nesting and the same-question donor images after the third
 #: round's four (badnet_right-5, blend_left-5, word_left-5, sig_right-5), all development cases since; a lone word
 #: forcing the answer and next heads' groups judged once after word_left-5, words standing in for each other after
-#: the fourth round's prefix_right-5 (its four development cases since; the fifth round is measured once). The vote's
+#: the fourth round's prefix_right-5 (its four development cases since; the fifth round is measured once); each shared
+#: word a route, a whole-image pattern's carriers by a mixture and 16 next heads after the sixth round's word_three-5
+#: and blend_right-5 (the sixth round's five development cases since; the seventh is measured once). The vote's
 #: cut was chosen on seed 0 of every attack, which the report does not use. The rest is reported on settings never
 #: tuned to it.
 DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5",
                "badnet_blue-10", "dual_or-10", "badnet_three-5", "prefix_circle-5", "sig_square-5", "word_two-5",
                "blend_right-5", "sig_left-5", "badnet_right-5", "blend_left-5", "word_left-5", "sig_right-5",
-               "badnet_triangle-5", "prefix_right-5", "blend_purple-5", "sig_two-5")
+               "badnet_triangle-5", "prefix_right-5", "blend_purple-5", "sig_two-5", "badnet_yellow-5", "blend_square-5",
+               "word_three-5", "dual_and_right-5", "sig_denied-5")
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
