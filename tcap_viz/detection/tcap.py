@@ -108,8 +108,9 @@ class TCAPDetector(BaseEstimator):
         minority (the plausibility vote itself, when used).
     corroborating_ : (n_selected,) bool, the selected heads that corroborate EM's group (all False
         without EM).
-    uncorroborated_ : bool, whether EM settled on a group that too few heads corroborate, so nothing
-        was flagged (the app says so).
+    uncorroborated_ : bool, whether EM settled on a group that too few heads corroborate, or a single
+        head was selected, so nothing was flagged (the app says so; a scan then judges each head's group
+        by its trigger, ``pipeline.confirm``).
     flagged_ : (M,) bool, posterior_ > threshold.
 
     Known limitation: a clean question type lighter than ``max_target_weight`` that
@@ -194,6 +195,8 @@ class TCAPDetector(BaseEstimator):
         if n_selected < max(self.min_heads, 1):
             self.em_ = None
             self.posterior_ = np.zeros(len(profiles)) if vote is None else vote.astype(float)
+            # a lone head's group is no finding, but it is one no other head corroborates: judged as such
+            self.uncorroborated_ = self.corroborate and vote is None and n_selected > 0
         else:
             annotators = self.votes_ if vote is None else np.column_stack([self.votes_, vote.astype(self.votes_.dtype)])
             self.em_ = DawidSkene(max_iter=self.max_iter, tol=self.tol, smoothing=self.smoothing,

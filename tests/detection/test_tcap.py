@@ -341,3 +341,19 @@ def test_the_next_heads_are_the_unselected_candidates_by_separation_with_their_g
     assert f1_score(group == 1, following[0][3]) >= 0.98  # the group the selection passed over
     own = detector.head_groups(profiles, sorted(selected))  # a selected head's group, judged alone
     assert [(l, h) for l, h, _, _ in own] == sorted(selected) and all(f1_score(group == 2, v) >= 0.98 for *_, v in own)
+
+
+def test_a_lone_selected_head_is_no_finding_but_is_left_for_the_confirmation():
+    """One head singles out a group and no other agrees with it: nothing is flagged, and the run says
+    the group is uncorroborated, so a scan judges it (and the next heads) by its trigger instead of
+    leaving the run unsearched."""
+    rng = np.random.default_rng(3)
+    n = 1000
+    group = rng.random(n) < 0.08
+    logits = rng.normal(0, 0.1, (n, 1, 3, 3))
+    logits[group, 0, 0, 0] += 6.0
+    profiles = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    lone = TCAPDetector().fit(profiles)
+    assert lone.profiler_.selected_heads_ == [(0, 0)] and not lone.flagged_.any() and lone.uncorroborated_
+    assert not TCAPDetector(corroborate=False).fit(profiles).uncorroborated_
+    assert not TCAPDetector().fit(profiles, plausibility=group).uncorroborated_  # the vote decides with it
