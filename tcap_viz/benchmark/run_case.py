@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tcap_viz.anatomy.confirm import NEXT_HEADS
 from tcap_viz.atomic import atomic_write_text
 from tcap_viz.data import load_dataset, make_synthetic_splits, write_dataset
 
@@ -29,7 +28,7 @@ ABLATION = {
                    "(the default before the confirmation)",
     "default": "as *unconfirmed*, and what the heads flag without the vote confirmed by the trigger it hangs on: the "
                "carriers of a located cell or words that at least 90% of them answer alike (without a used vote, when "
-               f"none of the groups is, the groups of the next {NEXT_HEADS} candidate heads with a group not judged before, one head "
+               "none of the groups is, the groups of the next 16 candidate heads with a group not judged before, one head "
                "at a time); what only the "
                "vote flags joined when it gives the answer of at least 5 samples both flag (the scan's default)",
 }

@@ -266,3 +266,13 @@ def test_results_kept_apart_render_alone_and_keep_their_retrainings_when_the_mod
     assert poisoned["retrained"] == results[0]["retrained"] and poisoned["clean_only"] == results[0]["clean_only"]
     assert poisoned["retrain_command"] == "tcap-viz report --cases badnet-10 clean"
     assert not list((tmp_path / "work" / "models").glob("*-retrained-*"))  # nothing was trained again
+
+
+def test_the_report_s_descriptions_name_the_number_of_next_heads_the_scan_examines():
+    """The descriptions stay plain text (importing the anatomy would load torch with the benchmark); this
+    keeps their copy of NEXT_HEADS honest."""
+    from tcap_viz.anatomy import NEXT_HEADS
+    from tcap_viz.benchmark.cases import DETECTION
+    from tcap_viz.benchmark.run_case import ABLATION
+
+    assert f"next {NEXT_HEADS} heads" in DETECTION and f"next {NEXT_HEADS} candidate heads" in ABLATION["default"]
