@@ -177,7 +177,11 @@ def test_the_report_shows_how_each_disagreement_of_heads_and_vote_was_judged():
 
 
 def test_the_report_shows_each_ordinary_answer_followed_apart_from_the_disagreements():
-    from tcap_viz.benchmark.report import _confirmation_table, _disagreement_table, _followed_table
+    from tcap_viz.benchmark.report import (
+        _confirmation_table,
+        _disagreement_table,
+        _followed_table,
+    )
 
     scored = {"unconfirmed": {"n_flagged": 56, "f1": 0.71}, "default": {"n_flagged": 100, "f1": 1.0}}
     followed = {"source": "followed", "size": 56, "response": "three", "region": [7, 0], "trigger_words": [],
