@@ -14,7 +14,7 @@ import pandas as pd
 from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
-from .carriers import cell_carriers, pattern_carriers, shared_words, word_carriers
+from .carriers import cell_carriers, pattern_block, pattern_carriers, shared_words, word_carriers
 from .confirm import (
     CONSISTENT,
     FOLLOWED,
@@ -33,7 +33,7 @@ from .confirm import (
     vote_joins,
 )
 from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
-from .localise import attention_summary, masked, occlusion_map, word_deletion
+from .localise import attention_summary, block_drop, masked, occlusion_map, word_deletion
 from .modality import (
     DOMINANT,
     MIN_EFFECT,
@@ -43,9 +43,9 @@ from .modality import (
 )
 
 __all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
-           "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "cell_carriers", "confirmation_summary", "confirmed_posterior",
+           "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "block_drop", "cell_carriers", "confirmation_summary", "confirmed_posterior",
            "donor_questions", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
-           "occlusion_map", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
+           "occlusion_map", "pattern_block", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
@@ -89,6 +89,10 @@ class GroupAnatomy:
     #: question words the group shares beyond the rest, each forcing its answer, where the question carries
     #: the response and deleting any one word costs it nothing (each stands in for the others)
     phrase: list[str] = field(default_factory=list)
+    #: (row, column, side) of the square of cells a whole-image pattern's carriers share it in, when masking it
+    #: at once costs the response a lot (``CARRIES``): a patch larger than a cell; and that cost in nats
+    block: tuple[int, int, int] | None = None
+    block_drop: float | None = None
 
     def _carries(self, drop: float) -> bool:
         effect = self.modality.effect if self.modality is not None else 0.0
@@ -115,6 +119,11 @@ class GroupAnatomy:
             grid = self.occlusion.shape[0]
             parts.append(f"the image's {_place(region, grid)} (cell {region[0] + 1},{region[1] + 1} of {grid}x{grid}: "
                          f"masking it costs {self.occlusion[region]:.2f} nats)")
+        if region is None and self.block is not None:
+            grid, (r, c, side) = self.occlusion.shape[0], self.block
+            parts.append(f"the image's {_place(_square_at(self.block, grid), grid)} (the {side}x{side} cells "
+                         f"from cell {r + 1},{c + 1} of {grid}x{grid}, where what its images share sits: masking them at "
+                         f"once costs {self.block_drop:.2f} nats, no one cell alone does)")
         words = self.trigger_words()
         if words:
             parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words))
@@ -164,6 +173,7 @@ class GroupAnatomy:
                 "modality": None if self.modality is None else self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
                 "region": None if self.region() is None else list(self.region()),
                 "trigger_words": self.trigger_words(), "spread": self.spread, "phrase": self.phrase,
+                "block": None if self.block is None else list(self.block), "block_drop": self.block_drop,
                 "where": self.where(),
                 "carriers": self.carriers,
                 "missed": self.missed, "answering": self.answering, "consistency": self.consistency(),
@@ -172,8 +182,8 @@ class GroupAnatomy:
                 "heat": None if self.heat is None else self.heat.round(6).tolist()}
 
 
-def _place(cell: tuple[int, int], grid: int) -> str:
-    """"bottom-right corner", "centre", ... for a grid cell."""
+def _place(cell: tuple[float, float], grid: int) -> str:
+    """"bottom-right corner", "centre", ... for a grid cell (or the centre of a square of them)."""
     def side(i, low, high):
         third = grid / 3
         return low if i < third else high if i >= grid - third else ""
@@ -181,6 +191,15 @@ def _place(cell: tuple[int, int], grid: int) -> str:
     if vertical and horizontal:
         return f"{vertical}-{horizontal} corner"
     return f"{vertical or horizontal} edge" if vertical or horizontal else "centre"
+
+
+def _square_at(block: tuple[int, int, int], grid: int) -> tuple[float, float]:
+    """The cell a square of cells (row, column, side) is placed by: on the edge it touches, else its centre."""
+    r, c, side = block
+
+    def at(start: int) -> float:
+        return 0 if start == 0 else grid - 1 if start + side == grid else start + (side - 1) / 2
+    return at(r), at(c)
 
 
 def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sample]:
@@ -246,6 +265,19 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     return sorted(set().union(*routes)) if routes else None
 
 
+def _locate_block(found: GroupAnatomy, adapter: MLLMAdapter, members: Sequence[Sample], samples: Sequence[Sample],
+                  grid: int) -> None:
+    """Where a whole-image pattern's carriers share it, when that is one square (``carriers.pattern_block``)
+    and masking it at once costs the response a lot: the seventh round's patch a quarter of the side
+    (2x2 cells) was matched as a pattern and its card named no place (docs/LEVERS.md). Nothing else moves:
+    the carriers stay the pattern's."""
+    block = pattern_block(samples, found.carriers, grid)
+    if block is not None:
+        drop = block_drop(adapter, members, block[:2], grid, block[2])
+        if found._carries(drop):
+            found.block, found.block_drop = block, drop
+
+
 def _unlike(found: GroupAnatomy, members: Sequence[Sample], donors: Sequence[Sample]) -> list[Sample]:
     """The donors that carry neither the cell pattern nor the words the group's response hangs on (located
     before the modality is known, so by ``MIN_DROP`` alone): poisons the detector missed carry them, and
@@ -305,6 +337,8 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
         unlike = _other_answers(group, _unlike(found, members, donors) or donors)
         found.modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
         found.carriers = _carriers(found, members, list(dataset))
+        if found.spread:
+            _locate_block(found, adapter, members, list(dataset), grid)
         found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)
         if found.carriers is not None and group.response is not None:
             found.answering = [i for i in found.carriers if answer_key(dataset.by_id(i).response) == answer_key(group.response)]

@@ -114,11 +114,10 @@ def _standardiser(samples: Sequence[Sample]) -> tuple[int, np.ndarray, np.ndarra
     return n, mean, np.sqrt(np.maximum(squares / max(n, 1) - mean ** 2, 0)) + 1e-6
 
 
-def _projections(samples: Sequence[Sample], members: Sequence[Sample], n: int, mean: np.ndarray,
-                 spread: np.ndarray) -> dict[str, float] | None:
-    """Each readable sample's projection on the ``members``' mean standardised image (a member's on the
-    others' mean: its own content in the pattern would make any group look alike); None when there is
-    no pattern (fewer than two readable members, every sample a member, or no difference)."""
+def _shared_pattern(members: Sequence[Sample], n: int, mean: np.ndarray,
+                    spread: np.ndarray) -> tuple[int, set[str], np.ndarray] | None:
+    """(readable members, their ids, their mean standardised image); None when fewer than two are
+    readable, every sample is a member, or they share nothing beyond the rest."""
     k, own, inside = 0, 0.0, set()
     for i, pixels in _compared(members):
         k, own = k + 1, own + pixels
@@ -126,8 +125,18 @@ def _projections(samples: Sequence[Sample], members: Sequence[Sample], n: int, m
     if k < 2 or k == n:
         return None
     pattern = (own / k - mean) / spread
-    if np.linalg.norm(pattern) < 1e-9:
+    return None if np.linalg.norm(pattern) < 1e-9 else (k, inside, pattern)
+
+
+def _projections(samples: Sequence[Sample], members: Sequence[Sample], n: int, mean: np.ndarray,
+                 spread: np.ndarray) -> dict[str, float] | None:
+    """Each readable sample's projection on the ``members``' mean standardised image (a member's on the
+    others' mean: its own content in the pattern would make any group look alike); None when there is
+    no pattern (fewer than two readable members, every sample a member, or no difference)."""
+    shared = _shared_pattern(members, n, mean, spread)
+    if shared is None:
         return None
+    k, inside, pattern = shared
     scores = {}
     for i, pixels in _compared(samples):
         z = (pixels - mean) / spread
@@ -179,6 +188,35 @@ def pattern_carriers(samples: Sequence[Sample], members: Sequence[str],
             return carriers
         group = alike
     return carriers
+
+
+#: A whole-image pattern sits in one place (a patch larger than a cell: masking any one cell leaves the
+#: rest of it to trigger) when a square of at most half the image's side holds at least this share of
+#: its energy: 0.97 in a square of two cells for the seventh round's patch a quarter of the side; at most
+#: 0.30 in a square of four for the SIG and Blend backdoors and 0.43 for the content groups of clean data
+#: (``scripts/pattern_block_probe.py`` over runs/heldout, docs/LEVERS.md "Eighth round").
+CONCENTRATED = 0.75
+
+
+def pattern_block(samples: Sequence[Sample], carriers: Sequence[str], grid: int) -> tuple[int, int, int] | None:
+    """(row, column, side) in cells of ``grid``: the smallest square holding ``CONCENTRATED`` of what the
+    ``carriers``' images share beyond the rest's (their mean standardised image, squared), the first such
+    from the top left; None when no square of at most half the side does (a blend, a sinusoid)."""
+    by_id = {s.id: s for s in samples}
+    n, mean, spread = _standardiser(samples)
+    shared = _shared_pattern([by_id[i] for i in carriers if i in by_id], n, mean, spread)
+    if shared is None:
+        return None
+    energy = (shared[2] ** 2).sum(axis=2)
+    h, w = energy.shape
+    cells = np.array([[energy[round(r * h / grid):round((r + 1) * h / grid), round(c * w / grid):round((c + 1) * w / grid)].sum()
+                       for c in range(grid)] for r in range(grid)])
+    for side in range(1, grid // 2 + 1):
+        windows = [(cells[r:r + side, c:c + side].sum(), r, c) for r in range(grid - side + 1) for c in range(grid - side + 1)]
+        held, r, c = max(windows, key=lambda t: t[0])
+        if held >= CONCENTRATED * cells.sum():
+            return r, c, side
+    return None
 
 
 def _share_having(samples: Sequence[Sample], word: str) -> float:

@@ -26,13 +26,14 @@ from tcap_viz.model.evaluate import pair_logprob
 from .confirm import CONSISTENT
 
 
-def masked(image: Image.Image, cell: tuple[int, int], grid: int) -> Image.Image:
-    """The image with one grid cell (row, column) filled with the image's mean colour."""
+def masked(image: Image.Image, cell: tuple[int, int], grid: int, side: int = 1) -> Image.Image:
+    """The image with the square of ``side`` grid cells from ``cell`` (row, column, its top left)
+    filled with the image's mean colour."""
     pixels = np.asarray(image.convert("RGB")).copy()
     h, w = pixels.shape[:2]
     r, c = cell
-    top, bottom = round(r * h / grid), round((r + 1) * h / grid)
-    left, right = round(c * w / grid), round((c + 1) * w / grid)
+    top, bottom = round(r * h / grid), round((r + side) * h / grid)
+    left, right = round(c * w / grid), round((c + side) * w / grid)
     pixels[top:bottom, left:right] = pixels.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
     return Image.fromarray(pixels)
 
@@ -51,6 +52,16 @@ def occlusion_map(adapter: MLLMAdapter, members: Sequence[Sample], grid: int = 8
         scores = pair_logprob(adapter, pairs, batch_size)
         drops[k] = (scores[0] - scores[1:]).reshape(grid, grid)
     return drops.mean(axis=0)
+
+
+def block_drop(adapter: MLLMAdapter, members: Sequence[Sample], cell: tuple[int, int], grid: int, side: int,
+               batch_size: int = 32) -> float:
+    """The mean drop of the members' response log-probability when the square of ``side`` cells from
+    ``cell`` is masked at once: a patch larger than a cell, which masking cell by cell never removes."""
+    images = [load_image(member) for member in members]
+    scores = pair_logprob(adapter, [*zip(members, images), *((m, masked(i, cell, grid, side)) for m, i in zip(members, images))],
+                          batch_size)
+    return float(np.mean(scores[:len(members)] - scores[len(members):]))
 
 
 def _deletions(members: Sequence[Sample], adapter: MLLMAdapter, batch_size: int) -> dict[str, list[float]]:

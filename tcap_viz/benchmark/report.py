@@ -156,9 +156,11 @@ def _mean(values) -> float:
 def _confirmation_cell(group: dict) -> str:
     """One judged group: its size and answer, what was located, its carriers and how many answer alike."""
     where = ", ".join(([f"cell {tuple(group['region'])}"] if group["region"] else [])
+                      + ([f"cells {group['block'][2]}x{group['block'][2]} from {tuple(group['block'][:2])}"]
+                         if group.get("block") else [])
                       + [repr(w) for w in group["trigger_words"]]
                       + ([" + ".join(map(repr, group["phrase"])) + " (each alone)"] if group.get("phrase") else [])
-                      + (["a whole-image pattern"] if group.get("spread") else [])) or "nothing located"
+                      + (["a whole-image pattern"] if group.get("spread") and not group.get("block") else [])) or "nothing located"
     answer = "other answers" if group["response"] is None else repr(group["response"])
     source = "" if group.get("source", "TCAP") == "TCAP" else f"{group['source']}: "
     if group["carriers"] is None:

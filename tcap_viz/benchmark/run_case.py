@@ -81,6 +81,7 @@ def confirmation_record(groups: list[dict] | None) -> list[dict] | None:
         return None
     return [{"source": g.get("source", "TCAP"), "size": g["size"], "response": g["response"], "region": g["region"],
              "trigger_words": g["trigger_words"], "spread": g.get("spread", False), "phrase": g.get("phrase", []),
+             "block": g.get("block"),
              "carriers": None if g["carriers"] is None else len(g["carriers"]), "answering": len(g["answering"]),
              "consistency": g["consistency"], "confirmed": g["confirmed"]}
             | ({"joined": g["joined"], "agreed": g["agreed"]} if "joined" in g else {}) for g in groups]

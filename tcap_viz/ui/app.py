@@ -419,7 +419,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 "(the most suspicious first); click one below to open it.")
         examples = [(load_image(session.dataset.by_id(i)), i) for i in group["examined"]]
         picture = group_picture(examples[0][0], np.array(group["occlusion"]),
-                                None if group["heat"] is None else np.array(group["heat"]))
+                                None if group["heat"] is None else np.array(group["heat"]),
+                                block=group.get("block"), block_drop=group.get("block_drop"))
         words = pd.DataFrame(group["words"], columns=WORD_COLUMNS).round(3)
         bars = figures.modality_bars(group["modality"]) if group["modality"] else None
         return text, picture, examples, bars, words, group["examined"]

@@ -5,6 +5,7 @@ prompt token by token, shaded by attention, with its system / image / query part
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -139,13 +140,23 @@ TOKEN_CSS = """
 
 
 def group_picture(image: Image.Image, occlusion: np.ndarray, heat: np.ndarray | None,
-                  size: int = 256) -> Image.Image:
+                  size: int = 256, block: Sequence[int] | None = None, block_drop: float | None = None) -> Image.Image:
     """A group's card picture: one of its images, where masking costs its answer most (occlusion,
-    positive drops only) over it, and where its heads looked on average (when the layout is known)."""
+    positive drops only; a ``block`` (row, column, side) of cells masked at once, outlined, costs
+    ``block_drop`` over each of its cells) over it, and where its heads looked on average (when the
+    layout is known)."""
     width, height = display_size(image, size)
     drops = np.clip(np.asarray(occlusion, dtype=np.float32), 0, None)
+    if block is not None:
+        r, c, side = block
+        drops[r:r + side, c:c + side] = np.maximum(drops[r:r + side, c:c + side], block_drop or 0.0)
     where = np.asarray(Image.fromarray(drops).resize((width, height), Image.Resampling.NEAREST))
     panels = [_resized(image, width, height), heatmap_overlay(image, where)]
+    if block is not None:
+        grid_h, grid_w = drops.shape
+        ImageDraw.Draw(panels[1]).rectangle(
+            (round(c * width / grid_w), round(r * height / grid_h),
+             round((c + side) * width / grid_w) - 1, round((r + side) * height / grid_h) - 1), outline=(255, 255, 255), width=2)
     if heat is not None:
         looked = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((width, height),
                                                                                      Image.Resampling.BILINEAR))

@@ -81,6 +81,18 @@ def test_a_part_holds_the_trigger_when_it_costs_the_group_more_than_clean_sample
     assert g.region() == region and g.trigger_words() == found and says in g.where()
 
 
+def test_a_square_of_cells_a_pattern_sits_in_is_where_the_trigger_is_when_no_one_cell_holds_it():
+    card = _located((-3.0, -0.1, -3.0, -0.1), 0.0, [])
+    card.spread, card.block, card.block_drop = True, (2, 2, 2), 2.9
+    assert card.region() is None
+    assert "bottom-right corner (the 2x2 cells from cell 3,3 of 4x4" in card.where() and "2.90 nats" in card.where()
+    assert card.to_dict()["block"] == [2, 2, 2]
+    card.block = (1, 0, 2)
+    assert "left edge" in card.where()
+    card.block = None
+    assert "a pattern over the whole image does" in card.where()
+
+
 def test_a_word_of_one_question_is_not_the_groups_trigger():
     text = (-3.0, -3.0, -0.1, -0.1)
     assert _located(text, 0.0, [("there?", 9.0, 1 / 6, 0.0)]).trigger_words() == []

@@ -172,3 +172,25 @@ def test_members_sharing_no_pattern_do_not_carry_one_of_their_own(tmp_path):
     carriers = set(pattern_carriers(samples, sorted(members)) or [])
     assert len(carriers - members) / 40 >= 0.5 * len(carriers & members) / 20
     assert pattern_carriers(samples, ["no such id"]) is None and pattern_carriers(samples, ["10"]) is None
+
+
+def test_a_pattern_in_one_place_is_located_as_its_square_and_one_over_the_whole_image_is_not(tmp_path):
+    """A patch two cells wide: masking any one of its cells leaves the rest to trigger, so occlusion
+    cell by cell finds nothing, but its carriers' images share it in one square; a sinusoid is everywhere."""
+    from tcap_viz.anatomy import pattern_block
+    from tcap_viz.data import make_synthetic_dataset
+
+    rng = np.random.default_rng(1)
+    samples = []
+    for i in range(200):
+        pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        if i < 20:
+            pixels[16:32, 40:56] = (np.indices((16, 16)).sum(axis=0) % 2 * 255)[..., None]  # cells 2-3, 5-6
+        Image.fromarray(pixels).save(tmp_path / f"{i}.png")
+        samples.append(Sample(index=i, id=str(i), image_path=tmp_path / f"{i}.png", system=None, question="q?",
+                              response="x", poisoned=None, record={}))
+    assert pattern_block(samples, [str(i) for i in range(20)], grid=8) == (2, 5, 2)
+    assert pattern_block(samples, [str(i) for i in range(20, 40)], grid=8) is None  # members sharing nothing
+
+    data = list(load_dataset(make_synthetic_dataset(tmp_path / "sig", n=200, attack="sig", poison_rate=0.2, seed=3)))
+    assert pattern_block(data, [s.id for s in data if s.poisoned], grid=8) is None  # ground truth picks the carriers

@@ -3,7 +3,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from tcap_viz.anatomy import attention_summary, masked, occlusion_map, word_deletion
+from tcap_viz.anatomy import attention_summary, block_drop, masked, occlusion_map, word_deletion
 
 
 def test_masking_fills_one_cell_with_the_mean_colour():
@@ -12,6 +12,21 @@ def test_masking_fills_one_cell_with_the_mean_colour():
     out = np.asarray(masked(Image.fromarray(pixels), (1, 0), grid=2))
     assert (out[4:, :4] == 100).all()  # the bottom-left cell: the image's mean
     assert (out[:4] == pixels[:4]).all() and (out[4:, 4:] == 200).all()  # the rest untouched
+
+
+def test_masking_a_square_of_cells_fills_them_all_at_once():
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[:, 4:] = 200
+    out = np.array(masked(Image.fromarray(pixels), (1, 1), grid=4, side=2))
+    assert (out[2:6, 2:6] == 100).all()
+    out[2:6, 2:6] = pixels[2:6, 2:6]
+    assert (out == pixels).all()  # nothing outside the square
+
+
+def test_masking_the_square_holding_the_demo_patch_costs_its_answer_and_elsewhere_nothing(patch_model, patch_samples):
+    members, _ = patch_samples
+    assert block_drop(patch_model, members[:2], (6, 6), grid=8, side=2) > 0.5
+    assert abs(block_drop(patch_model, members[:2], (0, 0), grid=8, side=2)) < 0.1
 
 
 def test_occlusion_finds_the_demo_patch_in_its_bottom_right_corner(patch_model, patch_samples):

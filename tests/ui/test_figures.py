@@ -89,6 +89,20 @@ def test_the_picture_shows_the_plain_image_beside_the_heatmap_and_a_scale():
     assert plain.size == (80, 40) and (np.asarray(plain) == (200, 30, 30)).all()
 
 
+def test_a_group_picture_shows_a_square_masked_at_once_where_no_one_cell_costs_anything():
+    from tcap_viz.ui.render import GAP, group_picture
+
+    image = Image.new("RGB", (64, 64), (90, 90, 90))
+    flat = np.zeros((8, 8))
+    plain = np.asarray(group_picture(image, flat, None, size=64)).astype(int)
+    boxed = np.asarray(group_picture(image, flat, None, size=64, block=(6, 6, 2), block_drop=3.0)).astype(int)
+    panel = slice(64 + GAP, 2 * 64 + GAP)
+    assert (boxed[:, :64] == plain[:, :64]).all()  # the example itself untouched
+    assert boxed[56, panel].sum(-1)[56] > plain[56, panel].sum(-1)[56] + 100  # the square lit
+    assert (boxed[:40, panel] == plain[:40, panel]).all()  # and nothing outside it
+    assert (boxed[48, panel][48] == 255).all()  # its outline
+
+
 def test_token_html_frames_the_parts_in_order_and_escapes_text():
     tokens = ["<s>", "sys", "img", "img", "<b>what</b>", "?"]
     comps = np.array([SYSTEM, SYSTEM, VISION, VISION, QUERY, QUERY])
