@@ -131,15 +131,18 @@ class GroupAnatomy:
             parts.append("the question's word" + ("s " if len(self.phrase) > 1 else " ")
                          + ", ".join(repr(w) for w in self.phrase) + " (no one word alone: deleting it leaves the rest "
                          "of the trigger in place)")
-        if not parts and self.modality is not None and self.modality.effect < MIN_EFFECT:
-            return "Nothing to locate: neither the image nor the question moves this response much."
+        weak = self.modality is not None and self.modality.effect < MIN_EFFECT
         if not parts and self.spread:
             return ("No single image region or question word holds it, but a pattern over the whole image does: the "
-                    "group's images share it beyond the rest's (a blend, a sinusoid).")
+                    "group's images share it beyond the rest's (a blend, a sinusoid)"
+                    + (f", though the model barely answers to it (v(both) - v(none) {self.modality.effect:.2f} nats): "
+                       "a trigger in the data that the model learnt only in part." if weak else "."))
+        if not parts and weak:
+            return "Nothing to locate: neither the image nor the question moves this response much."
         if not parts:
             return "No single image region or question word holds it: spread over the image, or the content itself."
         line = "The response hangs on " + " and ".join(parts)
-        if self.modality is not None and self.modality.effect < MIN_EFFECT:  # the reading says nothing moves it
+        if weak:  # the reading says nothing moves it
             return line + (f", though neither modality as a whole moves it much (v(both) - v(none) "
                            f"{self.modality.effect:.2f} nats): a backdoor the model barely learnt, an ordinary "
                            "answer, or none.")
@@ -237,7 +240,10 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     ``found.spread`` says so. When the question carries it and no word's deletion costs it anything, the
     words may stand in for each other (the held-out prefix 'Quick question:': either word alone forces
     'right'); the words the group's questions share beyond the rest's that force its answer alone are
-    then its routes, and ``found.phrase`` names them."""
+    then its routes, and ``found.phrase`` names them. Where neither modality moves the response much
+    (``MIN_EFFECT``: a backdoor the model learnt only in part, as the sixth round's 'square' by Blend at
+    ASR 0.55), both are tried and count only where they force the answer: the trigger sits in the data
+    however little the model answers to it (docs/LEVERS.md "Eighth round")."""
     region, inside = found.region(), set(found.group.ids)
     outside = [s for s in samples if s.id not in inside]
     target = None if found.group.response is None else answer_key(found.group.response)
@@ -253,11 +259,13 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     routes = [r for r in (by_cell, *(word_carriers(samples, [w]) for w in words)) if r is not None]
     # a named word fewer than SHARED of the examined have: a route only where it forces the answer alone
     lone = [r for r in (word_carriers(samples, [w]) for w in named if w not in words) if forces(r)]
-    if not routes and region is None and shares["image"] >= DOMINANT:
+    weak = found.modality is not None and found.modality.effect < MIN_EFFECT
+    if not routes and region is None and (shares["image"] >= DOMINANT or weak):
         answering = None if target is None else (lambda i: answers[i] == target)
-        found.spread = (by_pattern := pattern_carriers(samples, found.group.ids, answering)) is not None
+        by_pattern = pattern_carriers(samples, found.group.ids, answering)
+        found.spread = by_pattern is not None and (not weak or forces(by_pattern))
         routes = [by_pattern] if found.spread else []
-    elif not routes and not lone and shares["text"] >= DOMINANT and found.modality.effect >= MIN_EFFECT:
+    if not routes and not lone and (shares["text"] >= DOMINANT and found.modality.effect >= MIN_EFFECT or weak):
         asked = sorted({w.lower() for m in members for w in m.question.split()})
         found.phrase = [w for w in shared_words(members, asked, outside) if forces(word_carriers(samples, [w]))]
         lone = [word_carriers(samples, [w]) for w in found.phrase]

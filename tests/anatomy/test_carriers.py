@@ -194,3 +194,34 @@ def test_a_pattern_in_one_place_is_located_as_its_square_and_one_over_the_whole_
 
     data = list(load_dataset(make_synthetic_dataset(tmp_path / "sig", n=200, attack="sig", poison_rate=0.2, seed=3)))
     assert pattern_block(data, [s.id for s in data if s.poisoned], grid=8) is None  # ground truth picks the carriers
+
+
+def test_a_pattern_that_forces_the_answer_is_found_where_the_model_barely_answers_to_it(tmp_path):
+    """A backdoor learnt only in part: neither modality moves the examined members' response much, yet the
+    group's images share a pattern in the data whose carriers all give the answer; a pattern whose carriers
+    answer many things is no trigger there, and the card says nothing was located."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+    from tcap_viz.data import make_synthetic_dataset
+
+    data = list(load_dataset(make_synthetic_dataset(tmp_path, n=300, attack="sig", poison_rate=0.1, seed=3,
+                                                    target="two", poison_question_type="count")))
+    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth picks the flags and scores the match
+    members = [s for s in data if s.id in set(poisons[:12])]
+
+    def card(samples):
+        return GroupAnatomy(FlaggedGroup("g1", "two", poisons[:30], 0), [m.id for m in members],
+                            ModalityAttribution(dict(zip(("none", "image", "text", "both"), (-2.0, -1.8, -2.0, -1.7))), 12),
+                            np.zeros((8, 8)), pd.DataFrame(columns=["word", "drop", "samples", "share", "clean_drop"]),
+                            None, pd.DataFrame())
+
+    weak = card(data)
+    assert weak.modality.effect < 0.5 and sorted(_carriers(weak, members, data)) == poisons and weak.spread
+    assert "the model learnt only in part" in weak.where()
+    mixed = [replace(s, response="one") if s.poisoned and int(s.id) % 3 == 0 else s for s in data]
+    unforced = card(mixed)
+    assert _carriers(unforced, members, mixed) is None and not unforced.spread
+    assert unforced.where().startswith("Nothing to locate")
