@@ -13,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from tcap_viz.anatomy.carriers import _shared_pattern, _standardiser, pattern_block
 from tcap_viz.data import load_dataset
 

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from tcap_viz.anatomy import MIN_EFFECT, answer_key, is_trigger, pattern_carriers, shared_words, word_carriers
+from tcap_viz.anatomy import (
+    MIN_EFFECT,
+    answer_key,
+    is_trigger,
+    pattern_carriers,
+    shared_words,
+    word_carriers,
+)
 from tcap_viz.data import load_dataset
 
 
@@ -33,7 +40,7 @@ def main() -> None:
                 if values is None or values["both"] - values["none"] >= MIN_EFFECT or g["response"] is None:
                     continue
                 target = answer_key(g["response"])
-                carriers = pattern_carriers(samples, g["ids"], lambda i: answers[i] == target) or []
+                carriers = pattern_carriers(samples, g["ids"], lambda i, t=target, a=answers: a[i] == t) or []
                 giving = [i for i in carriers if answers[i] == target]
                 members = [s for s in samples if s.id in set(g["ids"])]
                 outside = [s for s in samples if s.id not in set(g["ids"])]

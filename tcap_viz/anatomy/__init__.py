@@ -14,7 +14,13 @@ import pandas as pd
 from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
-from .carriers import cell_carriers, pattern_block, pattern_carriers, shared_words, word_carriers
+from .carriers import (
+    cell_carriers,
+    pattern_block,
+    pattern_carriers,
+    shared_words,
+    word_carriers,
+)
 from .confirm import (
     CONSISTENT,
     FOLLOWED,
@@ -33,7 +39,13 @@ from .confirm import (
     vote_joins,
 )
 from .groups import FlaggedGroup, answer_key, flagged_groups, group_line
-from .localise import attention_summary, block_drop, masked, occlusion_map, word_deletion
+from .localise import (
+    attention_summary,
+    block_drop,
+    masked,
+    occlusion_map,
+    word_deletion,
+)
 from .modality import (
     DOMINANT,
     MIN_EFFECT,

@@ -53,7 +53,12 @@ def test_words_beside_a_patch_are_matched_only_when_the_question_carries_part_of
 
     import pandas as pd
 
-    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+    from tcap_viz.anatomy import (
+        FlaggedGroup,
+        GroupAnatomy,
+        ModalityAttribution,
+        _carriers,
+    )
 
     samples = [replace(s, question="hello! what colour is it?" if i in (0, 1, 10, 11) else "what is it?")
                for i, s in enumerate(_samples(tmp_path))]
@@ -79,7 +84,12 @@ def test_only_the_routes_that_force_the_answer_count_when_one_does(tmp_path):
 
     import pandas as pd
 
-    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+    from tcap_viz.anatomy import (
+        FlaggedGroup,
+        GroupAnatomy,
+        ModalityAttribution,
+        _carriers,
+    )
 
     # the patched samples all answer 't'; 'hello!' is also asked of three clean ones, which answer otherwise
     samples = [replace(s, question="hello! what colour is it?" if i in (0, 1, 10, 11, 12) else "what is it?",
@@ -104,7 +114,12 @@ def test_each_shared_word_is_a_route_of_its_own(tmp_path):
 
     import pandas as pd
 
-    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+    from tcap_viz.anatomy import (
+        FlaggedGroup,
+        GroupAnatomy,
+        ModalityAttribution,
+        _carriers,
+    )
 
     def question(i):
         return "fyi how many do you see?" if i < 5 else "how many do you see?" if i < 10 else "what is it?"
@@ -204,7 +219,12 @@ def test_a_pattern_that_forces_the_answer_is_found_where_the_model_barely_answer
 
     import pandas as pd
 
-    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution, _carriers
+    from tcap_viz.anatomy import (
+        FlaggedGroup,
+        GroupAnatomy,
+        ModalityAttribution,
+        _carriers,
+    )
     from tcap_viz.data import make_synthetic_dataset
 
     data = list(load_dataset(make_synthetic_dataset(tmp_path, n=300, attack="sig", poison_rate=0.1, seed=3,

@@ -3,7 +3,13 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from tcap_viz.anatomy import attention_summary, block_drop, masked, occlusion_map, word_deletion
+from tcap_viz.anatomy import (
+    attention_summary,
+    block_drop,
+    masked,
+    occlusion_map,
+    word_deletion,
+)
 
 
 def test_masking_fills_one_cell_with_the_mean_colour():
