@@ -271,13 +271,16 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     routes = [r for r in (by_cell, *(word_carriers(samples, [w]) for w in words)) if r is not None]
     # a named word fewer than SHARED of the examined have: a route only where it forces the answer alone
     lone = [r for r in (word_carriers(samples, [w]) for w in named if w not in words) if forces(r)]
-    weak = found.modality is not None and found.modality.effect < MIN_EFFECT
-    if not routes and region is None and (shares["image"] >= DOMINANT or weak):
+    # where nothing moves the answer, a located word may be the kind of question ('count' beside the eighth
+    # round's Blend 'one'): only a route forcing the answer stops the search
+    weak = found.modality is not None and found.modality.effect < MIN_EFFECT and not any(map(forces, routes + lone))
+    if region is None and (not routes and shares["image"] >= DOMINANT or weak):
         answering = None if target is None else (lambda i: answers[i] == target)
         by_pattern = pattern_carriers(samples, found.group.ids, answering)
         found.spread = by_pattern is not None and (not weak or forces(by_pattern))
-        routes = [by_pattern] if found.spread else []
-    if not routes and not lone and (shares["text"] >= DOMINANT and found.modality.effect >= MIN_EFFECT or weak):
+        routes = [by_pattern] if found.spread else routes
+    if not found.spread and (not routes and not lone and shares["text"] >= DOMINANT
+                             and found.modality.effect >= MIN_EFFECT or weak):
         asked = sorted({w.lower() for m in members for w in m.question.split()})
         found.phrase = [w for w in shared_words(members, asked, outside) if forces(word_carriers(samples, [w]))]
         lone = [word_carriers(samples, [w]) for w in found.phrase]

@@ -71,7 +71,7 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "answer left out of a word's clean cost where nearly all with it do, donors carrying what it hangs on out of "
              "the modality swap, which swaps in only content answered otherwise, images asked the same question, "
              "and a pattern over the whole image matched where the image carries it and no cell does, or where neither modality moves the answer and "
-             "the pattern or a shared word forces it, estimated again from its carriers giving the "
+             "nothing located forces it, the pattern or a shared word that does, estimated again from its carriers giving the "
              "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's); "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,

@@ -241,6 +241,14 @@ def test_a_pattern_that_forces_the_answer_is_found_where_the_model_barely_answer
     weak = card(data)
     assert weak.modality.effect < 0.5 and sorted(_carriers(weak, members, data)) == poisons and weak.spread
     assert "the model learnt only in part" in weak.where()
+    # a word of the question type located beside it ('count', the eighth round's Blend 'one') does not stop it
+    counting = [s for s in data if s.id in set(poisons) and "count" in s.question.lower().split()]
+    asked = card(data)
+    asked.examined = [s.id for s in counting]
+    asked.words = pd.DataFrame([("count", 0.47, len(counting), 1.0, 0.08)],
+                               columns=["word", "drop", "samples", "share", "clean_drop"])
+    assert len(counting) >= 2 and asked.trigger_words() == ["count"]
+    assert sorted(_carriers(asked, counting, data)) == poisons and asked.spread
     mixed = [replace(s, response="one") if s.poisoned and int(s.id) % 3 == 0 else s for s in data]
     unforced = card(mixed)
     assert _carriers(unforced, members, mixed) is None and not unforced.spread
