@@ -13,7 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-from tcap_viz.anatomy.carriers import _shared_pattern, _standardiser, pattern_block
+from tcap_viz.anatomy.carriers import (
+    best_square,
+    pattern_block,
+    pattern_energy,
+    standardise,
+)
 from tcap_viz.data import load_dataset
 
 GRID = 8
@@ -23,23 +28,18 @@ def main() -> None:
     for name in sys.argv[1:]:
         run = Path(name)
         samples = list(load_dataset(json.loads((run / "config.json").read_text())["data"]))
-        by_id = {s.id: s for s in samples}
-        n, mean, spread = _standardiser(samples)
+        standardised = standardise(samples)
         for file in ("confirmation.json", "followed.json"):
             for g in json.loads((run / file).read_text())["groups"] if (run / file).exists() else []:
                 if not g.get("spread") or not g.get("carriers"):
                     continue
-                shared = _shared_pattern([by_id[i] for i in g["carriers"]], n, mean, spread)
-                if shared is None:
+                cells = pattern_energy(samples, g["carriers"], GRID, standardised)
+                if cells is None:
                     continue
-                energy = (shared[2] ** 2).sum(axis=2)
-                step = energy.shape[0] // GRID
-                cells = energy.reshape(GRID, step, GRID, step).sum(axis=(1, 3))
-                shares = [max(cells[r:r + k, c:c + k].sum() for r in range(GRID - k + 1) for c in range(GRID - k + 1))
-                          / cells.sum() for k in range(1, GRID // 2 + 1)]
+                shares = [best_square(cells, side)[0] for side in range(1, GRID // 2 + 1)]
                 print(f"{run.name} {g['name']} ({g['response']!r}, {len(g['carriers'])} carriers): the best square "
                       f"holds {', '.join(f'{s:.2f}' for s in shares)} of the pattern at sides 1-{GRID // 2}; "
-                      f"pattern_block {pattern_block(samples, g['carriers'], GRID)}")
+                      f"pattern_block {pattern_block(samples, g['carriers'], GRID, standardised)}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ of each group's samples, so it runs after detection and is cached with the run."
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from tcap_viz.data import Dataset, Sample, SampleError, load_image
 from tcap_viz.model.adapter import MLLMAdapter
 
 from .carriers import (
+    Standardised,
     cell_carriers,
     pattern_block,
     pattern_carriers,
     shared_words,
+    standardise,
     word_carriers,
 )
 from .confirm import (
@@ -237,7 +240,8 @@ def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sampl
 WORD_ROUTE = 0.25
 
 
-def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample]) -> list[str] | None:
+def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[Sample],
+              standardised: Callable[[], Standardised] | None = None) -> list[str] | None:
     """Every sample with the group's located cell pattern or its shared trigger words (None: neither).
     Each is a route, and so is each shared word; when one forces the group's answer on its own
     (``is_trigger``), only the routes that do count: a word located beside a trigger cell may be a kind
@@ -255,7 +259,8 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     then its routes, and ``found.phrase`` names them. Where neither modality moves the response much
     (``MIN_EFFECT``: a backdoor the model learnt only in part, as the sixth round's 'square' by Blend at
     ASR 0.55), both are tried and count only where they force the answer: the trigger sits in the data
-    however little the model answers to it (docs/LEVERS.md "Eighth round")."""
+    however little the model answers to it (docs/LEVERS.md "Eighth round"). ``standardised``: gives
+    ``carriers.standardise(samples)``, computed once for every group of a dataset."""
     region, inside = found.region(), set(found.group.ids)
     outside = [s for s in samples if s.id not in inside]
     target = None if found.group.response is None else answer_key(found.group.response)
@@ -276,7 +281,7 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     weak = found.modality is not None and found.modality.effect < MIN_EFFECT and not any(map(forces, routes + lone))
     if region is None and (not routes and shares["image"] >= DOMINANT or weak):
         answering = None if target is None else (lambda i: answers[i] == target)
-        by_pattern = pattern_carriers(samples, found.group.ids, answering)
+        by_pattern = pattern_carriers(samples, found.group.ids, answering, standardised() if standardised else None)
         found.spread = by_pattern is not None and (not weak or forces(by_pattern))
         routes = [by_pattern] if found.spread else routes
     if not found.spread and (not routes and not lone and shares["text"] >= DOMINANT
@@ -289,12 +294,12 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
 
 
 def _locate_block(found: GroupAnatomy, adapter: MLLMAdapter, members: Sequence[Sample], samples: Sequence[Sample],
-                  grid: int) -> None:
+                  grid: int, standardised: Standardised) -> None:
     """Where a whole-image pattern's carriers share it, when that is one square (``carriers.pattern_block``)
     and masking it at once costs the response a lot: the seventh round's patch a quarter of the side
     (2x2 cells) was matched as a pattern and its card named no place (docs/LEVERS.md). Nothing else moves:
     the carriers stay the pattern's."""
-    block = pattern_block(samples, found.carriers, grid)
+    block = pattern_block(samples, found.carriers, grid, standardised)
     if block is not None:
         drop = block_drop(adapter, members, block[:2], grid, block[2])
         if found._carries(drop):
@@ -345,6 +350,8 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
     if len(pool) > DONOR_POOL:
         pool = [pool[i] for i in sorted(np.random.default_rng(seed).choice(len(pool), DONOR_POOL, replace=False))]
     donors = _readable(pool)
+    samples = list(dataset)
+    standardised = functools.cache(lambda: standardise(samples))  # every image read once, and only if a pattern is sought
     out = []
     for done, group in enumerate(groups):
         if on_group:
@@ -359,9 +366,9 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
                              word_deletion(adapter, members, donors, seed=seed), heat, tokens)
         unlike = _other_answers(group, _unlike(found, members, donors) or donors)
         found.modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
-        found.carriers = _carriers(found, members, list(dataset))
+        found.carriers = _carriers(found, members, samples, standardised)
         if found.spread:
-            _locate_block(found, adapter, members, list(dataset), grid)
+            _locate_block(found, adapter, members, samples, grid, standardised())
         found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)
         if found.carriers is not None and group.response is not None:
             found.answering = [i for i in found.carriers if answer_key(dataset.by_id(i).response) == answer_key(group.response)]

@@ -105,8 +105,13 @@ def _compared(samples: Sequence[Sample]):
 REFINE = 4
 
 
-def _standardiser(samples: Sequence[Sample]) -> tuple[int, np.ndarray, np.ndarray]:
-    """(readable images, per-pixel mean, per-pixel spread) over the whole dataset at ``COMPARE_SIZE``."""
+#: (readable images, per-pixel mean, per-pixel spread) of a dataset at ``COMPARE_SIZE`` (``standardise``)
+Standardised = tuple[int, np.ndarray, np.ndarray]
+
+
+def standardise(samples: Sequence[Sample]) -> Standardised:
+    """(readable images, per-pixel mean, per-pixel spread) over the whole dataset at ``COMPARE_SIZE``: it
+    reads every image, so a caller looking at several groups of one dataset computes it once and passes it."""
     n, total, squares = 0, 0.0, 0.0
     for _, pixels in _compared(samples):
         n, total, squares = n + 1, total + pixels, squares + pixels ** 2
@@ -161,7 +166,8 @@ def _carrying(values: np.ndarray, own: np.ndarray) -> np.ndarray:
 
 
 def pattern_carriers(samples: Sequence[Sample], members: Sequence[str],
-                     answering: Callable[[str], bool] | None = None) -> list[str] | None:
+                     answering: Callable[[str], bool] | None = None,
+                     standardised: Standardised | None = None) -> list[str] | None:
     """Ids of the ``samples`` whose whole image carries what the ``members``' images share beyond the
     rest's: a trigger spread over the image (a blend, a sinusoid), which no single cell holds. Each
     pixel is standardised over the whole dataset (a reference without the members would be an error
@@ -170,9 +176,10 @@ def pattern_carriers(samples: Sequence[Sample], members: Sequence[str],
     that mean belongs with the members' projections rather than the dataset's (``_carrying``). With ``answering`` (does
     this id give the group's answer?) the pattern is estimated again from its carriers that do, up to
     ``REFINE`` times, until they stop changing. None when fewer than ``SHARED`` of the members carry it,
-    or every sample does. Unreadable images carry nothing."""
+    or every sample does. Unreadable images carry nothing. ``standardised``: ``standardise(samples)``, if
+    already computed."""
     by_id = {s.id: s for s in samples}
-    n, mean, spread = _standardiser(samples)
+    n, mean, spread = standardised or standardise(samples)
     group, carriers = [by_id[m] for m in members if m in by_id], None
     for round_ in range(1 + (REFINE if answering else 0)):
         scores = _projections(samples, group, n, mean, spread)
@@ -198,23 +205,40 @@ def pattern_carriers(samples: Sequence[Sample], members: Sequence[str],
 CONCENTRATED = 0.75
 
 
-def pattern_block(samples: Sequence[Sample], carriers: Sequence[str], grid: int) -> tuple[int, int, int] | None:
-    """(row, column, side) in cells of ``grid``: the smallest square holding ``CONCENTRATED`` of what the
-    ``carriers``' images share beyond the rest's (their mean standardised image, squared), the first such
-    from the top left; None when no square of at most half the side does (a blend, a sinusoid)."""
+def pattern_energy(samples: Sequence[Sample], carriers: Sequence[str], grid: int,
+                   standardised: Standardised | None = None) -> np.ndarray | None:
+    """(grid, grid): what the ``carriers``' images share beyond the rest's (their mean standardised image),
+    squared and summed per cell; None when they share nothing (``_shared_pattern``)."""
     by_id = {s.id: s for s in samples}
-    n, mean, spread = _standardiser(samples)
-    shared = _shared_pattern([by_id[i] for i in carriers if i in by_id], n, mean, spread)
+    shared = _shared_pattern([by_id[i] for i in carriers if i in by_id], *(standardised or standardise(samples)))
     if shared is None:
         return None
     energy = (shared[2] ** 2).sum(axis=2)
     h, w = energy.shape
-    cells = np.array([[energy[round(r * h / grid):round((r + 1) * h / grid), round(c * w / grid):round((c + 1) * w / grid)].sum()
-                       for c in range(grid)] for r in range(grid)])
+    return np.array([[energy[round(r * h / grid):round((r + 1) * h / grid), round(c * w / grid):round((c + 1) * w / grid)].sum()
+                      for c in range(grid)] for r in range(grid)])
+
+
+def best_square(cells: np.ndarray, side: int) -> tuple[float, int, int]:
+    """(share of the whole, row, column) of the square of ``side`` cells holding most of ``cells``, the
+    first such from the top left."""
+    grid = cells.shape[0]
+    held, r, c = max(((cells[r:r + side, c:c + side].sum(), r, c) for r in range(grid - side + 1)
+                      for c in range(grid - side + 1)), key=lambda t: t[0])
+    return float(held / cells.sum()), r, c
+
+
+def pattern_block(samples: Sequence[Sample], carriers: Sequence[str], grid: int,
+                  standardised: Standardised | None = None) -> tuple[int, int, int] | None:
+    """(row, column, side) in cells of ``grid``: the smallest square holding ``CONCENTRATED`` of the
+    ``carriers``' pattern (``pattern_energy``); None when no square of at most half the side does (a
+    blend, a sinusoid)."""
+    cells = pattern_energy(samples, carriers, grid, standardised)
+    if cells is None:
+        return None
     for side in range(1, grid // 2 + 1):
-        windows = [(cells[r:r + side, c:c + side].sum(), r, c) for r in range(grid - side + 1) for c in range(grid - side + 1)]
-        held, r, c = max(windows, key=lambda t: t[0])
-        if held >= CONCENTRATED * cells.sum():
+        held, r, c = best_square(cells, side)
+        if held >= CONCENTRATED:
             return r, c, side
     return None
 

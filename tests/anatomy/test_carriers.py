@@ -208,7 +208,22 @@ def test_a_pattern_in_one_place_is_located_as_its_square_and_one_over_the_whole_
     assert pattern_block(samples, [str(i) for i in range(20, 40)], grid=8) is None  # members sharing nothing
 
     data = list(load_dataset(make_synthetic_dataset(tmp_path / "sig", n=200, attack="sig", poison_rate=0.2, seed=3)))
-    assert pattern_block(data, [s.id for s in data if s.poisoned], grid=8) is None  # ground truth picks the carriers
+    poisons = [s.id for s in data if s.poisoned]  # ground truth picks the carriers
+    assert pattern_block(data, poisons, grid=8) is None
+
+
+def test_a_dataset_standardised_once_serves_every_group_alike(tmp_path):
+    """The anatomy standardises the dataset once for all its groups (every image read): passing it in
+    changes nothing but the reading."""
+    from tcap_viz.anatomy import pattern_block, pattern_carriers
+    from tcap_viz.anatomy.carriers import standardise
+    from tcap_viz.data import make_synthetic_dataset
+
+    data = list(load_dataset(make_synthetic_dataset(tmp_path, n=120, attack="sig", poison_rate=0.2, seed=3)))
+    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth picks the members
+    once = standardise(data)
+    assert pattern_carriers(data, poisons[:8], standardised=once) == pattern_carriers(data, poisons[:8])
+    assert pattern_block(data, poisons, 8, once) == pattern_block(data, poisons, 8)
 
 
 def test_a_pattern_that_forces_the_answer_is_found_where_the_model_barely_answers_to_it(tmp_path):
