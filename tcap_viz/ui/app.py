@@ -219,7 +219,7 @@ GLOSSARY = """
   the *image* tokens and the user's *query*. A trigger pulls attention towards where it sits.
 - **Head statistic**: one head's share for a component over every sample; a head that reacts to a
   trigger puts the triggered samples apart from the rest.
-- **Mixture, K\***: one to five Gaussians are fitted to each head's statistic; K* is the number the
+- **Mixture, K\\***: one to five Gaussians are fitted to each head's statistic; K* is the number the
   **AIC** (fit minus a penalty per parameter; lower is better) picks.
 - **G_t / G_b** (target / bulk group): a small mixture component well apart from the rest is the head's
   candidate trigger group G_t; everything else is the bulk G_b.

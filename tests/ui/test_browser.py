@@ -246,8 +246,8 @@ def test_the_first_scan_shows_one_progress_bar_that_moves(tiny_model_dir, tiny_d
             seen = []
             end = time.time() + 60
             while time.time() < end and "Selected heads" not in page.locator("#tcap-summary").inner_text():
-                bars = page.locator("[role=progressbar]")
-                seen.append([bars.nth(i).get_attribute("aria-valuenow") for i in range(bars.count())])
+                # read every bar in one step: a bar that vanishes between a count and a read would stall the read
+                seen.append(page.eval_on_selector_all("[role=progressbar]", "bars => bars.map(b => b.getAttribute('aria-valuenow'))"))
                 time.sleep(0.3)
             browser.close()
     finally:
