@@ -378,11 +378,15 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
              "two-player Shapley values as shares of v(both) - v(none), the interaction CTI = v(both) - v(image) - "
              "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
              "other). Per sample, the modality carrying it (a share of 75% or more). *Where*: the anatomy's trigger "
-             "location on the first 6 of them (`tcap_viz.anatomy`: the 8 x 8 image cell whose masking costs the target "
-             "at least 0.1 nats and a quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose "
-             "deletion costs that much beyond what it costs clean questions' own answers, over the 6, and costs "
-             "those clean answers under 0.1 nats), read with today's rules from the stored drops, and on how many "
-             "seeds it reads the same.", "",
+             "location on the first 6 of them, by the procedure that examines a scan's flagged group "
+             "(`tcap_viz.anatomy.examine`: the 8 x 8 image cell whose masking costs the target at least 0.1 nats and a "
+             "quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose deletion costs that much "
+             "beyond what it costs clean questions' own answers, over the 6, and costs those clean answers under 0.1 "
+             "nats; where no cell holds an image trigger, the pattern the poisons' images share and the square of cells "
+             "it sits in, when masking the square costs that much; where no one word's deletion costs anything, the "
+             "words the poisons' questions share that force the target), read with today's rules from the stored "
+             "drops (results stored before the square and the words were read without them), and on how many seeds "
+             "it reads the same.", "",
              "| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
              "neither | reading (first seed) | where (first seed; seeds reading the same) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for case in rows:
