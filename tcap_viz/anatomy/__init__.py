@@ -29,6 +29,7 @@ from .confirm import (
     FOLLOWED,
     HEADS_ONLY,
     NEXT_HEADS,
+    ODD,
     REPEATED,
     VOTE_ONLY,
     confirmation_summary,
@@ -36,6 +37,7 @@ from .confirm import (
     followed_apart,
     is_trigger,
     judges_disagreements,
+    odd_answers,
     repeats,
     sample_verdict,
     unexamined,
@@ -57,9 +59,9 @@ from .modality import (
     modality_attribution,
 )
 
-__all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
+__all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "ODD", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
            "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "block_drop", "cell_carriers", "confirmation_summary", "confirmed_posterior",
-           "donor_questions", "examine", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
+           "donor_questions", "examine", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution", "odd_answers",
            "occlusion_map", "pattern_block", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean

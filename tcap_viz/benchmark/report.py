@@ -240,17 +240,19 @@ def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
 
 def _followed_table(results: list[dict], cases: list[str]) -> list[str]:
     """Every run where flagged groups with an ordinary answer were followed to their trigger's carriers."""
-    from tcap_viz.anatomy import FOLLOWED
+    from tcap_viz.anatomy import FOLLOWED, ODD
 
     return _judged_table(
         results, cases, FOLLOWED, "Ordinary answers followed to their trigger",
         "Runs where the plausibility vote was used and flagged samples give an answer at least 5 samples not flagged "
         "give too: the base model finds such an answer plausible wherever the picture agrees, so the vote may see "
         "only part of the backdoor (`scan`'s `follow`). Each such group was followed to what it hangs on; the "
-        "carriers of a confirmed trigger giving its answer are flagged too, nothing is unflagged. EM's flags, each "
-        "group (as in the confirmation table), and what the default flagged in the end.",
+        "carriers of a confirmed trigger giving its answer are flagged too. Then what gives an answer fewer than 5 "
+        "flagged samples give, carrying no confirmed trigger, is left out (odd answers). EM's flags, each group (as in "
+        "the confirmation table), and what the default flagged in the end.",
         ["run", "EM: flagged, F1", "groups followed", "default: flagged, F1"],
-        lambda groups: ["; ".join(_confirmation_cell(g | {"source": "TCAP"}) for g in groups)])
+        lambda groups: ["; ".join(f"{g['size']} odd answers left out" if g["source"] == ODD else
+                                  _confirmation_cell(g | {"source": "TCAP"}) for g in groups)])
 
 
 def render(results: list[dict], cases: list[str]) -> str:

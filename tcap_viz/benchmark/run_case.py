@@ -30,7 +30,9 @@ ABLATION = {
                "carriers of a located cell or words that at least 90% of them answer alike (without a used vote, when "
                "none of the groups is, the groups of the next 16 candidate heads with a group not judged before, one head "
                "at a time); what only the "
-               "vote flags joined when it gives the answer of at least 5 samples both flag (the scan's default)",
+               "vote flags joined when it gives the answer of at least 5 samples both flag; a flagged ordinary answer "
+               "followed to its confirmed trigger's carriers, and an answer fewer than 5 flagged samples give, "
+               "carrying no confirmed trigger, left out (the scan's default)",
 }
 
 

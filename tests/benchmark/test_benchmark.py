@@ -204,6 +204,10 @@ def test_the_report_shows_each_ordinary_answer_followed_apart_from_the_disagreem
                          "**confirmed** | 100, 1.00 |")
     assert _disagreement_table([alone, both], ["badnet_three-5"])[-1].startswith("| badnet_three-5 s1 | 56, 0.71 | 366 'two'")
     assert _confirmation_table([alone, both], ["badnet_three-5"]) == []  # neither is a finding of the heads alone
+    odd = {"source": "odd answers", "size": 7, "response": None, "region": None, "trigger_words": [], "carriers": None,
+           "answering": 0, "consistency": None, "confirmed": False}
+    leaving = {"settings": {"case": "badnet_purple-5", "seed": 1}, "ablation": scored, "confirmation": [followed, odd]}
+    assert _followed_table([leaving], ["badnet_purple-5"])[-1].endswith("**confirmed**; 7 odd answers left out | 100, 1.00 |")
 
 
 def test_the_report_quotes_the_command_that_made_the_retrainings_before_the_one_that_detected_anew():
