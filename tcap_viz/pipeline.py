@@ -512,7 +512,13 @@ def follow(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig,
     left out (``anatomy.odd_answers``): the vote's doubt about one picture, not a backdoor's target. The
     posterior before stays as ``tcap_posterior``. Returns the table and the groups followed (``source``:
     ``FOLLOWED``), with the odd answers as one more record (``ODD``)."""
-    from tcap_viz.anatomy import FOLLOWED, ODD, confirmed_posterior, odd_answers, unexamined
+    from tcap_viz.anatomy import (
+        FOLLOWED,
+        ODD,
+        confirmed_posterior,
+        odd_answers,
+        unexamined,
+    )
     from tcap_viz.anatomy.groups import MIN_SIZE, answer_key
 
     ids = table["id"].to_numpy()

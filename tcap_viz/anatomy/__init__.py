@@ -61,8 +61,8 @@ from .modality import (
 
 __all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "ODD", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
            "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "block_drop", "cell_carriers", "confirmation_summary", "confirmed_posterior",
-           "donor_questions", "examine", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution", "odd_answers",
-           "occlusion_map", "pattern_block", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
+           "donor_questions", "examine", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
+           "occlusion_map", "odd_answers", "pattern_block", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
