@@ -507,10 +507,18 @@ def follow(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig,
     patch: 56 of its 100 poisons, docs/HELDOUT.md), where a foreign target is implausible on every
     poison. So each flagged group (``MIN_SIZE`` alike) whose answer as many samples not flagged give too is
     followed to what it hangs on (``anatomy.confirm``; the model is asked again): when that is a
-    confirmed trigger, its carriers giving the answer are flagged, at its consistency. Nothing is
-    unflagged; the posterior before stays as ``tcap_posterior``. Returns the table and the groups
-    followed (``source``: ``FOLLOWED``)."""
-    from tcap_viz.anatomy import FOLLOWED, confirmed_posterior
+    confirmed trigger, its carriers giving the answer are flagged, at its consistency. Then the flagged
+    samples whose answer fewer than ``MIN_SIZE`` flagged samples give, carrying no confirmed trigger, are
+    left out (``anatomy.odd_answers``): the vote's doubt about one picture, not a backdoor's target. The
+    posterior before stays as ``tcap_posterior``. Returns the table and the groups followed (``source``:
+    ``FOLLOWED``), with the odd answers as one more record (``ODD``)."""
+    from tcap_viz.anatomy import (
+        FOLLOWED,
+        ODD,
+        confirmed_posterior,
+        odd_answers,
+        unexamined,
+    )
     from tcap_viz.anatomy.groups import MIN_SIZE, answer_key
 
     ids = table["id"].to_numpy()
@@ -521,13 +529,19 @@ def follow(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig,
     ordinary = [a for a in set(answers[flagged]) if min((flagged & (answers == a)).sum(),
                                                         (scanned & ~flagged & (answers == a)).sum()) >= MIN_SIZE]
     chosen = flagged & np.isin(answers, ordinary)
-    if not chosen.any():
-        return table, []
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
     groups = _judged_groups(model, dataset, run, config, table, chosen, set(ids[flagged | vote]), selected, FOLLOWED,
-                            FOLLOWED_FILE, "following ordinary answers to their trigger", show_progress, on_step)
+                            FOLLOWED_FILE, "following ordinary answers to their trigger", show_progress,
+                            on_step) if chosen.any() else []
     before = table["posterior"].to_numpy(dtype=float)
-    posterior = np.where(scanned, np.maximum(np.nan_to_num(before), confirmed_posterior(list(ids), groups)), np.nan)
+    confirmed = confirmed_posterior(list(ids), groups)
+    posterior = np.where(scanned, np.maximum(np.nan_to_num(before), confirmed), np.nan)
+    odd = odd_answers(table["response"], scanned & (posterior > tcap.threshold), confirmed)
+    if odd.any():
+        posterior[odd] = 0.0
+        groups.append(unexamined(ODD, "odd answers", list(ids[odd])))
+    if not groups:
+        return table, []
     table = table.assign(posterior=posterior)
     if "tcap_posterior" not in table:
         table["tcap_posterior"] = before

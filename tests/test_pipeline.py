@@ -526,6 +526,44 @@ def test_a_confirmed_trigger_under_what_only_the_heads_flag_flags_its_carriers(t
     assert (out["posterior"][[*range(13, 19), 30]] == 1.0).all()
 
 
+def test_odd_answers_the_vote_flags_beside_a_backdoor_are_left_out(tiny_model_dir, tiny_dataset, tmp_path, monkeypatch):
+    """A backdoor's poisons share its target; an answer only 3 flagged samples give, carrying no confirmed trigger, is
+    the vote doubting one picture (7 clean 'square' and 'three' answers beside the 'purple' backdoors, docs/LEVERS.md)."""
+    from types import SimpleNamespace
+
+    import tcap_viz.anatomy
+    from tcap_viz.anatomy import ODD, sample_verdict
+    from tcap_viz.storage.run_dir import RunDir
+
+    table = _ordinary_table(tiny_dataset)
+    ids = list(table["id"])
+    odd = [24, 25, 26]
+    table.loc[odd, ["response", "flagged", "implausible", "posterior"]] = ["square", True, True, 0.97]
+    carriers = ids[:12]  # the group and 4 samples the vote found plausible
+
+    class Trigger(_Card):
+        def to_dict(self):
+            return super().to_dict() | {"response": "three", "carriers": carriers, "answering": carriers,
+                                        "consistency": 1.0, "confirmed": True}
+
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", lambda adapter, dataset, t, heads, **k: [Trigger(["x"])])
+    monkeypatch.setattr(pipeline, "load_model", lambda *a: None)
+    tcap = SimpleNamespace(profiler_=SimpleNamespace(selected_heads_=[]), threshold=0.5)
+    out, groups = pipeline.follow(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "run"), ScanConfig(), table, tcap,
+                                  show_progress=False)
+    assert sorted(out.loc[out["flagged"], "id"]) == sorted(ids[:12] + ids[18:24])  # 'Access granted.' is 6: it stays
+    assert (out["posterior"][odd] == 0.0).all() and (out["tcap_posterior"][odd] == 0.97).all()
+    assert [g["source"] for g in groups] == ["followed", ODD] and sorted(groups[1]["ids"]) == sorted(ids[i] for i in odd)
+    assert sample_verdict(groups, ids[24]).startswith("**Odd answer:**")
+    # without an ordinary answer to follow the model is not asked, and the odd answers are still left out
+    foreign = table.assign(response=table["response"].replace({"Three": "other"}))
+    monkeypatch.setattr(tcap_viz.anatomy, "anatomy", lambda *a, **k: pytest.fail("the model was asked"))
+    alone, only_odd = pipeline.follow(tiny_model_dir, tiny_dataset, RunDir(tmp_path / "other"), ScanConfig(), foreign,
+                                      tcap, show_progress=False)
+    assert [g["source"] for g in only_odd] == [ODD] and not alone.loc[odd, "flagged"].any()
+    assert alone["flagged"].sum() == 8 + 6
+
+
 @pytest.mark.parametrize("step, made", [("reconcile", "_disagreeing_table"), ("follow", "_ordinary_table")])
 def test_judging_the_disagreements_and_following_read_no_label(step, made, tiny_model_dir, tiny_dataset, tmp_path,
                                                                monkeypatch):

@@ -29,6 +29,7 @@ from .confirm import (
     FOLLOWED,
     HEADS_ONLY,
     NEXT_HEADS,
+    ODD,
     REPEATED,
     VOTE_ONLY,
     confirmation_summary,
@@ -36,6 +37,7 @@ from .confirm import (
     followed_apart,
     is_trigger,
     judges_disagreements,
+    odd_answers,
     repeats,
     sample_verdict,
     unexamined,
@@ -57,10 +59,10 @@ from .modality import (
     modality_attribution,
 )
 
-__all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
+__all__ = ["CONSISTENT", "FOLLOWED", "HEADS_ONLY", "NEXT_HEADS", "NO_DONORS", "ODD", "PER_GROUP", "REPEATED", "VOTE_ONLY", "FlaggedGroup",
            "GroupAnatomy", "ModalityAttribution", "anatomy", "attention_summary", "block_drop", "cell_carriers", "confirmation_summary", "confirmed_posterior",
-           "donor_questions", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
-           "occlusion_map", "pattern_block", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
+           "donor_questions", "examine", "flagged_groups", "followed_apart", "group_line", "is_trigger", "judges_disagreements", "masked", "modality_attribution",
+           "occlusion_map", "odd_answers", "pattern_block", "pattern_carriers", "repeats", "sample_verdict", "unexamined", "vote_joins", "word_carriers", "word_deletion"]
 
 #: Samples per group the model is asked about (the most suspicious first): enough for a mean
 #: that a stray sample does not move, few enough that a group costs seconds on the demo.
@@ -333,6 +335,35 @@ NO_DONORS = ("Not measured: every sample is flagged, so no clean sample can stan
              "question. Raise the threshold.")
 
 
+def examine(adapter: MLLMAdapter, group: FlaggedGroup, members: Sequence[Sample], donors: Sequence[Sample],
+            samples: Sequence[Sample], heads: Sequence[tuple[int, int]] = (), grid: int = 8, seed: int = 0,
+            standardised: Callable[[], Standardised] | None = None,
+            modality: ModalityAttribution | None = None) -> GroupAnatomy:
+    """One group's card, asking the model about ``members`` (readable, the most suspicious first) with
+    ``donors`` (readable samples outside what was flagged) standing in: what its response hangs on, and
+    every one of ``samples`` that carries it. One procedure for a scan's groups and for a benchmark's
+    ground-truth poisons, so that the report locates a trigger as the card does (a patch larger than a
+    cell by its square, a prefix of several words by its words). ``heads``: whose attention the heatmap
+    shows (none: no heatmap); ``modality``: measured already (else on ``members`` against donors answering
+    otherwise); ``standardised``: gives ``carriers.standardise(samples)``, shared by a dataset's groups."""
+    heat, tokens = (attention_summary(adapter, members, heads, HEAT_SIZE) if heads
+                    else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
+    found = GroupAnatomy(group, [m.id for m in members], None, occlusion_map(adapter, members, grid),
+                         word_deletion(adapter, members, donors, seed=seed), heat, tokens)
+    if modality is None:
+        unlike = _other_answers(group, _unlike(found, members, donors) or donors)
+        modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
+    found.modality = modality
+    standardised = standardised or functools.cache(lambda: standardise(samples))
+    found.carriers = _carriers(found, members, samples, standardised)
+    if found.spread:
+        _locate_block(found, adapter, members, samples, grid, standardised())
+    if found.carriers is not None and group.response is not None:
+        answers = {s.id: answer_key(s.response) for s in samples}
+        found.answering = [i for i in found.carriers if answers[i] == answer_key(group.response)]
+    return found
+
+
 def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: Sequence[tuple[int, int]],
             per_group: int = PER_GROUP, grid: int = 8, seed: int = 0,
             on_group: Callable[[int, int], None] | None = None,
@@ -359,19 +390,8 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
         members = _readable([dataset.by_id(i) for i in group.ids], per_group)
         if not members:
             continue  # every image of the group unreadable: nothing to ask the model about
-        looked_at = group.heads or list(heads)
-        heat, tokens = (attention_summary(adapter, members, looked_at, HEAT_SIZE) if looked_at
-                        else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
-        found = GroupAnatomy(group, [m.id for m in members], None, occlusion_map(adapter, members, grid),
-                             word_deletion(adapter, members, donors, seed=seed), heat, tokens)
-        unlike = _other_answers(group, _unlike(found, members, donors) or donors)
-        found.modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
-        found.carriers = _carriers(found, members, samples, standardised)
-        if found.spread:
-            _locate_block(found, adapter, members, samples, grid, standardised())
+        found = examine(adapter, group, members, donors, samples, group.heads or list(heads), grid, seed, standardised)
         found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)
-        if found.carriers is not None and group.response is not None:
-            found.answering = [i for i in found.carriers if answer_key(dataset.by_id(i).response) == answer_key(group.response)]
         out.append(found)
     if on_group:
         on_group(len(groups), len(groups))

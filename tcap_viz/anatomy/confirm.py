@@ -47,12 +47,28 @@ VOTE_ONLY = "vote only"
 #: The ``source`` of a flagged group with an ordinary answer, followed to its trigger's carriers
 #: (``pipeline.follow``): the plausibility vote sees such a backdoor only where the picture disagrees.
 FOLLOWED = "followed"
+#: The ``source`` of the flagged samples left out at the end of the following (``odd_answers``): each gives
+#: an answer fewer than a group's worth of flagged samples give, and carries no confirmed trigger.
+ODD = "odd answers"
 
 
 def followed_apart(groups: Sequence[dict]) -> tuple[list[dict], list[dict]]:
-    """(the groups judged by the confirmation or the reconciling, the ordinary answers followed): two
-    stories, told apart wherever a run's groups are."""
-    return ([g for g in groups if g.get("source") != FOLLOWED], [g for g in groups if g.get("source") == FOLLOWED])
+    """(the groups judged by the confirmation or the reconciling, the ordinary answers followed and the odd
+    answers left out after them): two stories, told apart wherever a run's groups are."""
+    last = (FOLLOWED, ODD)
+    return [g for g in groups if g.get("source") not in last], [g for g in groups if g.get("source") in last]
+
+
+def odd_answers(responses: Sequence[str], flagged: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
+    """Which ``flagged`` samples give an answer that fewer than ``MIN_SIZE`` flagged samples give, and carry no
+    confirmed trigger (``confirmed``: ``confirmed_posterior``, 0 where none). A backdoor maps every poison to
+    its one target, so its poisons share their answer by the hundred; the plausibility vote also flags the odd
+    clean sample whose answer the base model does not believe for that picture (7 clean 'square' and 'three'
+    answers beside the ninth round's 'purple' backdoor, and the same 7 beside the second's: docs/LEVERS.md),
+    and nothing else flagged shares it. Answers are compared as groups compare them (``answer_key``)."""
+    answers = pd.Series(list(responses), dtype=object).map(answer_key)
+    counts = answers[flagged].value_counts()
+    return flagged & answers.isin(counts[counts < MIN_SIZE].index).to_numpy() & (np.asarray(confirmed) == 0)
 
 
 def repeats(group: FlaggedGroup, judged: Sequence[dict]) -> bool:
@@ -156,13 +172,21 @@ def _disagreement_summary(groups: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _odd_line(g: dict) -> str:
+    return (f"**Odd answers left out.** {g['size']} flagged samples give answers that fewer than {MIN_SIZE} flagged "
+            "samples give, and carry no confirmed trigger. A backdoor's poisons all give its one target, so these are "
+            "answers the base model doubts for their own picture (a hard or mislabelled sample, worth a look), not a "
+            "backdoor's. Not flagged.")
+
+
 def _followed_summary(groups: Sequence[dict]) -> str:
-    lines = [f"**Ordinary answers followed.** {sum(g['size'] for g in groups)} flagged samples give an answer that "
-             "samples not flagged give too, which the base model finds plausible wherever the picture agrees, so its "
-             "vote may see only part of such a backdoor. Each group was followed to what its answer hangs on, and the "
-             "carriers of a confirmed trigger that give its answer are flagged too:",
-             *map(_verdict, groups)]
-    return "\n".join(lines)
+    followed = [g for g in groups if g.get("source") == FOLLOWED]
+    parts = ["\n".join([f"**Ordinary answers followed.** {sum(g['size'] for g in followed)} flagged samples give an "
+                        "answer that samples not flagged give too, which the base model finds plausible wherever the "
+                        "picture agrees, so its vote may see only part of such a backdoor. Each group was followed to "
+                        "what its answer hangs on, and the carriers of a confirmed trigger that give its answer are "
+                        "flagged too:", *map(_verdict, followed)])] if followed else []
+    return "\n\n".join(parts + [_odd_line(g) for g in groups if g.get("source") == ODD])
 
 
 def confirmation_summary(groups: Sequence[dict]) -> str:
@@ -205,6 +229,11 @@ def sample_verdict(groups: Sequence[dict], sample_id: str) -> str:
         if g.get("confirmed") and sample_id in g["answering"]:
             return (f"**Confirmed:** it carries what group {g['name']}'s answer hangs on and gives that answer, as "
                     f"{g['consistency']:.0%} of the samples carrying it do: a trigger. That is what flags it here.")
+    for g in groups:
+        if g.get("source") == ODD and sample_id in g["ids"]:
+            return ("**Odd answer:** the base model doubts its answer, but fewer than "
+                    f"{MIN_SIZE} flagged samples give it and it carries no confirmed trigger, while a backdoor's poisons "
+                    "all give its one target. Not flagged: worth a look as a hard or mislabelled sample.")
     groups, _ = followed_apart(groups)  # a followed group flags only the confirmed carriers above
     if not groups:
         return ""  # EM's story stands

@@ -50,14 +50,15 @@ RATES = (10, 5)
 #: word a route, a whole-image pattern's carriers by a mixture and 16 next heads after the sixth round's word_three-5
 #: and blend_right-5 (the sixth round's five development cases since; the seventh is measured once); a pattern or
 #: word forcing the answer where neither modality moves it after the sixth round's blend_square-5 and the fourth's
-#: sig_two-5, with the eighth round's blend_one-5 seen before it (a development case since). The vote's
+#: sig_two-5, with the eighth round's blend_one-5 seen before it (a development case since); odd answers left out
+#: after the ninth round's badnet_purple-5 and the second's blend_purple-5 (the same 7 clean samples). The vote's
 #: cut was chosen on seed 0 of every attack, which the report does not use. The rest is reported on settings never
 #: tuned to it.
 DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5",
                "badnet_blue-10", "dual_or-10", "badnet_three-5", "prefix_circle-5", "sig_square-5", "word_two-5",
                "blend_right-5", "sig_left-5", "badnet_right-5", "blend_left-5", "word_left-5", "sig_right-5",
                "badnet_triangle-5", "prefix_right-5", "blend_purple-5", "sig_two-5", "badnet_yellow-5", "blend_square-5",
-               "word_three-5", "dual_and_right-5", "sig_denied-5", "blend_one-5")
+               "word_three-5", "dual_and_right-5", "sig_denied-5", "blend_one-5", "badnet_purple-5")
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
@@ -72,7 +73,8 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "the modality swap, which swaps in only content answered otherwise, images asked the same question, "
              "and a pattern over the whole image matched where the image carries it and no cell does, or where neither modality moves the answer and "
              "nothing located forces it, the pattern or a shared word that does, estimated again from its carriers giving the "
-             "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's); "
+             "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's), then an "
+             "answer fewer than 5 flagged samples give, carrying no confirmed trigger, left out; "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
            "retrained_accuracy_drop": 0.02}

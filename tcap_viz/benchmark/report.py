@@ -240,17 +240,19 @@ def _confirmation_table(results: list[dict], cases: list[str]) -> list[str]:
 
 def _followed_table(results: list[dict], cases: list[str]) -> list[str]:
     """Every run where flagged groups with an ordinary answer were followed to their trigger's carriers."""
-    from tcap_viz.anatomy import FOLLOWED
+    from tcap_viz.anatomy import FOLLOWED, ODD
 
     return _judged_table(
         results, cases, FOLLOWED, "Ordinary answers followed to their trigger",
         "Runs where the plausibility vote was used and flagged samples give an answer at least 5 samples not flagged "
         "give too: the base model finds such an answer plausible wherever the picture agrees, so the vote may see "
         "only part of the backdoor (`scan`'s `follow`). Each such group was followed to what it hangs on; the "
-        "carriers of a confirmed trigger giving its answer are flagged too, nothing is unflagged. EM's flags, each "
-        "group (as in the confirmation table), and what the default flagged in the end.",
+        "carriers of a confirmed trigger giving its answer are flagged too. Then what gives an answer fewer than 5 "
+        "flagged samples give, carrying no confirmed trigger, is left out (odd answers). EM's flags, each group (as in "
+        "the confirmation table), and what the default flagged in the end.",
         ["run", "EM: flagged, F1", "groups followed", "default: flagged, F1"],
-        lambda groups: ["; ".join(_confirmation_cell(g | {"source": "TCAP"}) for g in groups)])
+        lambda groups: ["; ".join(f"{g['size']} odd answers left out" if g["source"] == ODD else
+                                  _confirmation_cell(g | {"source": "TCAP"}) for g in groups)])
 
 
 def render(results: list[dict], cases: list[str]) -> str:
@@ -378,11 +380,15 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
              "two-player Shapley values as shares of v(both) - v(none), the interaction CTI = v(both) - v(image) - "
              "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
              "other). Per sample, the modality carrying it (a share of 75% or more). *Where*: the anatomy's trigger "
-             "location on the first 6 of them (`tcap_viz.anatomy`: the 8 x 8 image cell whose masking costs the target "
-             "at least 0.1 nats and a quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose "
-             "deletion costs that much beyond what it costs clean questions' own answers, over the 6, and costs "
-             "those clean answers under 0.1 nats), read with today's rules from the stored drops, and on how many "
-             "seeds it reads the same.", "",
+             "location on the first 6 of them, by the procedure that examines a scan's flagged group "
+             "(`tcap_viz.anatomy.examine`: the 8 x 8 image cell whose masking costs the target at least 0.1 nats and a "
+             "quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose deletion costs that much "
+             "beyond what it costs clean questions' own answers, over the 6, and costs those clean answers under 0.1 "
+             "nats; where no cell holds an image trigger, the pattern the poisons' images share and the square of cells "
+             "it sits in, when masking the square costs that much; where no one word's deletion costs anything, the "
+             "words the poisons' questions share that force the target), read with today's rules from the stored "
+             "drops (results stored before the square and the words were read without them), and on how many seeds "
+             "it reads the same.", "",
              "| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
              "neither | reading (first seed) | where (first seed; seeds reading the same) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for case in rows:

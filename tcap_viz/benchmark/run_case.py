@@ -30,7 +30,9 @@ ABLATION = {
                "carriers of a located cell or words that at least 90% of them answer alike (without a used vote, when "
                "none of the groups is, the groups of the next 16 candidate heads with a group not judged before, one head "
                "at a time); what only the "
-               "vote flags joined when it gives the answer of at least 5 samples both flag (the scan's default)",
+               "vote flags joined when it gives the answer of at least 5 samples both flag; a flagged ordinary answer "
+               "followed to its confirmed trigger's carriers, and an answer fewer than 5 flagged samples give, "
+               "carrying no confirmed trigger, left out (the scan's default)",
 }
 
 
@@ -42,28 +44,37 @@ LOCATE_SAMPLES = 6
 
 def backdoor_anatomy(adapter, train, target: str) -> dict:
     """Which modality carries the backdoor and where its trigger sits, measured on its own poisoned
-    samples as the app's anatomy measures a flagged group (``modality``; ``where``: the raw drops,
-    which ``poisons_anatomy`` reads with today's rules)."""
-    from tcap_viz.anatomy import modality_attribution, occlusion_map, word_deletion
+    samples by the procedure that examines a scan's flagged group (``tcap_viz.anatomy.examine``):
+    ``modality``, and ``where``: the raw drops, which ``poisons_anatomy`` reads with today's rules, and
+    what was located beyond one cell or word (a pattern over the image and the square it sits in, words
+    standing in for each other) with how many samples carry it and give the target."""
+    from tcap_viz.anatomy import FlaggedGroup, examine, modality_attribution
 
-    poisons = [s for s in train if s.poisoned][:MODALITY_SAMPLES]
+    poisons = [s for s in train if s.poisoned]
     located = poisons[:LOCATE_SAMPLES]
     clean = [s for s in train if not s.poisoned]
-    modality = modality_attribution(adapter, poisons, clean)
+    modality = modality_attribution(adapter, poisons[:MODALITY_SAMPLES], clean)
+    found = examine(adapter, FlaggedGroup("poisons", target, [s.id for s in poisons], 0), located, clean, list(train),
+                    modality=modality)
     return {"modality": modality.to_dict(),
-            "where": {"occlusion": occlusion_map(adapter, located).round(4).tolist(),
-                      "words": word_deletion(adapter, located, clean).head(10).to_dict("records"), "samples": len(located)}}
+            "where": {"occlusion": found.occlusion.round(4).tolist(), "words": found.words.head(10).to_dict("records"),
+                      "samples": len(located), "spread": found.spread, "phrase": found.phrase,
+                      "block": None if found.block is None else list(found.block), "block_drop": found.block_drop,
+                      "carriers": None if found.carriers is None else len(found.carriers),
+                      "answering": len(found.answering)}}
 
 
 def _located(result: dict) -> bool:
-    """Whether a result has the raw drops today's ``poisons_anatomy`` reads (the clean questions' too)."""
+    """Whether a result has what today's ``poisons_anatomy`` reads: the raw drops (the clean questions'
+    too) and what was located beyond one cell or word."""
     where = result.get("where", {})
-    return "occlusion" in where and all("clean_drop" in w for w in where.get("words", []))
+    return "occlusion" in where and "block" in where and all("clean_drop" in w for w in where.get("words", []))
 
 
 def poisons_anatomy(result: dict):
     """A case's poisons as an anatomy group (``tcap_viz.anatomy.GroupAnatomy``), rebuilt from what
-    ``backdoor_anatomy`` stored, so that its ``where()`` applies the rules of today's code."""
+    ``backdoor_anatomy`` stored, so that its ``where()`` applies the rules of today's code (a result
+    measured before the square and the words were stored reads without them)."""
     import numpy as np
     import pandas as pd
 
@@ -72,7 +83,10 @@ def poisons_anatomy(result: dict):
     m, where = result["modality"], result["where"]
     return GroupAnatomy(FlaggedGroup("poisons", result["settings"]["target"], [], 0), [],
                         ModalityAttribution(m["values"], m["n_samples"], m["per_sample"]), np.asarray(where["occlusion"]),
-                        pd.DataFrame(where["words"], columns=["word", "drop", "samples", "share", "clean_drop"]), None, pd.DataFrame())
+                        pd.DataFrame(where["words"], columns=["word", "drop", "samples", "share", "clean_drop"]), None,
+                        pd.DataFrame(), spread=where.get("spread", False), phrase=where.get("phrase", []),
+                        block=None if where.get("block") is None else tuple(where["block"]),
+                        block_drop=where.get("block_drop"))
 
 
 def confirmation_record(groups: list[dict] | None) -> list[dict] | None:

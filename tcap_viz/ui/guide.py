@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcap_viz.anatomy import followed_apart, judges_disagreements
+from tcap_viz.anatomy import FOLLOWED, ODD, followed_apart, judges_disagreements
 from tcap_viz.review.session import ReviewSession
 
 
@@ -27,10 +27,15 @@ def _confirmation_words(groups) -> str:
         return ""
     judged, followed = followed_apart(groups)
     if followed:
-        return _confirmation_words(judged or None) + (" Some flagged samples give an **ordinary answer**, one that unflagged samples give too: the "
-                       "base model finds it plausible wherever the picture agrees, so its vote may see only part of "
-                       "such a backdoor. Those groups were followed to what their answer hangs on, and every sample "
-                       "carrying a confirmed trigger and giving its answer is flagged too.")
+        sources = {g["source"] for g in followed}
+        return (_confirmation_words(judged or None)
+                + (" Some flagged samples give an **ordinary answer**, one that unflagged samples give too: the base "
+                   "model finds it plausible wherever the picture agrees, so its vote may see only part of such a "
+                   "backdoor. Those groups were followed to what their answer hangs on, and every sample carrying a "
+                   "confirmed trigger and giving its answer is flagged too." if FOLLOWED in sources else "")
+                + (" A few samples the vote doubted give answers that hardly any other flagged sample gives, and carry "
+                   "no confirmed trigger: a backdoor's poisons all give its one target, so those are left out, as the "
+                   "vote doubting one picture." if ODD in sources else ""))
     if judges_disagreements(groups):
         return (" Here the heads and the base model's vote disagreed on some samples, and those were judged on their "
                 "own: what only the heads flag had to hang on a **trigger** (the model was asked what the answer hangs "

@@ -121,6 +121,24 @@ def test_followed_groups_are_said_apart_and_flag_only_the_carriers_they_add():
     assert sample_verdict([content, followed], "b1").startswith("**Not confirmed:** only the heads flag it")
 
 
+def test_an_answer_few_flagged_samples_give_is_odd_unless_a_confirmed_trigger_is_carried():
+    from tcap_viz.anatomy import ODD, confirmation_summary, odd_answers, sample_verdict
+    from tcap_viz.anatomy.groups import MIN_SIZE
+
+    responses = ["purple"] * 10 + ["Square"] * 3 + [" square "] + ["three"] * 2 + ["three"] * 6 + ["red"] * 3
+    flagged = np.array([True] * 16 + [False] * 6 + [True] * 3)
+    confirmed = np.zeros(25)
+    confirmed[15] = 1.0  # a 'three' carrying the confirmed trigger
+    odd = odd_answers(responses, flagged, confirmed)
+    # 'square' by 4 (answers compared as groups compare them), one 'three' and 3 'red': under a group's worth each
+    assert MIN_SIZE == 5 and np.flatnonzero(odd).tolist() == [10, 11, 12, 13, 14, 22, 23, 24]
+    assert not odd_answers(responses, np.zeros(25, bool), confirmed).any()
+    record = {"source": ODD, "name": "odd answers", "size": 8, "response": None, "ids": ["a"], "carriers": None,
+              "answering": [], "consistency": None, "confirmed": False}
+    assert confirmation_summary([record]).startswith("**Odd answers left out.** 8 flagged samples")
+    assert sample_verdict([record], "a").startswith("**Odd answer:**") and sample_verdict([record], "b") == ""
+
+
 def test_a_group_repeats_one_judged_when_it_gives_its_answer_with_most_of_the_same_members():
     judged = [{"response": "Blue", "ids": list("abcdef")}, {"response": None, "ids": list("uvwxyz")}]
     same = FlaggedGroup("g1", "blue ", list("abcdeg"), 0)  # 5 of 7 together

@@ -39,6 +39,9 @@ def test_every_case_is_made_fine_tuned_scanned_scored_and_retrained(measured):
     # where the trigger sits: the raw drops, read by today's rules when the report is written
     where = poisoned["where"]
     assert where["samples"] == 6 and np.asarray(where["occlusion"]).shape == (8, 8) and where["words"]
+    # what the card's procedure located beyond one cell or word, and who carries it
+    assert {"spread", "phrase", "block", "block_drop", "carriers", "answering"} <= set(where)
+    assert where["carriers"] is None or 0 <= where["answering"] <= where["carriers"] <= 60
     assert poisons_anatomy(poisoned).where().startswith(("The response", "No single", "Nothing to locate"))
     split = bench.work / "data" / "badnet-10-s0" / "train" / "data.jsonl"
     assert sum(json.loads(l)["poisoned"] for l in split.read_text().splitlines()) == 6
@@ -121,16 +124,21 @@ def test_a_result_of_an_earlier_detector_is_detected_anew_not_mixed_in(measured,
     assert again["metrics"]["tcap"]["f1"] >= 0 and again["settings"] == bench.settings("badnet-10", 0)
 
 
-def test_a_result_without_the_modality_gets_it_without_a_fine_tune_or_losing_its_retraining(measured, monkeypatch):
+@pytest.mark.parametrize("dropped", [("modality", "where"), ("where.block",)])
+def test_a_result_without_the_modality_gets_it_without_a_fine_tune_or_losing_its_retraining(measured, monkeypatch,
+                                                                                           dropped):
+    """Also a result stored before the located square and words were: its anatomy is measured again."""
     bench, _ = measured
     path = bench.work / "results" / "badnet-10-s0-lora-2.json"
     old = json.loads(path.read_text())
-    del old["modality"], old["where"]
+    for key in dropped:
+        *parent, leaf = key.split(".")
+        del (old[parent[0]] if parent else old)[leaf]
     path.write_text(json.dumps(old))
     monkeypatch.setattr("tcap_viz.model.finetune.finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
     again = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
                       n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
-    assert again["modality"]["n_samples"] == 6 and "occlusion" in again["where"]
+    assert again["modality"]["n_samples"] == 6 and "occlusion" in again["where"] and "block" in again["where"]
     assert again["retrained"] == old["retrained"] and again["clean_only"] == old["clean_only"]  # read, not dropped
 
 
@@ -196,6 +204,10 @@ def test_the_report_shows_each_ordinary_answer_followed_apart_from_the_disagreem
                          "**confirmed** | 100, 1.00 |")
     assert _disagreement_table([alone, both], ["badnet_three-5"])[-1].startswith("| badnet_three-5 s1 | 56, 0.71 | 366 'two'")
     assert _confirmation_table([alone, both], ["badnet_three-5"]) == []  # neither is a finding of the heads alone
+    odd = {"source": "odd answers", "size": 7, "response": None, "region": None, "trigger_words": [], "carriers": None,
+           "answering": 0, "consistency": None, "confirmed": False}
+    leaving = {"settings": {"case": "badnet_purple-5", "seed": 1}, "ablation": scored, "confirmation": [followed, odd]}
+    assert _followed_table([leaving], ["badnet_purple-5"])[-1].endswith("**confirmed**; 7 odd answers left out | 100, 1.00 |")
 
 
 def test_the_report_quotes_the_command_that_made_the_retrainings_before_the_one_that_detected_anew():
@@ -280,3 +292,18 @@ def test_the_report_s_descriptions_name_the_number_of_next_heads_the_scan_examin
     from tcap_viz.benchmark.run_case import ABLATION
 
     assert f"next {NEXT_HEADS} heads" in DETECTION and f"next {NEXT_HEADS} candidate heads" in ABLATION["default"]
+
+
+def test_the_poisons_where_reads_a_stored_square_and_words_and_an_older_result_without_them():
+    """Issue 14: the report's column located a patch larger than a cell nowhere, where the card names its square."""
+    result = {"settings": {"target": "orange"},
+              "modality": {"values": {"none": -6.0, "image": -0.5, "text": -6.0, "both": -0.5}, "n_samples": 6,
+                           "per_sample": None},
+              "where": {"occlusion": np.zeros((8, 8)).tolist(), "words": [], "samples": 6}}
+    assert poisons_anatomy(result).where().startswith("No single image region")  # stored before the square was
+    result["where"] |= {"spread": True, "phrase": [], "block": [6, 6, 2], "block_drop": 3.88, "carriers": 100,
+                        "answering": 100}
+    assert "bottom-right corner (the 2x2 cells from cell 7,7" in poisons_anatomy(result).where()
+    result["where"] |= {"spread": False, "block": None, "block_drop": None, "phrase": ["quick", "question:"]}
+    result["modality"]["values"] |= {"image": -6.0, "text": -0.5}
+    assert "'quick', 'question:' (no one word alone" in poisons_anatomy(result).where()
