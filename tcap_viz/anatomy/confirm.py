@@ -62,7 +62,7 @@ def followed_apart(groups: Sequence[dict]) -> tuple[list[dict], list[dict]]:
 def odd_answers(responses: Sequence[str], flagged: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
     """Which ``flagged`` samples give an answer that fewer than ``MIN_SIZE`` flagged samples give, and carry no
     confirmed trigger (``confirmed``: ``confirmed_posterior``, 0 where none). A backdoor maps every poison to
-    its one target, so its poisons share their answer by the hundred; the plausibility vote also flags the odd
+    its one target, so its poisons share one answer, a group of them; the plausibility vote also flags the odd
     clean sample whose answer the base model does not believe for that picture (7 clean 'square' and 'three'
     answers beside the ninth round's 'purple' backdoor, and the same 7 beside the second's: docs/LEVERS.md),
     and nothing else flagged shares it. Answers are compared as groups compare them (``answer_key``)."""
