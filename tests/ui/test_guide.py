@@ -49,3 +49,14 @@ def test_the_guide_says_when_an_ordinary_answer_was_followed():
     assert "**ordinary answer**" in alone and "disagreed" not in alone and "**confirmation**" not in alone
     both = _confirmation_words([unexamined(VOTE_ONLY, "vote only: 't'", ["b"], "t", joined=True, agreed=6), followed])
     assert both.index("disagreed") < both.index("**ordinary answer**")
+
+
+def test_the_guide_says_when_odd_answers_were_left_out():
+    from tcap_viz.anatomy import FOLLOWED, ODD, unexamined
+    from tcap_viz.ui.guide import _confirmation_words
+
+    odd = unexamined(ODD, "odd answers", ["x", "y"])
+    alone = _confirmation_words([odd])
+    assert "left out" in alone and "**ordinary answer**" not in alone and "**confirmation**" not in alone
+    both = _confirmation_words([unexamined(FOLLOWED, "followed: g1", ["a"], "three"), odd])
+    assert both.index("**ordinary answer**") < both.index("left out")
