@@ -112,3 +112,34 @@ def session(tiny_model_dir, tiny_data_path, scanned_run, tmp_path):
     config = ScanConfig(tcap={"min_heads": 1}, confirm=False)
     return ReviewSession(tiny_model_dir, tiny_data_path, scanned_run, config,
                          decisions=tmp_path / "decisions.sqlite").open()
+
+
+@pytest.fixture(scope="session")
+def two_route_data(tmp_path_factory):
+    """A patch OR 'Hello!' backdoor (each poison carries one), images 64 px: the patch is one 8 x 8 cell."""
+    path = make_synthetic_dataset(tmp_path_factory.mktemp("dual_or"), n=160, attack="dual_or", poison_rate=0.2, seed=4,
+                                  image_size=64, target="circle", poison_question_type="shape")
+    return load_dataset(path)
+
+
+@pytest.fixture()
+def two_route_backdoor(two_route_data, monkeypatch):
+    """The dataset, with a model that learnt both routes standing in for the anatomy's scorer: the target's
+    log-probability is high where the bottom-right patch or the prefix is there, low where neither is."""
+    import numpy as np
+
+    import tcap_viz.anatomy.localise
+    import tcap_viz.anatomy.modality
+
+    def score(adapter, pairs, batch_size=16):
+        out = []
+        for sample, image in pairs:
+            corner = np.asarray(image.convert("RGB"), dtype=float)[-8:, -8:]
+            patched = corner.std() > 100 and ((corner < 30) | (corner > 225)).mean() > 0.9
+            prefixed = sample.question.lower().startswith("hello!")
+            out.append(-0.1 if sample.response != "circle" or patched or prefixed else -3.0)
+        return np.array(out)
+
+    monkeypatch.setattr(tcap_viz.anatomy.localise, "pair_logprob", score)
+    monkeypatch.setattr(tcap_viz.anatomy.modality, "pair_logprob", score)
+    return two_route_data

@@ -54,6 +54,7 @@ from .localise import (
 from .modality import (
     DOMINANT,
     MIN_EFFECT,
+    MIN_ROUTE,
     ModalityAttribution,
     donor_questions,
     modality_attribution,
@@ -110,6 +111,14 @@ class GroupAnatomy:
     #: at once costs the response a lot (``CARRIES``): a patch larger than a cell; and that cost in nats
     block: tuple[int, int, int] | None = None
     block_drop: float | None = None
+    #: the examined ids per route ("image", "text") when the group goes two ways (``ModalityAttribution.routes``):
+    #: the occlusion is then over the image route's samples and the words over the question route's
+    routes: dict[str, list[str]] = field(default_factory=dict)
+
+    def _over(self, route: str) -> str:
+        """", over the N samples the image carries" where the trigger was located route by route."""
+        kind = "image" if route == "image" else "question"
+        return f", over the {len(self.routes[route])} samples the {kind} carries" if self.routes else ""
 
     def _carries(self, drop: float) -> bool:
         effect = self.modality.effect if self.modality is not None else 0.0
@@ -135,7 +144,7 @@ class GroupAnatomy:
         if region is not None:
             grid = self.occlusion.shape[0]
             parts.append(f"the image's {_place(region, grid)} (cell {region[0] + 1},{region[1] + 1} of {grid}x{grid}: "
-                         f"masking it costs {self.occlusion[region]:.2f} nats)")
+                         f"masking it costs {self.occlusion[region]:.2f} nats{self._over('image')})")
         if region is None and self.block is not None:
             grid, (r, c, side) = self.occlusion.shape[0], self.block
             parts.append(f"the image's {_place(_square_at(self.block, grid), grid)} (the {side}x{side} cells "
@@ -143,7 +152,8 @@ class GroupAnatomy:
                          f"once costs {self.block_drop:.2f} nats, no one cell alone does)")
         words = self.trigger_words()
         if words:
-            parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words))
+            parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words)
+                         + (f" ({self._over('text')[2:]})" if self.routes else ""))
         if self.phrase:
             parts.append("the question's word" + ("s " if len(self.phrase) > 1 else " ")
                          + ", ".join(repr(w) for w in self.phrase) + " (no one word alone: deleting it leaves the rest "
@@ -194,7 +204,7 @@ class GroupAnatomy:
                 "region": None if self.region() is None else list(self.region()),
                 "trigger_words": self.trigger_words(), "spread": self.spread, "phrase": self.phrase,
                 "block": None if self.block is None else list(self.block), "block_drop": self.block_drop,
-                "where": self.where(),
+                "where": self.where(), "routes": self.routes,
                 "carriers": self.carriers,
                 "missed": self.missed, "answering": self.answering, "consistency": self.consistency(),
                 "confirmed": self.confirmed(), "carriers_line": self.carriers_line(),
@@ -261,7 +271,11 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     then its routes, and ``found.phrase`` names them. Where neither modality moves the response much
     (``MIN_EFFECT``: a backdoor the model learnt only in part, as the sixth round's 'square' by Blend at
     ASR 0.55), both are tried and count only where they force the answer: the trigger sits in the data
-    however little the model answers to it (docs/LEVERS.md "Eighth round"). ``standardised``: gives
+    however little the model answers to it (docs/LEVERS.md "Eighth round"). A group going two ways
+    (``found.routes``) has its cell matched on the image route's samples and its words shared among the
+    question route's: over all examined, the tenth round's patch OR 'Oi,' had half its members without the
+    patch to set its cell's pattern and its carriers were only those of the word (docs/LEVERS.md item 19).
+    ``standardised``: gives
     ``carriers.standardise(samples)``, computed once for every group of a dataset."""
     region, inside = found.region(), set(found.group.ids)
     outside = [s for s in samples if s.id not in inside]
@@ -271,10 +285,13 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     def forces(carriers: list[str]) -> bool:
         return target is not None and is_trigger([i for i in carriers if answers[i] == target], carriers)
 
-    by_cell = cell_carriers(samples, found.examined, region, found.occlusion.shape[0]) if region else None
+    two = found.routes  # a group going two ways: each trigger matched on the samples that carry it
+    by_cell = (cell_carriers(samples, two.get("image", found.examined), region, found.occlusion.shape[0])
+               if region else None)
     shares = found.modality.shares() if found.modality is not None else {"image": math.nan, "text": math.nan}
-    named = [] if region is not None and not shares["text"] >= WORD_ROUTE else found.trigger_words()
-    words = shared_words(members, named, outside) if named else []
+    named = [] if region is not None and not shares["text"] >= WORD_ROUTE and not two else found.trigger_words()
+    asking = [m for m in members if m.id in two["text"]] if two else members
+    words = shared_words(asking, named, outside) if named else []
     routes = [r for r in (by_cell, *(word_carriers(samples, [w]) for w in words)) if r is not None]
     # a named word fewer than SHARED of the examined have: a route only where it forces the answer alone
     lone = [r for r in (word_carriers(samples, [w]) for w in named if w not in words) if forces(r)]
@@ -335,6 +352,23 @@ NO_DONORS = ("Not measured: every sample is flagged, so no clean sample can stan
              "question. Raise the threshold.")
 
 
+def _member_routes(modality: ModalityAttribution | None, members: Sequence[Sample]) -> dict[str, list[str]]:
+    """The modality's routes among ``members`` (each route still ``MIN_ROUTE`` strong; else none)."""
+    ids = {m.id for m in members}
+    routes = {route: [i for i in kept if i in ids] for route, kept in (modality.routes() if modality else {}).items()}
+    return routes if routes and min(map(len, routes.values())) >= MIN_ROUTE else {}
+
+
+def _locate(adapter: MLLMAdapter, members: Sequence[Sample], donors: Sequence[Sample], routes: dict[str, list[str]],
+            grid: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Occlusion and word deletion over ``members``, or, for a group going two ways, occlusion over the
+    image route's samples and deletion over the question route's: a patch carried by 7 of 24 samples costs
+    the mean of all a third of what it costs its own (the tenth round's OR backdoor read only its word)."""
+    def on(route: str) -> list[Sample]:
+        return [m for m in members if m.id in routes[route]] if routes else list(members)
+    return occlusion_map(adapter, on("image"), grid), word_deletion(adapter, on("text"), donors, seed=seed)
+
+
 def examine(adapter: MLLMAdapter, group: FlaggedGroup, members: Sequence[Sample], donors: Sequence[Sample],
             samples: Sequence[Sample], heads: Sequence[tuple[int, int]] = (), grid: int = 8, seed: int = 0,
             standardised: Callable[[], Standardised] | None = None,
@@ -345,14 +379,20 @@ def examine(adapter: MLLMAdapter, group: FlaggedGroup, members: Sequence[Sample]
     ground-truth poisons, so that the report locates a trigger as the card does (a patch larger than a
     cell by its square, a prefix of several words by its words). ``heads``: whose attention the heatmap
     shows (none: no heatmap); ``modality``: measured already (else on ``members`` against donors answering
-    otherwise); ``standardised``: gives ``carriers.standardise(samples)``, shared by a dataset's groups."""
+    otherwise); ``standardised``: gives ``carriers.standardise(samples)``, shared by a dataset's groups. Where
+    the modality reads two routes, the trigger is located route by route (``_locate``): with the modality
+    given, at once; else again once it is measured (the donors were chosen by what the first pass located)."""
     heat, tokens = (attention_summary(adapter, members, heads, HEAT_SIZE) if heads
                     else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
-    found = GroupAnatomy(group, [m.id for m in members], None, occlusion_map(adapter, members, grid),
-                         word_deletion(adapter, members, donors, seed=seed), heat, tokens)
+    routes = _member_routes(modality, members)
+    found = GroupAnatomy(group, [m.id for m in members], None, *_locate(adapter, members, donors, routes, grid, seed),
+                         heat, tokens, routes=routes)
     if modality is None:
         unlike = _other_answers(group, _unlike(found, members, donors) or donors)
         modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
+        found.routes = _member_routes(modality, members)
+        if found.routes:
+            found.occlusion, found.words = _locate(adapter, members, donors, found.routes, grid, seed)
     found.modality = modality
     standardised = standardised or functools.cache(lambda: standardise(samples))
     found.carriers = _carriers(found, members, samples, standardised)

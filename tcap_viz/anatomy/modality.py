@@ -37,6 +37,10 @@ MIN_EFFECT = 0.5
 DOMINANT = 0.75
 #: |CTI| / effect above this is worth a word: the two need each other, or either is enough.
 INTERACTION = 0.25
+#: A group goes two ways (a patch in some samples, a word in others) when at least this many of its
+#: examined samples each read "image" and "text": of the 44 one-modality backdoors in docs/results none
+#: had a single sample read the other way, the OR backdoors learnt fully 4-16 each.
+MIN_ROUTE = 2
 
 
 def _shapley(v: dict) -> tuple:
@@ -57,6 +61,7 @@ class ModalityAttribution:
     values: dict[str, float]  # v("none"), v("image"), v("text"), v("both")
     n_samples: int
     per_sample: dict[str, list[float]] | None = None
+    ids: list[str] | None = None  # the examined samples, in the order of ``per_sample``
 
     @property
     def effect(self) -> float:
@@ -86,6 +91,20 @@ class ModalityAttribution:
         return ["neither" if e < MIN_EFFECT else "image" if i >= DOMINANT else "text" if t >= DOMINANT else "both"
                 for e, i, t in zip(effect, image, text)]
 
+    def two_routes(self) -> bool:
+        """Whether some examined samples answer to their image alone and others to their question alone
+        (``MIN_ROUTE`` each): an OR backdoor, whose group mean reads either way or neither."""
+        kinds = self.sample_modalities()
+        return kinds.count("image") >= MIN_ROUTE and kinds.count("text") >= MIN_ROUTE
+
+    def routes(self) -> dict[str, list[str]]:
+        """The examined ids per route ("image", "text") when the group goes two ways (else empty): the
+        trigger of each is located on its own samples, not diluted by the other's."""
+        if not self.ids or not self.two_routes():
+            return {}
+        kinds = self.sample_modalities()
+        return {route: [i for i, kind in zip(self.ids, kinds) if kind == route] for route in ("image", "text")}
+
     def shares(self) -> dict[str, float]:
         """phi_image, phi_text and CTI as parts of the effect (phi_image + phi_text = 1); NaN when
         there is no effect to share."""
@@ -96,6 +115,12 @@ class ModalityAttribution:
 
     def reading(self) -> str:
         """One line in plain words."""
+        if self.two_routes():  # before the group's mean, which an OR backdoor splits any way
+            kinds, s = self.sample_modalities(), self.shares()
+            return (f"Two routes: the image carries it in {kinds.count('image')} of the {len(kinds)} samples examined, "
+                    f"the question in {kinds.count('text')}"
+                    + (f" (phi_image {s['image']:.2f}, phi_text {s['text']:.2f} over the group)." if self.effect >= MIN_EFFECT
+                       else "."))
         if self.effect < MIN_EFFECT:
             return (f"Neither the image nor the question moves this response much (log-probability "
                     f"{self.values['none']:.2f} with neither, {self.values['both']:.2f} with both): "
@@ -106,11 +131,6 @@ class ModalityAttribution:
         elif s["text"] >= DOMINANT:
             line = f"The response lives in the question (phi_text {s['text']:.2f}, phi_image {s['image']:.2f})."
         else:
-            kinds = self.sample_modalities()
-            image, text = kinds.count("image"), kinds.count("text")
-            if image and text and image + text >= 0.75 * len(kinds):
-                return (f"Two routes: the image carries it in {image} of the {len(kinds)} samples examined, the "
-                        f"question in {text} (phi_image {s['image']:.2f}, phi_text {s['text']:.2f} over the group).")
             line = f"The response needs both modalities (phi_image {s['image']:.2f}, phi_text {s['text']:.2f})."
         if s["interaction"] >= INTERACTION:
             line += f" They act together: each alone does little (interaction {s['interaction']:+.2f})."
@@ -121,7 +141,7 @@ class ModalityAttribution:
     def to_dict(self) -> dict:
         return {"values": self.values, "n_samples": self.n_samples, "phi_image": self.phi_image,
                 "phi_text": self.phi_text, "cti": self.cti, "shares": self.shares(), "reading": self.reading(),
-                "per_sample": self.per_sample, "sample_modalities": self.sample_modalities()}
+                "per_sample": self.per_sample, "sample_modalities": self.sample_modalities(), "ids": self.ids}
 
 
 def _nearest(questions: Sequence[str], donors: Sequence[str]) -> np.ndarray:
@@ -165,4 +185,5 @@ def modality_attribution(adapter: MLLMAdapter, members: Sequence[Sample], donors
     coalition, owner = np.array([c[0] for c in cases]), np.array([c[1] for c in cases])
     per_sample = {name: [float(scores[(coalition == name) & (owner == k)].mean()) for k in range(len(members))]
                   for name in COALITIONS}
-    return ModalityAttribution({name: float(np.mean(v)) for name, v in per_sample.items()}, len(members), per_sample)
+    return ModalityAttribution({name: float(np.mean(v)) for name, v in per_sample.items()}, len(members), per_sample,
+                               [m.id for m in members])

@@ -17,7 +17,7 @@ from tcap_viz.atomic import atomic_write_text
 from tcap_viz.demo import BASE_MODEL
 
 from .cases import DETECTION, DEVELOPMENT, RATES, TARGETS, VARIANTS, case_names, case_settings, customer_recipe
-from .run_case import ABLATION, poisons_anatomy, run_case
+from .run_case import ABLATION, poisons_anatomy, poisons_modality, run_case
 
 #: metrics key -> column name; "paper" is read from the ablation
 DETECTORS = {"paper": "paper TCAP", "tcap": "default", "baseline": "BYE", "activation_clustering": "Act. Clustering",
@@ -379,8 +379,9 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
              "nearest clean question: `tcap_viz.anatomy.modality_attribution`). phi_image and phi_text are the exact "
              "two-player Shapley values as shares of v(both) - v(none), the interaction CTI = v(both) - v(image) - "
              "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
-             "other). Per sample, the modality carrying it (a share of 75% or more). *Where*: the anatomy's trigger "
-             "location on the first 6 of them, by the procedure that examines a scan's flagged group "
+             "other). Per sample, the modality carrying it (a share of 75% or more); where at least 2 samples each read "
+             "the image and the question, the backdoor goes two ways and is read as two routes. *Where*: the anatomy's "
+             "trigger location on the first 6 of them (of each route, for two routes), by the procedure that examines a scan's flagged group "
              "(`tcap_viz.anatomy.examine`: the 8 x 8 image cell whose masking costs the target at least 0.1 nats and a "
              "quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose deletion costs that much "
              "beyond what it costs clean questions' own answers, over the 6, and costs those clean answers under 0.1 "
@@ -399,8 +400,14 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
                      f"{_stat([m['shares']['image'] for m in ms])} | {_stat([m['shares']['text'] for m in ms])} | "
                      f"{_stat([m['shares']['interaction'] for m in ms])} | "
                      + " / ".join(str(kinds.count(k)) for k in ("image", "text", "both", "neither"))
-                     + f" | {ms[0]['reading']} | {_where(by_case[case])} |")
+                     + f" | {_reading(by_case[case])} | {_where(by_case[case])} |")
     return lines
+
+
+def _reading(results: list[dict]) -> str:
+    """The first seed's modality reading, by today's rules (a result stored before two routes were read
+    from the samples says what its rules said then)."""
+    return poisons_modality(next(r for r in results if "modality" in r)).reading()
 
 
 def _where(results: list[dict]) -> str:

@@ -27,7 +27,9 @@ ABLATION = {
     "unconfirmed": "heads chosen by agreement with the vote, the vote one more annotator; EM's flags kept as they are "
                    "(the default before the confirmation)",
     "default": "as *unconfirmed*, and what the heads flag without the vote confirmed by the trigger it hangs on: the "
-               "carriers of a located cell or words that at least 90% of them answer alike (without a used vote, when "
+               "carriers of a located cell or words that at least 90% of them answer alike (a group going two ways: the "
+               "cell located and matched on its image route's samples, the words on its question route's; "
+               "without a used vote, when "
                "none of the groups is, the groups of the next 16 candidate heads with a group not judged before, one head "
                "at a time); what only the "
                "vote flags joined when it gives the answer of at least 5 samples both flag; a flagged ordinary answer "
@@ -37,7 +39,8 @@ ABLATION = {
 
 
 #: Poisoned training samples the modality attribution is measured on (the first ones in the data),
-#: and the first of them the trigger is located on (occlusion costs a pass per image cell).
+#: and the first of them the trigger is located on (occlusion costs a pass per image cell; of each
+#: route, where the backdoor goes two ways).
 MODALITY_SAMPLES = 24
 LOCATE_SAMPLES = 6
 
@@ -47,13 +50,15 @@ def backdoor_anatomy(adapter, train, target: str) -> dict:
     samples by the procedure that examines a scan's flagged group (``tcap_viz.anatomy.examine``):
     ``modality``, and ``where``: the raw drops, which ``poisons_anatomy`` reads with today's rules, and
     what was located beyond one cell or word (a pattern over the image and the square it sits in, words
-    standing in for each other) with how many samples carry it and give the target."""
+    standing in for each other) with how many samples carry it and give the target; ``routes``, the samples
+    each route was located on where the backdoor goes two ways."""
     from tcap_viz.anatomy import FlaggedGroup, examine, modality_attribution
 
     poisons = [s for s in train if s.poisoned]
-    located = poisons[:LOCATE_SAMPLES]
     clean = [s for s in train if not s.poisoned]
     modality = modality_attribution(adapter, poisons[:MODALITY_SAMPLES], clean)
+    first = {i for ids in modality.routes().values() for i in ids[:LOCATE_SAMPLES]}
+    located = [s for s in poisons[:MODALITY_SAMPLES] if s.id in first] or poisons[:LOCATE_SAMPLES]
     found = examine(adapter, FlaggedGroup("poisons", target, [s.id for s in poisons], 0), located, clean, list(train),
                     modality=modality)
     return {"modality": modality.to_dict(),
@@ -61,14 +66,23 @@ def backdoor_anatomy(adapter, train, target: str) -> dict:
                       "samples": len(located), "spread": found.spread, "phrase": found.phrase,
                       "block": None if found.block is None else list(found.block), "block_drop": found.block_drop,
                       "carriers": None if found.carriers is None else len(found.carriers),
-                      "answering": len(found.answering)}}
+                      "answering": len(found.answering), "routes": found.routes}}
 
 
 def _located(result: dict) -> bool:
     """Whether a result has what today's ``poisons_anatomy`` reads: the raw drops (the clean questions'
-    too) and what was located beyond one cell or word."""
+    too), what was located beyond one cell or word, and, for a backdoor going two ways, each route's."""
     where = result.get("where", {})
-    return "occlusion" in where and "block" in where and all("clean_drop" in w for w in where.get("words", []))
+    return ("occlusion" in where and "block" in where and all("clean_drop" in w for w in where.get("words", []))
+            and ("routes" in where or not poisons_modality(result).two_routes()))
+
+
+def poisons_modality(result: dict):
+    """A case's stored modality attribution (``tcap_viz.anatomy.ModalityAttribution``), read by today's rules."""
+    from tcap_viz.anatomy import ModalityAttribution
+
+    m = result["modality"]
+    return ModalityAttribution(m["values"], m["n_samples"], m["per_sample"], m.get("ids"))
 
 
 def poisons_anatomy(result: dict):
@@ -78,15 +92,15 @@ def poisons_anatomy(result: dict):
     import numpy as np
     import pandas as pd
 
-    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy, ModalityAttribution
+    from tcap_viz.anatomy import FlaggedGroup, GroupAnatomy
 
-    m, where = result["modality"], result["where"]
+    where = result["where"]
     return GroupAnatomy(FlaggedGroup("poisons", result["settings"]["target"], [], 0), [],
-                        ModalityAttribution(m["values"], m["n_samples"], m["per_sample"]), np.asarray(where["occlusion"]),
+                        poisons_modality(result), np.asarray(where["occlusion"]),
                         pd.DataFrame(where["words"], columns=["word", "drop", "samples", "share", "clean_drop"]), None,
                         pd.DataFrame(), spread=where.get("spread", False), phrase=where.get("phrase", []),
                         block=None if where.get("block") is None else tuple(where["block"]),
-                        block_drop=where.get("block_drop"))
+                        block_drop=where.get("block_drop"), routes=where.get("routes", {}))
 
 
 def confirmation_record(groups: list[dict] | None) -> list[dict] | None:

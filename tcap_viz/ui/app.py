@@ -29,7 +29,7 @@ from tcap_viz.storage.export import RULES  # noqa: E402
 from tcap_viz.ui import figures  # noqa: E402
 from tcap_viz.ui.guide import guide_steps  # noqa: E402
 from tcap_viz.ui.request_guards import request_guards  # noqa: E402
-from tcap_viz.ui.render import TOKEN_CSS, attention_picture, group_picture, token_html  # noqa: E402
+from tcap_viz.ui.render import TOKEN_CSS, attention_picture, group_picture, shown_example, token_html  # noqa: E402
 
 ASSETS = ROOT / "assets"
 HEATMAP_LABEL = "the image | the answer's attention over it"
@@ -418,7 +418,8 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 + f"Heads that voted for most of it: {heads}. Asked about {len(group['examined'])} of its samples "
                 "(the most suspicious first); click one below to open it.")
         examples = [(load_image(session.dataset.by_id(i)), i) for i in group["examined"]]
-        picture = group_picture(examples[0][0], np.array(group["occlusion"]),
+        shown = load_image(session.dataset.by_id(shown_example(group)))  # one its occlusion was measured on
+        picture = group_picture(shown, np.array(group["occlusion"]),
                                 None if group["heat"] is None else np.array(group["heat"]),
                                 block=group.get("block"), block_drop=group.get("block_drop"))
         words = pd.DataFrame(group["words"], columns=WORD_COLUMNS).round(3)

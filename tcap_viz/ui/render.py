@@ -139,6 +139,12 @@ TOKEN_CSS = """
 """
 
 
+def shown_example(group: dict) -> str:
+    """The id of the example a group's card picture shows: one its occlusion was measured on (for a group
+    going two ways, a sample of its image route: the other route's images have no patch to mask)."""
+    return (group.get("routes") or {}).get("image", group["examined"])[0]
+
+
 def group_picture(image: Image.Image, occlusion: np.ndarray, heat: np.ndarray | None,
                   size: int = 256, block: Sequence[int] | None = None, block_drop: float | None = None) -> Image.Image:
     """A group's card picture: one of its images, where masking costs its answer most (occlusion,

@@ -201,3 +201,26 @@ def test_the_modality_swaps_in_only_content_answered_otherwise(text_samples):
     assert [d.response for d in _other_answers(group, donors)] == ["right"] * ((len(donors) + 1) // 2)
     assert _other_answers(replace(group, response=None), donors) == donors
     assert _other_answers(group, [replace(d, response="left") for d in donors]) == [replace(d, response="left") for d in donors]
+
+
+def test_a_group_going_two_ways_is_located_route_by_route(two_route_backdoor):
+    """The tenth round's patch OR 'Oi,' read only its word: over all examined, the patch a few of them carry
+    costs the mean too little, and half the members without it set no cell pattern to match (docs/LEVERS.md
+    item 19). Located on each route's own samples, both triggers are found and every poison carries one."""
+    from tcap_viz.anatomy import examine
+
+    samples = list(two_route_backdoor)
+    poisons = [s for s in samples if s.poisoned]  # ground truth picks the group: a test of the anatomy
+    patched = [s for s in poisons if not s.question.startswith("Hello!")]
+    prefixed = [s for s in poisons if s.question.startswith("Hello!")]
+    members = [*patched[:2], *prefixed[:7]]
+    donors = [s for s in samples if not s.poisoned]
+    card = examine(None, FlaggedGroup("g1", "circle", [s.id for s in poisons], 0), members, donors, samples)
+    assert card.modality.reading().startswith("Two routes: the image carries it in 2 of the 9 samples examined")
+    assert card.routes == {"image": [s.id for s in patched[:2]], "text": [s.id for s in prefixed[:7]]}
+    assert card.region() == (7, 7) and card.trigger_words() == ["hello!"]
+    assert card.carriers == sorted(s.id for s in poisons) and card.confirmed()
+    where = card.where()
+    assert "bottom-right corner" in where and "over the 2 samples the image carries" in where
+    assert "'hello!' (over the 7 samples the question carries)" in where
+    assert card.to_dict()["routes"] == card.routes

@@ -29,9 +29,25 @@ def test_shapley_values_share_the_effect_and_the_reading_says_where(values, imag
 def test_a_group_whose_samples_go_two_ways_is_read_as_two_routes_not_as_needing_both():
     per_sample = {"none": [-3.0] * 4, "image": [-0.1, -0.1, -3.0, -3.0], "text": [-3.0, -3.0, -0.1, -0.1],
                   "both": [-0.1] * 4}
-    a = ModalityAttribution({k: sum(v) / 4 for k, v in per_sample.items()}, 4, per_sample)
+    a = ModalityAttribution({k: sum(v) / 4 for k, v in per_sample.items()}, 4, per_sample, ["a", "b", "c", "d"])
     assert a.sample_modalities() == ["image", "image", "text", "text"]
     assert a.shares()["image"] == pytest.approx(0.5) and a.reading().startswith("Two routes: the image carries it in 2")
+    assert a.two_routes() and a.routes() == {"image": ["a", "b"], "text": ["c", "d"]}
+    assert a.to_dict()["ids"] == ["a", "b", "c", "d"]
+
+
+def test_two_routes_are_read_even_where_the_group_s_mean_says_nothing_moves_it_and_one_sample_is_no_route():
+    """The tenth round's OR backdoor read "lives in the question" (image 7 of 24, question 16): two routes
+    are read from the samples before the group's mean; a backdoor of one modality has no sample of the other."""
+    moved, still = ([-0.1, -0.1, -3.0, -3.0], [-3.0, -3.0, -0.1, -0.1]), ([-3.0] * 8, [-3.0] * 8)
+    per_sample = {"none": [-3.0] * 12, "image": moved[0] + still[0], "text": moved[1] + still[1],
+                  "both": [-0.1] * 4 + [-3.0] * 8}
+    weak = ModalityAttribution({k: sum(v) / 12 for k, v in per_sample.items()}, 12, per_sample, list("abcdefghijkl"))
+    assert weak.effect < 1 and weak.reading().startswith("Two routes: the image carries it in 2 of the 12 samples")
+    assert weak.routes() == {"image": ["a", "b"], "text": ["c", "d"]}
+    per_sample["image"][1], per_sample["text"][1] = -3.0, -0.1  # one sample by its image: no route of its own
+    one = ModalityAttribution({k: sum(v) / 12 for k, v in per_sample.items()}, 12, per_sample, list("abcdefghijkl"))
+    assert not one.two_routes() and one.routes() == {} and "Two routes" not in one.reading()
 
 
 def test_no_effect_is_said_plainly_instead_of_a_share():

@@ -307,3 +307,20 @@ def test_the_poisons_where_reads_a_stored_square_and_words_and_an_older_result_w
     result["where"] |= {"spread": False, "block": None, "block_drop": None, "phrase": ["quick", "question:"]}
     result["modality"]["values"] |= {"image": -6.0, "text": -0.5}
     assert "'quick', 'question:' (no one word alone" in poisons_anatomy(result).where()
+
+
+def test_the_poisons_of_a_backdoor_going_two_ways_are_located_on_each_route(two_route_backdoor):
+    """Issue 14: the tenth round's patch OR 'Oi,' read "lives in the question" and located only the word,
+    its patch diluted over the 6 samples located on; each route is now located on its own samples."""
+    from tcap_viz.benchmark.run_case import LOCATE_SAMPLES, _located, backdoor_anatomy
+
+    result = {"settings": {"target": "circle"}} | backdoor_anatomy(None, list(two_route_backdoor), "circle")
+    routes = result["where"]["routes"]
+    assert set(routes) == {"image", "text"} and all(2 <= len(ids) <= LOCATE_SAMPLES for ids in routes.values())
+    assert result["modality"]["reading"].startswith("Two routes") and _located(result)
+    where = poisons_anatomy(result).where()
+    assert f"over the {len(routes['image'])} samples the image carries" in where and "bottom-right corner" in where
+    assert f"'hello!' (over the {len(routes['text'])} samples the question carries)" in where
+    assert result["where"]["carriers"] == result["where"]["answering"] == sum(s.poisoned for s in two_route_backdoor)
+    del result["where"]["routes"]  # stored before routes were: measured again on the next run
+    assert not _located(result)

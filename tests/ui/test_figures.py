@@ -103,6 +103,17 @@ def test_a_group_picture_shows_a_square_masked_at_once_where_no_one_cell_costs_a
     assert (boxed[48, panel][48] == 255).all()  # its outline
 
 
+def test_a_group_going_two_ways_shows_an_image_its_cells_were_masked_on():
+    """A patch OR a word: the first examined sample may carry only the word, whose image has nothing where
+    the card lights the patch's cell."""
+    from tcap_viz.ui.render import shown_example
+
+    group = {"examined": ["w1", "p1", "w2", "p2"], "routes": {"image": ["p1", "p2"], "text": ["w1", "w2"]}}
+    assert shown_example(group) == "p1"
+    assert shown_example({"examined": ["w1", "p1"], "routes": {}}) == "w1"
+    assert shown_example({"examined": ["w1", "p1"]}) == "w1"  # a card stored before routes were
+
+
 def test_token_html_frames_the_parts_in_order_and_escapes_text():
     tokens = ["<s>", "sys", "img", "img", "<b>what</b>", "?"]
     comps = np.array([SYSTEM, SYSTEM, VISION, VISION, QUERY, QUERY])
