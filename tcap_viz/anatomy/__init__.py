@@ -114,6 +114,9 @@ class GroupAnatomy:
     #: the examined ids per route ("image", "text") when the group goes two ways (``ModalityAttribution.routes``):
     #: the occlusion is then over the image route's samples and the words over the question route's
     routes: dict[str, list[str]] = field(default_factory=dict)
+    #: each occluded member's own drops (members, grid, grid), in the order of ``occluded``: who holds a cell
+    member_occlusion: np.ndarray | None = None
+    occluded: list[str] = field(default_factory=list)
 
     def _over(self, route: str) -> str:
         """", over the N samples the image carries" where the trigger was located route by route."""
@@ -129,6 +132,22 @@ class GroupAnatomy:
         (``CARRIES``); None when no single cell holds it."""
         cell = np.unravel_index(int(np.argmax(self.occlusion)), self.occlusion.shape)
         return tuple(int(i) for i in cell) if self._carries(float(self.occlusion[cell])) else None
+
+    def holders(self) -> list[str]:
+        """The occluded members whose own answer the located cell costs at least ``MIN_DROP``: those
+        carrying its trigger. A patch OR a word whose model barely answers to either read "neither" on
+        every examined sample, and the median of all twelve, half without the patch, matched every image
+        (the eleventh round's 'square': 1952 carriers; its 3 holders' pattern, its 48 patched poisons)."""
+        region = self.region()
+        if region is None or self.member_occlusion is None:
+            return []
+        return [i for i, drops in zip(self.occluded, self.member_occlusion) if drops[region] >= MIN_DROP]
+
+    def cell_owners(self) -> list[str]:
+        """Whose pixels set the located cell's pattern: its holders (``MIN_ROUTE`` or more), else the
+        image route's samples of a group going two ways, else every examined member."""
+        holders = self.holders()
+        return holders if len(holders) >= MIN_ROUTE else self.routes.get("image", self.examined)
 
     def trigger_words(self) -> list[str]:
         """The question words whose deletion costs the response a lot (``CARRIES``), strongest first."""
@@ -248,7 +267,8 @@ def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sampl
 #: Words named beside a located cell are matched too only when the question carries at least this
 #: share of the response (two routes, or both needed): when the image carries it they are the kind
 #: of question the backdoor was taught on ('colour' beside a patch whose target is 'blue'), and
-#: matching them would list every question of that kind.
+#: matching them would list every question of that kind. Where neither modality moves the response (no
+#: share to read) they are matched, and stay only where they force the answer (``_carriers``).
 WORD_ROUTE = 0.25
 
 
@@ -286,10 +306,10 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
         return target is not None and is_trigger([i for i in carriers if answers[i] == target], carriers)
 
     two = found.routes  # a group going two ways: each trigger matched on the samples that carry it
-    by_cell = (cell_carriers(samples, two.get("image", found.examined), region, found.occlusion.shape[0])
-               if region else None)
+    by_cell = cell_carriers(samples, found.cell_owners(), region, found.occlusion.shape[0]) if region else None
     shares = found.modality.shares() if found.modality is not None else {"image": math.nan, "text": math.nan}
-    named = [] if region is not None and not shares["text"] >= WORD_ROUTE and not two else found.trigger_words()
+    # NaN where neither modality moves the answer: words beside a cell then count where they force it (below)
+    named = [] if region is not None and shares["text"] < WORD_ROUTE and not two else found.trigger_words()
     asking = [m for m in members if m.id in two["text"]] if two else members
     words = shared_words(asking, named, outside) if named else []
     routes = [r for r in (by_cell, *(word_carriers(samples, [w]) for w in words)) if r is not None]
@@ -331,7 +351,7 @@ def _unlike(found: GroupAnatomy, members: Sequence[Sample], donors: Sequence[Sam
     swapping in their question or image keeps the trigger ('Note:' before the 'circle' poisons the vote
     missed read as a response nothing moves, docs/LEVERS.md "Held out")."""
     region = found.region()
-    alike = set(cell_carriers([*members, *donors], found.examined, region, found.occlusion.shape[0]) or []) if region else set()
+    alike = set(cell_carriers([*members, *donors], found.cell_owners(), region, found.occlusion.shape[0]) or []) if region else set()
     words = shared_words(members, found.trigger_words(), donors)
     alike |= set(word_carriers(donors, words)) if words else set()
     return [d for d in donors if d.id not in alike]
@@ -359,14 +379,17 @@ def _member_routes(modality: ModalityAttribution | None, members: Sequence[Sampl
     return routes if routes and min(map(len, routes.values())) >= MIN_ROUTE else {}
 
 
-def _locate(adapter: MLLMAdapter, members: Sequence[Sample], donors: Sequence[Sample], routes: dict[str, list[str]],
-            grid: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """Occlusion and word deletion over ``members``, or, for a group going two ways, occlusion over the
-    image route's samples and deletion over the question route's: a patch carried by 7 of 24 samples costs
-    the mean of all a third of what it costs its own (the tenth round's OR backdoor read only its word)."""
+def _locate(found: GroupAnatomy, adapter: MLLMAdapter, members: Sequence[Sample], donors: Sequence[Sample],
+            grid: int, seed: int) -> None:
+    """Occlusion (each member's and the mean) and word deletion over ``members``, or, for a group going two
+    ways (``found.routes``), occlusion over the image route's samples and deletion over the question route's:
+    a patch carried by 7 of 24 samples costs the mean of all a third of what it costs its own (the tenth
+    round's OR backdoor read only its word)."""
     def on(route: str) -> list[Sample]:
-        return [m for m in members if m.id in routes[route]] if routes else list(members)
-    return occlusion_map(adapter, on("image"), grid), word_deletion(adapter, on("text"), donors, seed=seed)
+        return [m for m in members if m.id in found.routes[route]] if found.routes else list(members)
+    found.member_occlusion = occlusion_map(adapter, on("image"), grid, per_member=True)
+    found.occluded, found.occlusion = [m.id for m in on("image")], found.member_occlusion.mean(axis=0)
+    found.words = word_deletion(adapter, on("text"), donors, seed=seed)
 
 
 def examine(adapter: MLLMAdapter, group: FlaggedGroup, members: Sequence[Sample], donors: Sequence[Sample],
@@ -384,15 +407,15 @@ def examine(adapter: MLLMAdapter, group: FlaggedGroup, members: Sequence[Sample]
     given, at once; else again once it is measured (the donors were chosen by what the first pass located)."""
     heat, tokens = (attention_summary(adapter, members, heads, HEAT_SIZE) if heads
                     else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
-    routes = _member_routes(modality, members)
-    found = GroupAnatomy(group, [m.id for m in members], None, *_locate(adapter, members, donors, routes, grid, seed),
-                         heat, tokens, routes=routes)
+    found = GroupAnatomy(group, [m.id for m in members], None, np.zeros((grid, grid)), pd.DataFrame(), heat, tokens,
+                         routes=_member_routes(modality, members))
+    _locate(found, adapter, members, donors, grid, seed)
     if modality is None:
         unlike = _other_answers(group, _unlike(found, members, donors) or donors)
         modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
         found.routes = _member_routes(modality, members)
         if found.routes:
-            found.occlusion, found.words = _locate(adapter, members, donors, found.routes, grid, seed)
+            _locate(found, adapter, members, donors, grid, seed)
     found.modality = modality
     standardised = standardised or functools.cache(lambda: standardise(samples))
     found.carriers = _carriers(found, members, samples, standardised)

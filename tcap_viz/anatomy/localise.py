@@ -39,9 +39,10 @@ def masked(image: Image.Image, cell: tuple[int, int], grid: int, side: int = 1) 
 
 
 def occlusion_map(adapter: MLLMAdapter, members: Sequence[Sample], grid: int = 8,
-                  batch_size: int = 32) -> np.ndarray:
+                  batch_size: int = 32, per_member: bool = False) -> np.ndarray:
     """(grid, grid): the mean drop of the members' response log-probability when each cell is masked
-    (row 0 at the top). Positive: the response needs what is there."""
+    (row 0 at the top). Positive: the response needs what is there. ``per_member``: each member's own
+    (members, grid, grid), which says who holds a located cell's trigger."""
     if grid < 1:
         raise ValueError(f"grid must be at least 1, got {grid}")
     cells = [(r, c) for r in range(grid) for c in range(grid)]
@@ -51,7 +52,7 @@ def occlusion_map(adapter: MLLMAdapter, members: Sequence[Sample], grid: int = 8
         pairs = [(member, image)] + [(member, masked(image, cell, grid)) for cell in cells]
         scores = pair_logprob(adapter, pairs, batch_size)
         drops[k] = (scores[0] - scores[1:]).reshape(grid, grid)
-    return drops.mean(axis=0)
+    return drops if per_member else drops.mean(axis=0)
 
 
 def block_drop(adapter: MLLMAdapter, members: Sequence[Sample], cell: tuple[int, int], grid: int, side: int,

@@ -27,8 +27,9 @@ ABLATION = {
     "unconfirmed": "heads chosen by agreement with the vote, the vote one more annotator; EM's flags kept as they are "
                    "(the default before the confirmation)",
     "default": "as *unconfirmed*, and what the heads flag without the vote confirmed by the trigger it hangs on: the "
-               "carriers of a located cell or words that at least 90% of them answer alike (a group going two ways: the "
-               "cell located and matched on its image route's samples, the words on its question route's; "
+               "carriers of a located cell (matched by the pattern of the samples whose answer masking it costs) or words "
+               "that at least 90% of them answer alike (a group going two ways: the cell located on its image route's "
+               "samples, the words on its question route's; "
                "without a used vote, when "
                "none of the groups is, the groups of the next 16 candidate heads with a group not judged before, one head "
                "at a time); what only the "

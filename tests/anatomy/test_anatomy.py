@@ -224,3 +224,27 @@ def test_a_group_going_two_ways_is_located_route_by_route(two_route_backdoor):
     assert "bottom-right corner" in where and "over the 2 samples the image carries" in where
     assert "'hello!' (over the 7 samples the question carries)" in where
     assert card.to_dict()["routes"] == card.routes
+
+
+def test_a_located_cell_s_pattern_is_that_of_the_members_it_costs_their_answer(two_route_data):
+    """The eleventh round's patch OR 'Listen:', learnt in part: every examined sample read "neither", so no
+    route, and the median of all twelve crops, nine without the patch, matched nearly every image. The
+    members masking the cell costs hold its trigger; their pattern is the patch's."""
+    from tcap_viz.anatomy import _carriers
+
+    samples = list(two_route_data)
+    poisons = [s for s in samples if s.poisoned]  # ground truth picks the group: a test of the anatomy
+    patched = [s for s in poisons if not s.question.startswith("Hello!")]
+    members = [*patched[:3], *(s for s in poisons if s.question.startswith("Hello!"))][:12]
+    found = _located((-0.7, -0.65, -0.5, -0.4), 0.0, [("hello!", 1.0, 0.75, 0.0)])
+    found.occlusion = np.zeros((8, 8))
+    found.member_occlusion = np.zeros((12, 8, 8))
+    found.member_occlusion[:3, 7, 7] = 0.8  # the patched three; the word's nine need no cell
+    found.occlusion[7, 7] = found.member_occlusion[:, 7, 7].mean()
+    found.group, found.examined = FlaggedGroup("g1", "circle", [m.id for m in members], 0), [m.id for m in members]
+    found.occluded = found.examined
+    assert found.region() == (7, 7) and found.modality.routes() == {}
+    assert found.holders() == [s.id for s in patched[:3]] == found.cell_owners()
+    assert _carriers(found, members, samples) == sorted(s.id for s in poisons)
+    found.member_occlusion[:, 7, 7] = 0.2  # no member stands out: every examined member's pixels set the pattern
+    assert found.cell_owners() == found.examined
