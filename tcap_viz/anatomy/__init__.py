@@ -223,7 +223,7 @@ class GroupAnatomy:
                 "region": None if self.region() is None else list(self.region()),
                 "trigger_words": self.trigger_words(), "spread": self.spread, "phrase": self.phrase,
                 "block": None if self.block is None else list(self.block), "block_drop": self.block_drop,
-                "where": self.where(), "routes": self.routes,
+                "where": self.where(), "routes": self.routes, "holders": self.holders(),
                 "carriers": self.carriers,
                 "missed": self.missed, "answering": self.answering, "consistency": self.consistency(),
                 "confirmed": self.confirmed(), "carriers_line": self.carriers_line(),

@@ -140,9 +140,10 @@ TOKEN_CSS = """
 
 
 def shown_example(group: dict) -> str:
-    """The id of the example a group's card picture shows: one its occlusion was measured on (for a group
-    going two ways, a sample of its image route: the other route's images have no patch to mask)."""
-    return (group.get("routes") or {}).get("image", group["examined"])[0]
+    """The id of the example a group's card picture shows: one whose answer its located cell costs, else one
+    its occlusion was measured on (for a group going two ways, a sample of its image route: the other
+    route's images have no patch to mask)."""
+    return (group.get("holders") or (group.get("routes") or {}).get("image") or group["examined"])[0]
 
 
 def group_picture(image: Image.Image, occlusion: np.ndarray, heat: np.ndarray | None,

@@ -244,7 +244,7 @@ def test_a_located_cell_s_pattern_is_that_of_the_members_it_costs_their_answer(t
     found.group, found.examined = FlaggedGroup("g1", "circle", [m.id for m in members], 0), [m.id for m in members]
     found.occluded = found.examined
     assert found.region() == (7, 7) and found.modality.routes() == {}
-    assert found.holders() == [s.id for s in patched[:3]] == found.cell_owners()
+    assert found.holders() == [s.id for s in patched[:3]] == found.cell_owners() == found.to_dict()["holders"]
     assert _carriers(found, members, samples) == sorted(s.id for s in poisons)
     found.member_occlusion[:, 7, 7] = 0.2  # no member stands out: every examined member's pixels set the pattern
     assert found.cell_owners() == found.examined

@@ -112,6 +112,7 @@ def test_a_group_going_two_ways_shows_an_image_its_cells_were_masked_on():
     assert shown_example(group) == "p1"
     assert shown_example({"examined": ["w1", "p1"], "routes": {}}) == "w1"
     assert shown_example({"examined": ["w1", "p1"]}) == "w1"  # a card stored before routes were
+    assert shown_example(group | {"holders": ["p2"]}) == "p2"  # whose answer the located cell costs
 
 
 def test_token_html_frames_the_parts_in_order_and_escapes_text():
