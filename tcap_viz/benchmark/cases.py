@@ -52,14 +52,16 @@ RATES = (10, 5)
 #: word forcing the answer where neither modality moves it after the sixth round's blend_square-5 and the fourth's
 #: sig_two-5, with the eighth round's blend_one-5 seen before it (a development case since); odd answers left out
 #: after the ninth round's badnet_purple-5 and the second's blend_purple-5 (the same 7 clean samples); each route of a
-#: group going two ways located on its own samples after the tenth round's dual_or_green-5. The vote's
+#: group going two ways located on its own samples after the tenth round's dual_or_green-5, and a located cell's
+#: pattern taken from the samples whose answer it costs after the eleventh round's dual_or_square-5. The vote's
 #: cut was chosen on seed 0 of every attack, which the report does not use. The rest is reported on settings never
 #: tuned to it.
 DEVELOPMENT = ("badnet-5", "blend-5", "text_prefix-5", "clean", "badnet_left-10", "badnet_left-5", "badnet_blue-5",
                "badnet_blue-10", "dual_or-10", "badnet_three-5", "prefix_circle-5", "sig_square-5", "word_two-5",
                "blend_right-5", "sig_left-5", "badnet_right-5", "blend_left-5", "word_left-5", "sig_right-5",
                "badnet_triangle-5", "prefix_right-5", "blend_purple-5", "sig_two-5", "badnet_yellow-5", "blend_square-5",
-               "word_three-5", "dual_and_right-5", "sig_denied-5", "blend_one-5", "badnet_purple-5", "dual_or_green-5")
+               "word_three-5", "dual_and_right-5", "sig_denied-5", "blend_one-5", "badnet_purple-5", "dual_or_green-5",
+               "dual_or_square-5")
 #: What the scan's detection is; a cached case measured by another is measured again (its models,
 #: quality and scan are reused), never mixed in.
 DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1-20% of the samples, heads agreeing "
