@@ -136,8 +136,8 @@ class GroupAnatomy:
     def holders(self) -> list[str]:
         """The occluded members whose own answer the located cell costs at least ``MIN_DROP``: those
         carrying its trigger. A patch OR a word whose model barely answers to either read "neither" on
-        every examined sample, and the median of all twelve, half without the patch, matched every image
-        (the eleventh round's 'square': 1952 carriers; its 3 holders' pattern, its 48 patched poisons)."""
+        every examined sample, and the median of all twelve, seven without the patch, matched nearly every
+        image (the eleventh round's 'square': 1952 carriers; its 3 holders' pattern, its 48 patched poisons)."""
         region = self.region()
         if region is None or self.member_occlusion is None:
             return []
@@ -387,8 +387,13 @@ def _locate(found: GroupAnatomy, adapter: MLLMAdapter, members: Sequence[Sample]
     round's OR backdoor read only its word)."""
     def on(route: str) -> list[Sample]:
         return [m for m in members if m.id in found.routes[route]] if found.routes else list(members)
-    found.member_occlusion = occlusion_map(adapter, on("image"), grid, per_member=True)
-    found.occluded, found.occlusion = [m.id for m in on("image")], found.member_occlusion.mean(axis=0)
+    image = on("image")
+    known = {} if found.member_occlusion is None else dict(zip(found.occluded, found.member_occlusion))
+    if not all(m.id in known for m in image):  # a second pass reads the image route's rows of the first
+        known = dict(zip((m.id for m in image), occlusion_map(adapter, image, grid, per_member=True)))
+    found.occluded = [m.id for m in image]
+    found.member_occlusion = np.stack([known[i] for i in found.occluded])
+    found.occlusion = found.member_occlusion.mean(axis=0)
     found.words = word_deletion(adapter, on("text"), donors, seed=seed)
 
 

@@ -38,7 +38,7 @@ DOMINANT = 0.75
 #: |CTI| / effect above this is worth a word: the two need each other, or either is enough.
 INTERACTION = 0.25
 #: A group goes two ways (a patch in some samples, a word in others) when at least this many of its
-#: examined samples each read "image" and "text": of the 44 one-modality backdoors in docs/results none
+#: examined samples each read "image" and "text": of the 46 single-trigger backdoors in docs/results none
 #: had a single sample read the other way, the OR backdoors learnt fully 4-16 each.
 MIN_ROUTE = 2
 

@@ -418,7 +418,7 @@ def build_app(session: ReviewSession) -> gr.Blocks:
                 + f"Heads that voted for most of it: {heads}. Asked about {len(group['examined'])} of its samples "
                 "(the most suspicious first); click one below to open it.")
         examples = [(load_image(session.dataset.by_id(i)), i) for i in group["examined"]]
-        shown = load_image(session.dataset.by_id(shown_example(group)))  # one its occlusion was measured on
+        shown = {i: image for image, i in examples}[shown_example(group)]  # one of the examined
         picture = group_picture(shown, np.array(group["occlusion"]),
                                 None if group["heat"] is None else np.array(group["heat"]),
                                 block=group.get("block"), block_drop=group.get("block_drop"))

@@ -203,11 +203,18 @@ def test_the_modality_swaps_in_only_content_answered_otherwise(text_samples):
     assert _other_answers(group, [replace(d, response="left") for d in donors]) == [replace(d, response="left") for d in donors]
 
 
-def test_a_group_going_two_ways_is_located_route_by_route(two_route_backdoor):
+def test_a_group_going_two_ways_is_located_route_by_route(two_route_backdoor, monkeypatch):
     """The tenth round's patch OR 'Oi,' read only its word: over all examined, the patch a few of them carry
     costs the mean too little, and half the members without it set no cell pattern to match (docs/LEVERS.md
-    item 19). Located on each route's own samples, both triggers are found and every poison carries one."""
+    item 19). Located on each route's own samples, both triggers are found and every poison carries one; the
+    image route's occlusion is read from the first pass's rows, not asked of the model again."""
+    import tcap_viz.anatomy
     from tcap_viz.anatomy import examine
+
+    occluded = []
+    real = tcap_viz.anatomy.occlusion_map
+    monkeypatch.setattr(tcap_viz.anatomy, "occlusion_map",
+                        lambda adapter, members, *a, **k: occluded.append(len(members)) or real(adapter, members, *a, **k))
 
     samples = list(two_route_backdoor)
     poisons = [s for s in samples if s.poisoned]  # ground truth picks the group: a test of the anatomy
@@ -224,12 +231,13 @@ def test_a_group_going_two_ways_is_located_route_by_route(two_route_backdoor):
     assert "bottom-right corner" in where and "over the 2 samples the image carries" in where
     assert "'hello!' (over the 7 samples the question carries)" in where
     assert card.to_dict()["routes"] == card.routes
+    assert occluded == [9] and card.occluded == card.routes["image"] and card.member_occlusion.shape == (2, 8, 8)
 
 
 def test_a_located_cell_s_pattern_is_that_of_the_members_it_costs_their_answer(two_route_data):
     """The eleventh round's patch OR 'Listen:', learnt in part: every examined sample read "neither", so no
-    route, and the median of all twelve crops, nine without the patch, matched nearly every image. The
-    members masking the cell costs hold its trigger; their pattern is the patch's."""
+    route, and the median of all twelve crops, most without the patch, matched nearly every image. Here three
+    of twelve carry it: the members masking the cell costs hold its trigger; their pattern is the patch's."""
     from tcap_viz.anatomy import _carriers
 
     samples = list(two_route_data)
