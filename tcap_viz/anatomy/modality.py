@@ -37,6 +37,10 @@ MIN_EFFECT = 0.5
 DOMINANT = 0.75
 #: |CTI| / effect above this is worth a word: the two need each other, or either is enough.
 INTERACTION = 0.25
+#: A modality alone giving at least this part of the effect is not "little": a positive interaction
+#: there comes from the other modality alone pulling away from the response (a text trigger on an
+#: ordinary answer, the poisons' own images pointing elsewhere), not from the two needing each other.
+ALONE = 0.5
 #: A group goes two ways (a patch in some samples, a word in others) when at least this many of its
 #: examined samples each read "image" and "text": of the 46 single-trigger backdoors in docs/results none
 #: had a single sample read the other way, the OR backdoors learnt fully 4-16 each.
@@ -133,10 +137,24 @@ class ModalityAttribution:
         else:
             line = f"The response needs both modalities (phi_image {s['image']:.2f}, phi_text {s['text']:.2f})."
         if s["interaction"] >= INTERACTION:
-            line += f" They act together: each alone does little (interaction {s['interaction']:+.2f})."
+            line += self._together(s["interaction"])
         elif s["interaction"] <= -INTERACTION:
             line += f" Either one alone is enough (interaction {s['interaction']:+.2f})."
         return line
+
+    def _together(self, interaction: float) -> str:
+        """What a positive interaction means here: the two need each other only where neither alone
+        gives much; else one alone gives it and the other alone pulls away."""
+        alone = {m: (self.values[m] - self.values["none"]) / self.effect for m in ("image", "text")}
+        strong = max(alone, key=alone.get)
+        if alone[strong] < ALONE:
+            return f" They act together: each alone does little (interaction {interaction:+.2f})."
+        weak = "text" if strong == "image" else "image"
+        noun = {"image": "image", "text": "question"}
+        line = f" The {noun[strong]} alone gives {alone[strong]:.0%} of it"
+        if alone[weak] < 0:
+            line += f"; the {noun[weak]} alone makes it less likely than neither"
+        return line + f" (interaction {interaction:+.2f})."
 
     def to_dict(self) -> dict:
         return {"values": self.values, "n_samples": self.n_samples, "phi_image": self.phi_image,

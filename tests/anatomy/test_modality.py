@@ -16,6 +16,9 @@ def _attribution(none, image, text, both):
     ((-3.0, -3.0, -0.1, -0.1), 0.0, 1.0, 0.0, "lives in the question"),   # a text trigger
     ((-3.0, -3.0, -3.0, -0.1), 0.5, 0.5, 1.0, "act together"),            # image AND text
     ((-3.0, -0.1, -0.1, -0.1), 0.5, 0.5, -1.0, "Either one alone"),       # image OR text
+    # a prefix on an ordinary answer (the thirteenth round's 'two' by 'So,'): the poisons' own images with a
+    # clean question give the target less than a donor's, so CTI reads positive although the prefix does it all
+    ((-1.0, -2.0, 0.0, 0.0), -0.5, 1.5, 1.0, "The question alone gives 100% of it; the image alone makes"),
 ])
 def test_shapley_values_share_the_effect_and_the_reading_says_where(values, image, text, interaction, words):
     a = _attribution(*values)
@@ -23,6 +26,7 @@ def test_shapley_values_share_the_effect_and_the_reading_says_where(values, imag
     shares = a.shares()
     assert (shares["image"], shares["text"], shares["interaction"]) == pytest.approx((image, text, interaction))
     assert words in a.reading()
+    assert ("act together" in a.reading()) == (words == "act together")
     assert a.to_dict()["reading"] == a.reading()
 
 
