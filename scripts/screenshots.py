@@ -2,13 +2,17 @@
 
     python scripts/screenshots.py            # needs Debian's chromium (scripts/install_test_browser.sh) and playwright
     python scripts/screenshots.py anatomy    # only these views (the others' files are left as they are)
+    python scripts/screenshots.py anatomy --prefix two_routes_ --model sample_data/base_model
+        --run runs/heldout/runs/dual_or_triangle-5-s1-lora-600   # a patch OR a prefix: two_routes_anatomy.png
 
-Uses the cached demo run (runs/demo, scanned on first use) and a throw-away decision log, so it
-records nothing in the real one.
+Uses the cached demo run (runs/demo, scanned on first use), or a copy of the run folder `--run` names
+(its recorded model replaced by `--model` where that moved), and a throw-away decision log, so it
+records nothing in the real ones.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -60,11 +64,30 @@ VIEWS = [("overview", lambda page: None), ("samples", _open_tab("Samples")), ("s
          ("triage", _open_tab("Triage")), ("guide", _open_tab("Guide"))]
 
 
+def _session(args, tmp: Path) -> ReviewSession:
+    """The demo's session, or one on a copy of the run `--run` names; decisions go to `tmp`."""
+    decisions = tmp / "decisions.sqlite"
+    if args.run is None:
+        return ReviewSession(DEMO_MODEL, DEMO_DATA, default_run_dir(DEMO_MODEL, DEMO_DATA), decisions=decisions)
+    run = shutil.copytree(args.run, tmp / "run", ignore=shutil.ignore_patterns("decisions*"))
+    stored = ReviewSession.from_run(run)
+    return ReviewSession(args.model or stored.model, stored.data, run, stored.config, decisions=decisions)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("views", nargs="*", help=f"views to shoot (default: all): {', '.join(n for n, _ in VIEWS)}")
+    parser.add_argument("--run", type=Path, default=None, help="a run folder `tcap-viz scan` wrote (default: the demo)")
+    parser.add_argument("--model", default=None, help="the run's model, where it moved since the scan")
+    parser.add_argument("--prefix", default="", help="put before each file name, so the demo's shots stay")
+    args = parser.parse_args()
+    wanted = set(args.views) or {name for name, _ in VIEWS}
+    unknown = wanted - {name for name, _ in VIEWS}
+    if unknown:
+        parser.error(f"no view {', '.join(sorted(unknown))}; the views: {', '.join(n for n, _ in VIEWS)}")
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        session = ReviewSession(DEMO_MODEL, DEMO_DATA, default_run_dir(DEMO_MODEL, DEMO_DATA),
-                                decisions=Path(tmp) / "decisions.sqlite").open()
+        session = _session(args, Path(tmp)).open()
         queue = session.queue()
         for sample_id, decision in zip(queue["id"].iloc[:3], ("poison", "poison", "unsure")):
             session.decide(sample_id, decision, "demo reviewer")
@@ -76,16 +99,12 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(app.local_url)
                 page.wait_for_selector("text=Selected heads", timeout=300_000)
-                wanted = set(sys.argv[1:]) or {name for name, _ in VIEWS}
-                unknown = wanted - {name for name, _ in VIEWS}
-                if unknown:
-                    sys.exit(f"no view {', '.join(sorted(unknown))}; the views: {', '.join(n for n, _ in VIEWS)}")
                 for name, prepare in VIEWS:
                     if name not in wanted:
                         continue
                     prepare(page)
                     time.sleep(2)  # let plotly finish drawing
-                    page.screenshot(path=OUT / f"{name}.png", full_page=True)
+                    page.screenshot(path=OUT / f"{args.prefix}{name}.png", full_page=True)
                 browser.close()
         finally:
             app.close()
