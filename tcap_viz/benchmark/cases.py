@@ -80,8 +80,7 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "the modality swap, which swaps in only content answered otherwise, images asked the same question, "
              "and a pattern over the whole image matched where the image carries it and no cell does, or where neither modality moves the answer and "
              "nothing located forces it, the pattern or a shared word that does, estimated again from its carriers giving the "
-             "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's, a "
-             "quarter of the group carrying it enough), then an "
+             "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's), then an "
              "answer fewer than 5 flagged samples give, carrying no confirmed trigger, left out; "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,
