@@ -21,10 +21,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tcap_viz.anatomy import carriers  # noqa: E402
-from tcap_viz.data import load_dataset  # noqa: E402
-from tcap_viz.detection import head_statistic  # noqa: E402
-from tcap_viz.detection.head_profiler import HeadProfiler  # noqa: E402
+from tcap_viz.anatomy import carriers
+from tcap_viz.data import load_dataset
+from tcap_viz.detection import head_statistic
+from tcap_viz.detection.head_profiler import HeadProfiler
 
 GATES = (carriers.SHARED, 0.25)
 
