@@ -13,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tcap_viz.anatomy import answer_key
 from tcap_viz.anatomy.modality import modality_attribution
 from tcap_viz.data import load_dataset
 from tcap_viz.pipeline import ScanConfig, load_model
@@ -25,10 +26,10 @@ def main() -> None:
     groups = json.loads((run / "confirmation.json").read_text())["groups"]
     group = next(g for g in groups if g["name"] == name)
     flagged = set().union(*[set(g["ids"]) for g in groups if g["source"] == "TCAP"])
-    members, inside, answer = [data[i] for i in group["examined"]], set(group["ids"]), group["response"].strip().lower()
+    members, inside, answer = [data[i] for i in group["examined"]], set(group["ids"]), answer_key(group["response"])
     adapter = load_model(ROOT / "sample_data" / "base_model", ScanConfig(**{**config["scan"], "device": "cpu"}))
     for pool, outside in (("outside what TCAP flagged (the scan's)", flagged), ("outside the group judged", inside)):
-        donors = [s for i, s in data.items() if i not in outside and s.response.strip().lower() != answer]
+        donors = [s for i, s in data.items() if i not in outside and answer_key(s.response) != answer]
         m = modality_attribution(adapter, members, donors)
         print(f"{pool}: {len(donors)} donors, v(S) {({k: round(v, 2) for k, v in m.values.items()})}: {m.reading()}")
 

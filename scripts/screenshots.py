@@ -2,8 +2,8 @@
 
     python scripts/screenshots.py            # needs Debian's chromium (scripts/install_test_browser.sh) and playwright
     python scripts/screenshots.py anatomy    # only these views (the others' files are left as they are)
-    python scripts/screenshots.py anatomy --prefix two_routes_ --model sample_data/base_model
-        --run runs/heldout/runs/dual_or_triangle-5-s1-lora-600   # a patch OR a prefix: two_routes_anatomy.png
+    # a patch OR a prefix (README, the thirteenth round): docs/screenshots/two_routes_anatomy.png
+    python scripts/screenshots.py anatomy --prefix two_routes_ --run runs/heldout/runs/dual_or_triangle-5-s1-lora-600
 
 Uses the cached demo run (runs/demo, scanned on first use), or a copy of the run folder `--run` names
 (its recorded model replaced by `--model` where that moved), and a throw-away decision log, so it
