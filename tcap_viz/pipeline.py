@@ -36,7 +36,7 @@ from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
 #: Part of an anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 20
+ANATOMY_VERSION = 21
 #: What the confirmation of a finding of the heads alone read (the anatomy of TCAP's groups), in the run.
 CONFIRMATION_FILE = "confirmation.json"
 #: The anatomy of the flagged groups with an ordinary answer, followed to their trigger (``follow``).
@@ -360,14 +360,14 @@ def confirm(model: str | Path, dataset: Dataset, run: RunDir, config: ScanConfig
     ``posterior`` becomes the share
     of a confirmed trigger's carriers that answer alike, for each carrier giving that answer, and 0 for every other sample; TCAP's own
     posterior stays as ``tcap_posterior``. Returns the table and every group judged (``source``:
-    "TCAP" or the head); the next heads' donors are samples neither they nor TCAP flagged. ``on_step(done,
+    "TCAP" or the head); the next heads' donors are samples neither they nor TCAP flagged (the modality swap's, those they did not flag). ``on_step(done,
     total)``: TCAP's groups, then each head whose groups are judged."""
     from tcap_viz.anatomy import CONSISTENT, NEXT_HEADS, PER_GROUP, REPEATED, anatomy, confirmed_posterior
 
     selected = [(int(l), int(h)) for l, h in tcap.profiler_.selected_heads_]
     alone = tcap.head_groups(extraction.profiles, selected) if tcap.uncorroborated_ else []
     following = tcap.next_candidates()  # their groups are computed as the walk reaches them
-    suspects = _flagged_ids(table)  # what TCAP flagged stays out of the next heads' donors: it may be the poisons
+    suspects = _flagged_ids(table)  # what TCAP flagged stays out of the next heads' word donors: it may be the poisons
     key = [ANATOMY_VERSION, cache_key(model, dataset, config), suspects, selected,
            [(l, h) for l, h, _, _ in alone] + following, PER_GROUP, CONSISTENT, NEXT_HEADS, REPEATED]
 

@@ -400,7 +400,7 @@ def _locate(found: GroupAnatomy, adapter: MLLMAdapter, members: Sequence[Sample]
 def examine(adapter: MLLMAdapter, group: FlaggedGroup, members: Sequence[Sample], donors: Sequence[Sample],
             samples: Sequence[Sample], heads: Sequence[tuple[int, int]] = (), grid: int = 8, seed: int = 0,
             standardised: Callable[[], Standardised] | None = None,
-            modality: ModalityAttribution | None = None) -> GroupAnatomy:
+            modality: ModalityAttribution | None = None, swaps: Sequence[Sample] | None = None) -> GroupAnatomy:
     """One group's card, asking the model about ``members`` (readable, the most suspicious first) with
     ``donors`` (readable samples outside what was flagged) standing in: what its response hangs on, and
     every one of ``samples`` that carries it. One procedure for a scan's groups and for a benchmark's
@@ -409,14 +409,16 @@ def examine(adapter: MLLMAdapter, group: FlaggedGroup, members: Sequence[Sample]
     shows (none: no heatmap); ``modality``: measured already (else on ``members`` against donors answering
     otherwise); ``standardised``: gives ``carriers.standardise(samples)``, shared by a dataset's groups. Where
     the modality reads two routes, the trigger is located route by route (``_locate``): with the modality
-    given, at once; else again once it is measured (the donors were chosen by what the first pass located)."""
+    given, at once; else again once it is measured (the donors were chosen by what the first pass located).
+    ``swaps``: the modality swap's candidates, where they may differ from the words' ``donors`` (``anatomy``)."""
     heat, tokens = (attention_summary(adapter, members, heads, HEAT_SIZE) if heads
                     else (None, pd.DataFrame(columns=["token", "attention", "samples"])))
     found = GroupAnatomy(group, [m.id for m in members], None, np.zeros((grid, grid)), pd.DataFrame(), heat, tokens,
                          routes=_member_routes(modality, members))
     _locate(found, adapter, members, donors, grid, seed)
     if modality is None:
-        unlike = _other_answers(group, _unlike(found, members, donors) or donors)
+        swaps = donors if swaps is None else swaps
+        unlike = _other_answers(group, _unlike(found, members, swaps) or swaps)
         modality = modality_attribution(adapter, members, unlike, seed=seed) if unlike else None
         found.routes = _member_routes(modality, members)
         if found.routes:
@@ -438,17 +440,23 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
             suspects: Collection[str] = (), judged: Sequence[dict] = ()) -> list[GroupAnatomy]:
     """Every group of the flagged rows of ``table`` (the samples table of a scan), examined on its
     ``per_group`` most suspicious readable samples; donors are samples neither flagged nor in
-    ``suspects`` (what another signal flagged, when ``table`` holds only part of a finding). ``heads``:
+    ``suspects`` (what another signal flagged, when ``table`` holds only part of a finding: it may be
+    the poisons, whose questions would cost a deleted trigger word its clean answers too). The modality
+    swap, which takes only donors answering otherwise than the group, may take ``suspects`` too: a
+    poison answering otherwise carries no trigger of this group's answer, and a signal that flagged every
+    'left' answer would leave 'right' by SIG no position question to swap in, so its group read "lives in
+    the question" (docs/LEVERS.md "Old development cases measured again"). ``heads``:
     the run's selected heads, in the order of its ``voting_heads`` column. A group that ``repeats`` one
     of ``judged`` (records of groups examined before) is left out. ``on_group(done, total)`` reports
     progress."""
     groups = [g for g in flagged_groups(table, list(heads)) if not repeats(g, judged)]
-    unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"]) - set(suspects)
-    flagged = set(table["id"]) - unflagged
+    unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
+    flagged = set(table["id"]) - unflagged | set(suspects)
     pool = [s for s in dataset if s.id in unflagged]
     if len(pool) > DONOR_POOL:
         pool = [pool[i] for i in sorted(np.random.default_rng(seed).choice(len(pool), DONOR_POOL, replace=False))]
-    donors = _readable(pool)
+    swaps = _readable(pool)
+    donors = [d for d in swaps if d.id not in flagged]
     samples = list(dataset)
     standardised = functools.cache(lambda: standardise(samples))  # every image read once, and only if a pattern is sought
     out = []
@@ -458,7 +466,8 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
         members = _readable([dataset.by_id(i) for i in group.ids], per_group)
         if not members:
             continue  # every image of the group unreadable: nothing to ask the model about
-        found = examine(adapter, group, members, donors, samples, group.heads or list(heads), grid, seed, standardised)
+        found = examine(adapter, group, members, donors, samples, group.heads or list(heads), grid, seed, standardised,
+                        swaps=swaps)
         found.missed = [] if found.carriers is None else sorted(set(found.carriers) - flagged)
         out.append(found)
     if on_group:

@@ -103,6 +103,14 @@ def _compared(samples: Sequence[Sample]):
 #: after two), content does not (a colour or a side stays under 40% answering alike):
 #: docs/LEVERS.md "Held out".
 REFINE = 4
+#: A whole-image pattern's first estimate counts where at least this share of the group carries it, less
+#: than ``SHARED``: the mixture's carriers are the pattern's own population, and a head's group may hold
+#: a backdoor's poisons among as many clean samples giving the same answer (a binary answer: 83 of the
+#: 208 'right' answers of a head on the held-out SIG backdoor whose target is 'right'), which then carry
+#: it in the poisons' share. Content groups carry theirs in 58-95% (clean data at seed 11) and answer
+#: alike in 7-21%: what confirms a trigger is its carriers answering alike, not this gate
+#: (docs/LEVERS.md "Old development cases measured again", `scripts/shared_gate_probe.py`).
+PATTERN_SHARED = 0.25
 
 
 #: (readable images, per-pixel mean, per-pixel spread) of a dataset at ``COMPARE_SIZE`` (``standardise``)
@@ -175,7 +183,7 @@ def pattern_carriers(samples: Sequence[Sample], members: Sequence[str],
     mean and a fixed pattern added to each of them does not; an image carries it when its projection on
     that mean belongs with the members' projections rather than the dataset's (``_carrying``). With ``answering`` (does
     this id give the group's answer?) the pattern is estimated again from its carriers that do, up to
-    ``REFINE`` times, until they stop changing. None when fewer than ``SHARED`` of the members carry it,
+    ``REFINE`` times, until they stop changing. None when fewer than ``PATTERN_SHARED`` of the members carry it,
     or every sample does. Unreadable images carry nothing. ``standardised``: ``standardise(samples)``, if
     already computed."""
     by_id = {s.id: s for s in samples}
@@ -187,7 +195,7 @@ def pattern_carriers(samples: Sequence[Sample], members: Sequence[str],
             return carriers
         own = [s.id for s in group if s.id in scores]
         carries = dict(zip(scores, _carrying(np.array(list(scores.values())), np.array([scores[i] for i in own]))))
-        if all(carries.values()) or not any(carries.values()) or (round_ == 0 and np.mean([carries[i] for i in own]) < SHARED):
+        if all(carries.values()) or not any(carries.values()) or (round_ == 0 and np.mean([carries[i] for i in own]) < PATTERN_SHARED):
             return carriers
         carriers = [i for i, c in carries.items() if c]
         alike = [by_id[i] for i in carriers if answering(i)] if answering else []

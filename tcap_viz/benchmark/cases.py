@@ -73,14 +73,15 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "questions have only "
              "where it forces the answer alone, words standing in for each other where the question carries the answer and "
              "no one word does), else the next 16 heads with a group not judged before (donors "
-             "outside what TCAP flagged; where too few heads corroborate a group, each selected head's group first); with it, what only the heads "
+             "outside what TCAP flagged, the modality swap's outside the head's group; where too few heads corroborate a group, each selected head's group first); with it, what only the heads "
              "flag confirmed likewise and what only the vote flags joined when it gives the answer of what both flag, "
              "and a flagged answer others give too followed to its confirmed trigger's carriers (donors giving the "
              "answer left out of a word's clean cost where nearly all with it do, donors carrying what it hangs on out of "
              "the modality swap, which swaps in only content answered otherwise, images asked the same question, "
              "and a pattern over the whole image matched where the image carries it and no cell does, or where neither modality moves the answer and "
              "nothing located forces it, the pattern or a shared word that does, estimated again from its carriers giving the "
-             "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's), then an "
+             "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's, a "
+             "quarter of the group carrying it enough), then an "
              "answer fewer than 5 flagged samples give, carrying no confirmed trigger, left out; "
              "paper preset, BYE, Activation Clustering, Spectral Signatures")
 TARGETS = {"f1": 0.95, "clean_flagged": 0.01, "retrained_asr": 0.05, "clean_accuracy": 0.9, "asr": 0.9,

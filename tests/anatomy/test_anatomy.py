@@ -256,3 +256,24 @@ def test_a_located_cell_s_pattern_is_that_of_the_members_it_costs_their_answer(t
     assert _carriers(found, members, samples) == sorted(s.id for s in poisons)
     found.member_occlusion[:, 7, 7] = 0.2  # no member stands out: every examined member's pixels set the pattern
     assert found.cell_owners() == found.examined
+
+
+def test_the_modality_swap_may_take_what_another_signal_flagged_and_a_word_s_clean_cost_may_not(tiny_dataset,
+                                                                                              monkeypatch):
+    """TCAP flagged every 'left' answer of the development case 'right' by SIG; the next head's group of 'right'
+    answers, its donors outside that, had no position question to swap in and read "lives in the question"
+    (docs/LEVERS.md "Old development cases measured again"). A donor answering otherwise carries no trigger
+    of the group's answer, so the swap may take the suspects; a deleted word's clean cost is read without them."""
+    from types import SimpleNamespace
+
+    import tcap_viz.anatomy
+
+    seen = []
+    monkeypatch.setattr(tcap_viz.anatomy, "examine", lambda adapter, group, members, donors, *a, swaps=None, **k:
+                        seen.append(({d.id for d in donors}, {d.id for d in swaps})) or SimpleNamespace(carriers=None))
+    samples = list(tiny_dataset)
+    table = _table(samples, [s.poisoned for s in samples])
+    unflagged = {s.id for s in samples if not s.poisoned}
+    suspects = sorted(unflagged)[:3]
+    assert anatomy(None, tiny_dataset, table, [(1, 0)], suspects=suspects)
+    assert seen and all(swaps == unflagged and donors == unflagged - set(suspects) for donors, swaps in seen)

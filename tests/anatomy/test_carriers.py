@@ -177,6 +177,22 @@ def test_a_pattern_half_hidden_by_content_sharpens_when_estimated_again_from_its
     assert sorted(pattern_carriers(data, members, lambda i: answers[i] == "left")) == poisons
 
 
+def test_a_pattern_carried_by_under_half_of_a_head_s_group_is_still_found(tmp_path):
+    """A binary answer: a head's 'right' group holds 15 SIG poisons among 16 clean 'right' answers. The
+    mixture draws exactly the poisons in the first round, so under half of the group carries the pattern:
+    the held-out SIG backdoor whose target is 'right' was missed so (83 of 208), while content groups
+    carry theirs in well over half."""
+    from tcap_viz.anatomy import pattern_carriers
+    from tcap_viz.data import make_synthetic_dataset
+
+    data = list(load_dataset(make_synthetic_dataset(tmp_path, n=300, attack="sig", poison_rate=0.1, seed=3,
+                                                    target="right", poison_question_type="position")))
+    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth only scores the match
+    answers = {s.id: s.response for s in data}
+    members = poisons[:15] + [s.id for s in data if not s.poisoned and s.response == "right"][:16]
+    assert sorted(pattern_carriers(data, members, lambda i: answers[i] == "right")) == poisons
+
+
 def test_members_sharing_no_pattern_do_not_carry_one_of_their_own(tmp_path):
     """Each member is measured against the other members' mean: noise images alike only in being
     chosen carry no pattern the rest lacks."""
