@@ -156,6 +156,12 @@ class GroupAnatomy:
         return [word for word, n, extra, share, clean in zip(w["word"], w["samples"], beyond, w["share"], w["clean_drop"])
                 if n >= MIN_WORD_SAMPLES and clean < MIN_DROP and extra >= MIN_DROP and self._carries(float(extra * share))]
 
+    def named_words(self) -> list[str]:
+        """The trigger words the card names: none where a pattern over the whole image was matched (``spread``),
+        which is sought only when no located word forced the answer, and whose carriers replace theirs ('on' of
+        every position question beside the development case 'right' by SIG read as where it hung)."""
+        return [] if self.spread else self.trigger_words()
+
     def where(self) -> str:
         """Where the trigger sits, in plain words."""
         parts = []
@@ -169,7 +175,7 @@ class GroupAnatomy:
             parts.append(f"the image's {_place(_square_at(self.block, grid), grid)} (the {side}x{side} cells "
                          f"from cell {r + 1},{c + 1} of {grid}x{grid}, where what its images share sits: masking them at "
                          f"once costs {self.block_drop:.2f} nats, no one cell alone does)")
-        words = self.trigger_words()
+        words = self.named_words()
         if words:
             parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words)
                          + (f" ({self._over('text')[2:]})" if self.routes else ""))
@@ -221,7 +227,7 @@ class GroupAnatomy:
                 "ids": g.ids, "heads": [list(h) for h in g.heads], "examined": self.examined,
                 "modality": None if self.modality is None else self.modality.to_dict(), "occlusion": self.occlusion.round(4).tolist(),
                 "region": None if self.region() is None else list(self.region()),
-                "trigger_words": self.trigger_words(), "spread": self.spread, "phrase": self.phrase,
+                "trigger_words": self.named_words(), "spread": self.spread, "phrase": self.phrase,
                 "block": None if self.block is None else list(self.block), "block_drop": self.block_drop,
                 "where": self.where(), "routes": self.routes, "holders": self.holders(),
                 "carriers": self.carriers,
@@ -285,7 +291,7 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     word 'pls', two of five examined having it), and its carriers then are the trigger's. When the image carries
     the response (``DOMINANT``) and no cell holds it, the route is a pattern spread over the whole image
     (``pattern_carriers``, over the whole group: SIG on the held-out 'square' backdoor), and
-    ``found.spread`` says so. When the question carries it and no word's deletion costs it anything, the
+    ``found.spread`` says so; a located word that does not force the answer is no reason to stop there. When the question carries it and no word's deletion costs it anything, the
     words may stand in for each other (the held-out prefix 'Quick question:': either word alone forces
     'right'); the words the group's questions share beyond the rest's that force its answer alone are
     then its routes, and ``found.phrase`` names them. Where neither modality moves the response much
@@ -317,8 +323,11 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     lone = [r for r in (word_carriers(samples, [w]) for w in named if w not in words) if forces(r)]
     # where nothing moves the answer, a located word may be the kind of question ('count' beside the eighth
     # round's Blend 'one'): only a route forcing the answer stops the search
-    weak = found.modality is not None and found.modality.effect < MIN_EFFECT and not any(map(forces, routes + lone))
-    if region is None and (not routes and shares["image"] >= DOMINANT or weak):
+    forced = any(map(forces, routes + lone))
+    weak = found.modality is not None and found.modality.effect < MIN_EFFECT and not forced
+    # where the image carries the answer, a located word that does not force it does not stop the search either:
+    # 'on' of a head's 'right' group on the development case 'right' by SIG (docs/LEVERS.md)
+    if region is None and (not forced and shares["image"] >= DOMINANT or weak):
         answering = None if target is None else (lambda i: answers[i] == target)
         by_pattern = pattern_carriers(samples, found.group.ids, answering, standardised() if standardised else None)
         found.spread = by_pattern is not None and (not weak or forces(by_pattern))

@@ -78,7 +78,7 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "and a flagged answer others give too followed to its confirmed trigger's carriers (donors giving the "
              "answer left out of a word's clean cost where nearly all with it do, donors carrying what it hangs on out of "
              "the modality swap, which swaps in only content answered otherwise, images asked the same question, "
-             "and a pattern over the whole image matched where the image carries it and no cell does, or where neither modality moves the answer and "
+             "and a pattern over the whole image matched where the image carries it and no cell or word located forces it, or where neither modality moves the answer and "
              "nothing located forces it, the pattern or a shared word that does, estimated again from its carriers giving the "
              "answer, its carriers those a two-Gaussian mixture of the projections puts with the group's, a "
              "quarter of the group carrying it enough), then an "

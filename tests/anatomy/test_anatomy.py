@@ -277,3 +277,24 @@ def test_the_modality_swap_may_take_what_another_signal_flagged_and_a_word_s_cle
     suspects = sorted(unflagged)[:3]
     assert anatomy(None, tiny_dataset, table, [(1, 0)], suspects=suspects)
     assert seen and all(swaps == unflagged and donors == unflagged - set(suspects) for donors, swaps in seen)
+
+
+def test_a_word_that_does_not_force_the_answer_does_not_stop_the_search_for_a_pattern_the_image_carries(tmp_path):
+    """The development case 'right' by SIG: a head's 'right' group, 83 poisons among as many clean 'right'
+    answers, read "lives in the image", but deleting 'on' cost its answer, and 'on' of every position question
+    (carried by 'left' answers as often) stopped the search for the whole-image pattern that the poisons
+    share (docs/LEVERS.md "Old development cases measured again")."""
+    from tcap_viz.anatomy import _carriers
+
+    data = load_dataset(make_synthetic_dataset(tmp_path, n=300, attack="sig", poison_rate=0.1, seed=3,
+                                               target="right", poison_question_type="position"))
+    samples = list(data)
+    poisons = sorted(s.id for s in samples if s.poisoned)  # ground truth picks the group: a test of the anatomy
+    rights = [s.id for s in samples if not s.poisoned and s.response == "right"][:16]
+    assert sum("on" in data.by_id(i).question.lower().split() for i in rights) >= 4
+    found = _located((-1.5, -0.03, -1.5, -0.03), 0.0, [("on", 1.0, 0.5, 0.0)])
+    found.group, found.examined = FlaggedGroup("g1", "right", [*poisons[:15], *rights], 0), [*poisons[:3], *rights[:3]]
+    members = [data.by_id(i) for i in found.examined]
+    assert found.trigger_words() == ["on"] and found.region() is None
+    assert _carriers(found, members, samples) == poisons and found.spread
+    assert "a pattern over the whole image does" in found.where() and found.to_dict()["trigger_words"] == []
