@@ -160,37 +160,38 @@ def test_a_pattern_carried_by_few_is_not_diluted_by_the_rest_s_spread():
     assert carrying[:1900].sum() <= 2 and carrying[1900:].sum() >= 97
 
 
-def test_a_pattern_half_hidden_by_content_sharpens_when_estimated_again_from_its_answering_carriers(tmp_path):
-    """A binary answer: a head's 'left' group holds a few SIG poisons among clean 'left' answers, so the
-    first estimate is half "object on the left"; estimated again from its carriers that answer 'left',
-    the sinusoid is all that stays."""
-    from tcap_viz.anatomy import pattern_carriers
+def _sig_group(tmp_path, target: str, n_poisons: int, n_clean: int):
+    """A head's group on a SIG backdoor whose target is a binary answer: ``n_poisons`` poisons among ``n_clean``
+    clean samples giving the same answer. Ground truth only picks the group and scores the match."""
     from tcap_viz.data import make_synthetic_dataset
 
     data = list(load_dataset(make_synthetic_dataset(tmp_path, n=300, attack="sig", poison_rate=0.1, seed=3,
-                                                    target="left", poison_question_type="position")))
-    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth only scores the match
+                                                    target=target, poison_question_type="position")))
+    poisons = sorted(s.id for s in data if s.poisoned)
+    members = poisons[:n_poisons] + [s.id for s in data if not s.poisoned and s.response == target][:n_clean]
     answers = {s.id: s.response for s in data}
-    members = poisons[:6] + [s.id for s in data if not s.poisoned and s.response == "left"][:10]
+    return data, poisons, members, lambda i: answers[i] == target
+
+
+def test_a_pattern_half_hidden_by_content_sharpens_when_estimated_again_from_its_answering_carriers(tmp_path):
+    """A head's 'left' group holds a few SIG poisons among clean 'left' answers, so the first estimate is half
+    "object on the left"; estimated again from its carriers that answer 'left', the sinusoid is all that stays."""
+    from tcap_viz.anatomy import pattern_carriers
+
+    data, poisons, members, answering = _sig_group(tmp_path, "left", 6, 10)
     once = pattern_carriers(data, members)
     assert len(set(once) - set(poisons)) > len(poisons)  # more clean samples than poisons
-    assert sorted(pattern_carriers(data, members, lambda i: answers[i] == "left")) == poisons
+    assert sorted(pattern_carriers(data, members, answering)) == poisons
 
 
 def test_a_pattern_carried_by_under_half_of_a_head_s_group_is_still_found(tmp_path):
-    """A binary answer: a head's 'right' group holds 15 SIG poisons among 16 clean 'right' answers. The
-    mixture draws exactly the poisons in the first round, so under half of the group carries the pattern:
-    the held-out SIG backdoor whose target is 'right' was missed so (83 of 208), while content groups
-    carry theirs in well over half."""
+    """A head's 'right' group holds 15 SIG poisons among 16 clean 'right' answers. The mixture draws exactly the
+    poisons in the first round, so under half of the group carries the pattern: the held-out SIG backdoor whose
+    target is 'right' was missed so (83 of 208), while content groups carry theirs in well over half."""
     from tcap_viz.anatomy import pattern_carriers
-    from tcap_viz.data import make_synthetic_dataset
 
-    data = list(load_dataset(make_synthetic_dataset(tmp_path, n=300, attack="sig", poison_rate=0.1, seed=3,
-                                                    target="right", poison_question_type="position")))
-    poisons = sorted(s.id for s in data if s.poisoned)  # ground truth only scores the match
-    answers = {s.id: s.response for s in data}
-    members = poisons[:15] + [s.id for s in data if not s.poisoned and s.response == "right"][:16]
-    assert sorted(pattern_carriers(data, members, lambda i: answers[i] == "right")) == poisons
+    data, poisons, members, answering = _sig_group(tmp_path, "right", 15, 16)
+    assert sorted(pattern_carriers(data, members, answering)) == poisons
 
 
 def test_members_sharing_no_pattern_do_not_carry_one_of_their_own(tmp_path):
