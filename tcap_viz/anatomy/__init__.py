@@ -460,7 +460,7 @@ def anatomy(adapter: MLLMAdapter, dataset: Dataset, table: pd.DataFrame, heads: 
     progress."""
     groups = [g for g in flagged_groups(table, list(heads)) if not repeats(g, judged)]
     unflagged = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
-    flagged = set(table["id"]) - unflagged | set(suspects)
+    flagged = (set(table["id"]) - unflagged) | set(suspects)
     pool = [s for s in dataset if s.id in unflagged]
     if len(pool) > DONOR_POOL:
         pool = [pool[i] for i in sorted(np.random.default_rng(seed).choice(len(pool), DONOR_POOL, replace=False))]
