@@ -1,7 +1,8 @@
 """Why the development case 'right' by SIG was missed (docs/LEVERS.md "Old development cases measured
 again"): the modality of the next head's group holding its poisons (L3H14's 'right' answers), with the swap's
-donors as the scan takes them (outside everything TCAP flagged, giving another answer) and outside only the
-group judged. TCAP flagged every 'left' answer, so the first pool has no position question.
+donors as the scan took them before item 21 (outside everything TCAP flagged, giving another answer) and
+outside only the group judged (since item 21 the scan takes those outside what the head flagged). TCAP flagged every 'left' answer, so the first pool has no
+position question.
 
     python scripts/donor_pool_probe.py runs/heldout/runs/sig_right-5-s1-lora-600 "g1 of L3H14"
 """
@@ -28,7 +29,7 @@ def main() -> None:
     flagged = set().union(*[set(g["ids"]) for g in groups if g["source"] == "TCAP"])
     members, inside, answer = [data[i] for i in group["examined"]], set(group["ids"]), answer_key(group["response"])
     adapter = load_model(ROOT / "sample_data" / "base_model", ScanConfig(**{**config["scan"], "device": "cpu"}))
-    for pool, outside in (("outside what TCAP flagged (the scan's)", flagged), ("outside the group judged", inside)):
+    for pool, outside in (("outside what TCAP flagged (before item 21)", flagged), ("outside the group judged", inside)):
         donors = [s for i, s in data.items() if i not in outside and answer_key(s.response) != answer]
         m = modality_attribution(adapter, members, donors)
         print(f"{pool}: {len(donors)} donors, v(S) {({k: round(v, 2) for k, v in m.values.items()})}: {m.reading()}")

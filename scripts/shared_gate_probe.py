@@ -1,10 +1,11 @@
 """The whole-image pattern's first gate on a head's group (docs/LEVERS.md "Old development cases measured
-again"): ``carriers.pattern_carriers`` gives up when fewer than ``carriers.SHARED`` (half) of the group's
-members carry the pattern. Since the carriers are drawn by a mixture (item 12), a group that holds a
-backdoor's poisons among as many clean samples giving the same answer carries it in exactly the poisons'
-share. For each group of each head a scan judged (its results file's confirmation table), the share of
-its members carrying the pattern, and the pattern's carriers and the share answering alike with the gate
-as it is and at a quarter. Ground truth (``poisoned_truth``) only scores.
+again", item 21): ``carriers.pattern_carriers`` gives up when fewer than ``carriers.PATTERN_SHARED`` (a
+quarter; half, ``carriers.SHARED``, before item 21) of the group's members carry the pattern. Since the
+carriers are drawn by a mixture (item 12), a group that holds a backdoor's poisons among as many clean
+samples giving the same answer carries it in exactly the poisons' share. For each group of each head a
+scan judged (its results file's confirmation table), the share of its members carrying the pattern, and
+the pattern's carriers and the share answering alike with the half gate and with today's. Ground truth
+(``poisoned_truth``) only scores.
 
     python scripts/shared_gate_probe.py runs/heldout/runs/clean-s11-lora-600 docs/results/heldout/clean-s11-lora-600.json
 """
@@ -26,7 +27,7 @@ from tcap_viz.data import load_dataset
 from tcap_viz.detection import head_statistic
 from tcap_viz.detection.head_profiler import HeadProfiler
 
-GATES = (carriers.SHARED, 0.25)
+GATES = (carriers.SHARED, carriers.PATTERN_SHARED)
 
 
 def main() -> None:
@@ -63,7 +64,7 @@ def main() -> None:
                 if share < gate or (cells and cells[-1] != "none"):
                     cells.append("none" if share < gate else "same")
                     continue
-                carriers.SHARED = gate  # pattern_carriers reads it at call time
+                carriers.PATTERN_SHARED = gate  # pattern_carriers reads it at call time
                 found = carriers.pattern_carriers(data, list(members.index), lambda i, a=answer: answers[i] == a,
                                                   standardised)
                 cells.append("none" if not found else f"{len(found)}, {int(table.loc[found, 'poisoned_truth'].sum())}, "

@@ -107,8 +107,8 @@ REFINE = 4
 #: than ``SHARED``: the mixture's carriers are the pattern's own population, and a head's group may hold
 #: a backdoor's poisons among as many clean samples giving the same answer (a binary answer: 83 of the
 #: 208 'right' answers of a head on the held-out SIG backdoor whose target is 'right'), which then carry
-#: it in the poisons' share. Content groups carry theirs in 58-95% (clean data at seed 11) and answer
-#: alike in 7-21%: what confirms a trigger is its carriers answering alike, not this gate
+#: it in the poisons' share. Content groups carry theirs in 50-96% (clean data at seed 11; two 0%) and answer
+#: alike in 7-24%: what confirms a trigger is its carriers answering alike, not this gate
 #: (docs/LEVERS.md "Old development cases measured again", `scripts/shared_gate_probe.py`).
 PATTERN_SHARED = 0.25
 
