@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from tcap_viz.benchmark.cases import RATES
 from tcap_viz.data import ATTACKS, DEFAULT_TARGET, IMAGE_SIZE, QUESTION_TYPES, DatasetError
 from tcap_viz.demo import BASE_MODEL
 
@@ -182,7 +183,7 @@ def cmd_report(args) -> None:
         except (OSError, json.JSONDecodeError) as err:
             sys.exit(f"error: {args.variants}: {err}; give a JSON object of name -> make-data settings")
     try:
-        bench = Benchmark(args.work, args.cases, args.seeds, variants, finetune=args.finetune, steps=args.steps,
+        bench = Benchmark(args.work, args.cases, args.seeds, variants, rates=args.rates, finetune=args.finetune, steps=args.steps,
                           n_train=args.n_train, n_test=args.n_test, base=args.base or BASE_MODEL, results=args.results)
         if not args.render:
             bench.run(device=args.device, workers=args.workers, retrain=not args.no_retrain,
@@ -191,6 +192,9 @@ def cmd_report(args) -> None:
             print(f"report: {bench.write(args.out)}")
         else:
             print(bench.report())
+        if stale := bench.stale():
+            print(f"{len(stale)} cached result(s) of an earlier detector left out of the report (listed at its end)",
+                  file=sys.stderr)
     except ValueError as err:
         sys.exit(f"error: {err}")
 
@@ -297,9 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of the shipped base, its clean accuracy and attack success, a scan with every "
                                    "detector, the ablation of the default's levers, and a retraining without what "
                                    "was flagged. Every step is cached under --work, so a second run resumes.")
-    p.add_argument("--cases", nargs="+", default=None, help="cases to run (default: every variant at 10%% and 5%%, "
+    p.add_argument("--cases", nargs="+", default=None, help="cases to run (default: every variant at each of --rates, "
                                                             "and clean)")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--rates", nargs="+", type=int, default=list(RATES),
+                   help="poison rates in percent of the default cases (every variant at each, and clean)")
     p.add_argument("--variants", type=Path, default=None,
                    help="a JSON file of your own attacks, name -> make-data settings, e.g. "
                         "{\"faint_blend\": {\"attack\": \"blend\", \"attack_params\": {\"alpha\": 0.1}}} "

@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import os
 import re
+import shlex
 import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -81,34 +82,44 @@ class Benchmark:
         return self.results()
 
     def results(self) -> list[dict]:
-        """The cached results of this benchmark's cases and seeds (those measured so far)."""
-        found = []
+        """The cached results of this benchmark's cases and seeds measured by today's detector."""
+        return self._cached()[0]
+
+    def stale(self) -> list[tuple[str, int]]:
+        """The cases and seeds whose cached result an earlier detector measured: not mixed into the
+        report, listed in it; a run without --render detects them anew from the cached scan."""
+        return self._cached()[1]
+
+    def _cached(self) -> tuple[list[dict], list[tuple[str, int]]]:
+        found, stale = [], []
         for case in self.cases:
             for seed in self.seeds:
                 path = self.results_dir / f"{case}-s{seed}-{self.finetune}-{self.recipe_steps}.json"
                 if not path.exists():
                     continue
                 result = json.loads(path.read_text())
-                if result["settings"] != self.settings(case, seed):
-                    detector_only = {**result["settings"], "detection": DETECTION} == self.settings(case, seed)
-                    raise ValueError(f"{path} was measured " + (
-                        "by an earlier detector: run the benchmark again without --render (it detects anew from "
-                        "the cached scan, in seconds)" if detector_only else
-                        "with other settings than this benchmark's; delete it (and the case's models and runs) to "
-                        "measure it again"))
-                found.append(result)
-        return found
+                if result["settings"] == self.settings(case, seed):
+                    found.append(result)
+                elif {**result["settings"], "detection": DETECTION} == self.settings(case, seed):
+                    stale.append((case, seed))
+                else:
+                    raise ValueError(f"{path} was measured with other settings than this benchmark's; delete it (and "
+                                     "the case's models and runs) to measure it again")
+        return found, stale
 
     def report(self) -> str:
         """The markdown report of what is measured so far."""
-        return render(self.results(), self.cases)
+        found, stale = self._cached()
+        return render(found, self.cases, stale)
 
     def write(self, path: str | Path) -> Path:
-        """Write the report; refuses when nothing is measured (an existing report is kept)."""
-        results = self.results()
-        if not results:
-            raise ValueError(f"no results under {self.results_dir} for these cases and seeds; {path} is left as it is")
-        atomic_write_text(Path(path), render(results, self.cases))
+        """Write the report; refuses when nothing is measured by today's detector (an existing report is kept)."""
+        found, stale = self._cached()
+        if not found:
+            raise ValueError(f"no results of today's detector under {self.results_dir} for these cases and seeds"
+                             + (f" ({len(stale)} of an earlier one: run without --render to detect them anew)" if stale
+                                else "") + f"; {path} is left as it is")
+        atomic_write_text(Path(path), render(found, self.cases, stale))
         return Path(path)
 
 
@@ -145,7 +156,27 @@ def _commands(results: list[dict]) -> dict[str, int]:
     cases: dict[str, set] = {}
     for k, command in made + measured:
         cases.setdefault(re.sub(r" --out \S+", "", command), set()).add(k)
-    return {command: len(ks) for command, ks in cases.items()}
+    merged: dict[tuple, tuple[list[str], list[str], set]] = {}  # one case at a time: one command of them all
+    for command, ks in cases.items():
+        words, listed = _without_cases(command)
+        _, union, members = merged.setdefault(tuple(words), (words, [], set()))
+        union += [c for c in listed if c not in union]
+        members |= ks
+    return {shlex.join(words + (["--cases", *union] if union else [])): len(ks) for words, union, ks in merged.values()}
+
+
+def _without_cases(command: str) -> tuple[list[str], list[str]]:
+    """A command's words without its ``--cases`` list, and that list (commands that differ only there
+    are one run over all their cases)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # not a command line: kept as it is
+        return [command], []
+    if "--cases" not in words:
+        return words, []
+    start = words.index("--cases") + 1
+    end = next((i for i in range(start, len(words)) if words[i].startswith("--")), len(words))
+    return words[:start - 1] + words[end:], words[start:end]
 
 
 def _mean(values) -> float:
@@ -255,7 +286,8 @@ def _followed_table(results: list[dict], cases: list[str]) -> list[str]:
                                   _confirmation_cell(g | {"source": "TCAP"}) for g in groups)])
 
 
-def render(results: list[dict], cases: list[str]) -> str:
+def render(results: list[dict], cases: list[str], stale: list[tuple[str, int]] = ()) -> str:
+    """The markdown report of ``results``; ``stale``: the cases and seeds an earlier detector measured, listed."""
     by_case: dict[str, list[dict]] = {}
     for r in results:
         by_case.setdefault(r["settings"]["case"], []).append(r)
@@ -361,7 +393,15 @@ def render(results: list[dict], cases: list[str]) -> str:
                          f"{_stat([r['clean_only'].get('asr') for r in rs])} |")
     lines += modality_section(by_case, measured, label)
     lines += ["", "## Against the targets", ""] + [f"- {line}" for line in target_notes(by_case, measured)]
-    missing = [c for c in cases if c not in by_case]
+    if stale:
+        seeds: dict[str, list[int]] = {}
+        for case, seed in stale:
+            seeds.setdefault(case, []).append(seed)
+        lines += ["", "## Measured by an earlier detector, left out", "",
+                  ", ".join(f"{label(c)} (seed{'s' * (len(s) > 1)} {', '.join(map(str, s))})" for c, s in seeds.items())
+                  + ". Their numbers are not mixed into the tables above: `tcap-viz report` without `--render` "
+                  "detects them anew from the cached scans (minutes), or fine-tunes again where the scans are gone."]
+    missing = [c for c in cases if c not in by_case and c not in {case for case, _ in stale}]
     if missing:
         lines += ["", "## Not measured yet", "", ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"

@@ -116,8 +116,10 @@ def test_a_result_of_an_earlier_detector_is_detected_anew_not_mixed_in(measured,
     old["settings"]["detection"] = "an earlier detector"
     old["metrics"]["tcap"]["f1"] = -1.0
     path.write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="earlier detector: run the benchmark again without --render"):
-        bench.results()
+    assert [r["settings"]["case"] for r in bench.results()] == ["clean"] and bench.stale() == [("badnet-10", 0)]
+    text = bench.report()  # listed, not mixed in, and not called unmeasured
+    assert "## Measured by an earlier detector, left out\n\nbadnet-10 (seed 0)." in text
+    assert "| badnet-10 |" not in text and "-100.0" not in text and "Not measured yet" not in text
     monkeypatch.setattr("tcap_viz.model.finetune.finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
     again = Benchmark(bench.work, cases=["badnet-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
                       n_test=8).run(device="cpu", show_progress=False, retrain=False)[0]
@@ -216,7 +218,16 @@ def test_the_report_quotes_the_command_that_made_the_retrainings_before_the_one_
     results = [{"command": "report --no-retrain --out x.md", "retrain_command": "report --cases a"},
                {"command": "report --no-retrain", "retrain_command": "report --cases a"},
                {"command": "report --no-retrain"}, {"command": "report --cases b", "retrain_command": "report --cases b"}]
-    assert _commands(results) == {"report --cases a": 2, "report --cases b": 1, "report --no-retrain": 3}
+    assert _commands(results) == {"report --cases a b": 3, "report --no-retrain": 3}  # the same run over more cases
+
+
+def test_commands_that_differ_only_in_their_cases_are_quoted_as_one():
+    from tcap_viz.benchmark.report import _commands
+
+    one_at_a_time = [{"command": f"tcap-viz report --no-retrain --seeds {seed} --cases {case} --workers 1"}
+                     for case, seed in (("x-5", 1), ("y-5", 1), ("x-5", 1), ("clean", 4), ("z-5", 1))]
+    assert _commands(one_at_a_time) == {"tcap-viz report --no-retrain --seeds 1 --workers 1 --cases x-5 y-5 z-5": 4,
+                                        "tcap-viz report --no-retrain --seeds 4 --workers 1 --cases clean": 1}
 
 
 def test_a_re_measure_without_retraining_keeps_the_command_that_made_the_retrainings(measured, tmp_path, monkeypatch):
@@ -324,3 +335,9 @@ def test_the_poisons_of_a_backdoor_going_two_ways_are_located_on_each_route(two_
     assert result["where"]["carriers"] == result["where"]["answering"] == sum(s.poisoned for s in two_route_backdoor)
     del result["where"]["routes"]  # stored before routes were: measured again on the next run
     assert not _located(result)
+
+
+def test_the_command_line_takes_the_rates_of_its_default_cases(tmp_path, capsys):
+    main(["report", "--rates", "5", "--render", "--work", str(tmp_path)])
+    missing = capsys.readouterr().out.split("## Not measured yet")[1]
+    assert "badnet-5" in missing and "clean" in missing and "-10" not in missing
