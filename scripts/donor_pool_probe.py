@@ -1,8 +1,8 @@
 """Why the development case 'right' by SIG was missed (docs/LEVERS.md "Old development cases measured
 again"): the modality of the next head's group holding its poisons (L3H14's 'right' answers), with the swap's
 donors as the scan took them before item 21 (outside everything TCAP flagged, giving another answer) and
-outside only the group judged (since item 21 the scan takes those outside what the head flagged). TCAP flagged every 'left' answer, so the first pool has no
-position question.
+outside only the group judged (since item 21 the scan takes those outside what the head flagged). TCAP
+flagged every 'left' answer, so the first pool has no position question.
 
     python scripts/donor_pool_probe.py runs/heldout/runs/sig_right-5-s1-lora-600 "g1 of L3H14"
 """

@@ -183,8 +183,9 @@ def cmd_report(args) -> None:
         except (OSError, json.JSONDecodeError) as err:
             sys.exit(f"error: {args.variants}: {err}; give a JSON object of name -> make-data settings")
     try:
-        bench = Benchmark(args.work, args.cases, args.seeds, variants, rates=args.rates, finetune=args.finetune, steps=args.steps,
-                          n_train=args.n_train, n_test=args.n_test, base=args.base or BASE_MODEL, results=args.results)
+        bench = Benchmark(args.work, args.cases, args.seeds, variants, rates=args.rates, finetune=args.finetune,
+                          steps=args.steps, n_train=args.n_train, n_test=args.n_test, base=args.base or BASE_MODEL,
+                          results=args.results)
         if not args.render:
             bench.run(device=args.device, workers=args.workers, retrain=not args.no_retrain,
                       command=" ".join(["tcap-viz report", *map(shlex.quote, args.argv)]))

@@ -150,33 +150,35 @@ def _coherence_cell(scores: dict) -> str:
 def _commands(results: list[dict]) -> dict[str, int]:
     """The commands that measured the results, with how many cases each, in the order that reproduces
     them: those that made the retrainings first (a later run reads them); where the markdown went
-    (``--out``) is left out: it changes no number."""
+    (``--out``) is left out: it changes no number. Commands that differ only in their ``--cases`` (cases
+    measured one at a time) are quoted as one run over all of them."""
     made = [(k, r["retrain_command"]) for k, r in enumerate(results) if "retrain_command" in r]
     measured = [(k, r.get("command") or "a command not recorded") for k, r in enumerate(results)]
     cases: dict[str, set] = {}
     for k, command in made + measured:
         cases.setdefault(re.sub(r" --out \S+", "", command), set()).add(k)
-    merged: dict[tuple, tuple[list[str], list[str], set]] = {}  # one case at a time: one command of them all
+    runs: dict[tuple, tuple[list[str], list[str], set]] = {}  # the words but --cases -> its commands, cases, results
     for command, ks in cases.items():
         words, listed = _without_cases(command)
-        _, union, members = merged.setdefault(tuple(words), (words, [], set()))
+        commands, union, members = runs.setdefault(words, ([], [], set()))
+        commands.append(command)
         union += [c for c in listed if c not in union]
         members |= ks
-    return {shlex.join(words + (["--cases", *union] if union else [])): len(ks) for words, union, ks in merged.values()}
+    return {(commands[0] if len(commands) == 1 else shlex.join([*words, *(["--cases", *union] if union else [])])):
+            len(ks) for words, (commands, union, ks) in runs.items()}
 
 
-def _without_cases(command: str) -> tuple[list[str], list[str]]:
-    """A command's words without its ``--cases`` list, and that list (commands that differ only there
-    are one run over all their cases)."""
+def _without_cases(command: str) -> tuple[tuple[str, ...], list[str]]:
+    """A command's words without its ``--cases`` list, and that list."""
     try:
         words = shlex.split(command)
-    except ValueError:  # not a command line: kept as it is
-        return [command], []
+    except ValueError:  # not a command line: merged with nothing
+        return (command,), []
     if "--cases" not in words:
-        return words, []
+        return tuple(words), []
     start = words.index("--cases") + 1
     end = next((i for i in range(start, len(words)) if words[i].startswith("--")), len(words))
-    return words[:start - 1] + words[end:], words[start:end]
+    return (*words[:start - 1], *words[end:]), words[start:end]
 
 
 def _mean(values) -> float:
@@ -401,7 +403,8 @@ def render(results: list[dict], cases: list[str], stale: list[tuple[str, int]] =
                   ", ".join(f"{label(c)} (seed{'s' * (len(s) > 1)} {', '.join(map(str, s))})" for c, s in seeds.items())
                   + ". Their numbers are not mixed into the tables above: `tcap-viz report` without `--render` "
                   "detects them anew from the cached scans (minutes), or fine-tunes again where the scans are gone."]
-    missing = [c for c in cases if c not in by_case and c not in {case for case, _ in stale}]
+    listed = {case for case, _ in stale}
+    missing = [c for c in cases if c not in by_case and c not in listed]
     if missing:
         lines += ["", "## Not measured yet", "", ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"

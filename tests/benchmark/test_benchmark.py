@@ -227,7 +227,8 @@ def test_commands_that_differ_only_in_their_cases_are_quoted_as_one():
     one_at_a_time = [{"command": f"tcap-viz report --no-retrain --seeds {seed} --cases {case} --workers 1"}
                      for case, seed in (("x-5", 1), ("y-5", 1), ("x-5", 1), ("clean", 4), ("z-5", 1))]
     assert _commands(one_at_a_time) == {"tcap-viz report --no-retrain --seeds 1 --workers 1 --cases x-5 y-5 z-5": 4,
-                                        "tcap-viz report --no-retrain --seeds 4 --workers 1 --cases clean": 1}
+                                        "tcap-viz report --no-retrain --seeds 4 --cases clean --workers 1": 1}
+    assert _commands([{"command": "report 'unbalanced"}]) == {"report 'unbalanced": 1}  # quoted as it was
 
 
 def test_a_re_measure_without_retraining_keeps_the_command_that_made_the_retrainings(measured, tmp_path, monkeypatch):
