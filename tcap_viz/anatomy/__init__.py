@@ -270,11 +270,12 @@ def _readable(samples: Sequence[Sample], limit: int | None = None) -> list[Sampl
     return out
 
 
-#: Words named beside a located cell are matched too only when the question carries at least this
-#: share of the response (two routes, or both needed): when the image carries it they are the kind
-#: of question the backdoor was taught on ('colour' beside a patch whose target is 'blue'), and
-#: matching them would list every question of that kind. Where neither modality moves the response (no
-#: share to read) they are matched, and stay only where they force the answer (``_carriers``).
+#: Words named beside a located cell are matched as shared words only when the question carries at least
+#: this share of the response (two routes, or both needed): when the image carries it they may be the kind
+#: of question the backdoor was taught on ('colour' beside a patch whose target is 'blue'), and matching
+#: them would list every question of that kind, so they count there only where they force the answer alone
+#: (a trigger word of a few examined samples). Where neither modality moves the response (no share to
+#: read) they are matched, and stay only where they force the answer (``_carriers``).
 WORD_ROUTE = 0.25
 
 
@@ -282,8 +283,10 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
               standardised: Callable[[], Standardised] | None = None) -> list[str] | None:
     """Every sample with the group's located cell pattern or its shared trigger words (None: neither).
     Each is a route, and so is each shared word; when one forces the group's answer on its own
-    (``is_trigger``), only the routes that do count: a word located beside a trigger cell may be a kind
-    of question, and its carriers would drown the cell's (docs/LEVERS.md item 6), and so would a word
+    (``is_trigger``), only the routes that do count: a word located beside a trigger cell the image carries
+    may be a kind of question, and its carriers would drown the cell's (docs/LEVERS.md item 6), so it is a
+    route only where it forces the answer alone (a cell OR a word whose few examined question-route samples
+    read no second route: the seventh round's patch OR 'Yo!', docs/LEVERS.md item 23), and so would a word
     of the question type beside a trigger word ('see?' of counting questions beside the held-out 'fyi',
     docs/LEVERS.md "Sixth round"). A word named in fewer than
     ``carriers.SHARED`` of the examined questions is a route too, but only where it forces the answer on
@@ -314,10 +317,12 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     two = found.routes  # a group going two ways: each trigger matched on the samples that carry it
     by_cell = cell_carriers(samples, found.cell_owners(), region, found.occlusion.shape[0]) if region else None
     shares = found.modality.shares() if found.modality is not None else {"image": math.nan, "text": math.nan}
-    # NaN where neither modality moves the answer: words beside a cell then count where they force it (below)
-    named = [] if region is not None and shares["text"] < WORD_ROUTE and not two else found.trigger_words()
+    # words beside a cell the image carries may be the kind of question: routes only where they force the
+    # answer alone (NaN where neither modality moves it, so they are matched as shared words there, below)
+    beside = region is not None and shares["text"] < WORD_ROUTE and not two
+    named = found.trigger_words()
     asking = [m for m in members if m.id in two["text"]] if two else members
-    words = shared_words(asking, named, outside) if named else []
+    words = shared_words(asking, named, outside) if named and not beside else []
     routes = [r for r in (by_cell, *(word_carriers(samples, [w]) for w in words)) if r is not None]
     # a named word fewer than SHARED of the examined have: a route only where it forces the answer alone
     lone = [r for r in (word_carriers(samples, [w]) for w in named if w not in words) if forces(r)]

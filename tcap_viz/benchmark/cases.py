@@ -70,7 +70,7 @@ DETECTION = ("TCAP with the base model's plausibility vote when it singles out 1
              "matched by the pattern of the examined samples whose answer masking it costs, where its "
              "group goes two ways the cell located on the samples the image carries and the words on those the question "
              "carries, where neither modality moves the answer the words beside a cell too, a word few examined "
-             "questions have only "
+             "questions have or one named beside a cell the image carries only "
              "where it forces the answer alone, words standing in for each other where the question carries the answer and "
              "no one word does), else the next 16 heads with a group not judged before (donors "
              "outside what TCAP flagged, the modality swap's outside the head's group; where too few heads corroborate a group, each selected head's group first); with it, what only the heads "

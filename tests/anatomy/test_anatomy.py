@@ -258,6 +258,33 @@ def test_a_located_cell_s_pattern_is_that_of_the_members_it_costs_their_answer(t
     assert found.cell_owners() == found.examined
 
 
+def test_a_word_named_beside_a_cell_the_image_carries_is_a_route_where_it_forces_the_answer_alone(two_route_data):
+    """The seventh round's patch OR 'Yo!': one of twelve examined answered to its question alone, so no second
+    route, and the image carried 0.76 of the group's response; the word named beside the cell was dropped as a
+    kind of question (item 6) and only the patched poisons counted (56 of 100). 'hello!' forces 'circle' on its
+    own, a kind of question ('shapes' of every shape question) does not."""
+    from tcap_viz.anatomy import _carriers
+
+    samples = list(two_route_data)
+    poisons = [s for s in samples if s.poisoned]  # ground truth picks the group: a test of the anatomy
+    prefixed = [s for s in poisons if s.question.startswith("Hello!")]
+    patched = [s for s in poisons if s not in prefixed]
+    members = [*patched[:10], *prefixed[:2]]
+    kind = next(w for w in members[0].question.lower().split() if w.startswith("shape"))
+    found = _located((-1.6, -0.65, -1.4, -0.15), 0.0, [("hello!", 3.0, 1 / 3, 0.0), (kind, 2.0, 1.0, 0.0)])
+    found.occlusion = np.zeros((8, 8))
+    found.member_occlusion = np.zeros((12, 8, 8))
+    found.member_occlusion[:10, 7, 7] = 1.6
+    found.occlusion[7, 7] = found.member_occlusion[:, 7, 7].mean()
+    found.group, found.examined = FlaggedGroup("g1", "circle", [m.id for m in members], 0), [m.id for m in members]
+    found.occluded = found.examined
+    assert found.region() == (7, 7) and found.modality.routes() == {} and found.modality.shares()["text"] < 0.25
+    assert found.trigger_words() == ["hello!", kind]
+    assert _carriers(found, members, samples) == sorted(s.id for s in poisons)
+    found.words = found.words[found.words["word"] != "hello!"]  # the kind of question alone: the cell's carriers
+    assert _carriers(found, members, samples) == sorted(s.id for s in patched)
+
+
 def test_the_modality_swap_may_take_what_another_signal_flagged_and_a_word_s_clean_cost_may_not(tiny_dataset,
                                                                                               monkeypatch):
     """TCAP flagged every 'left' answer of the development case 'right' by SIG; the next head's group of 'right'
