@@ -285,8 +285,8 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     Each is a route, and so is each shared word; when one forces the group's answer on its own
     (``is_trigger``), only the routes that do count: a word located beside a trigger cell the image carries
     may be a kind of question, and its carriers would drown the cell's (docs/LEVERS.md item 6), so it is a
-    route only where it forces the answer alone (a cell OR a word whose few examined question-route samples
-    read no second route: the seventh round's patch OR 'Yo!', docs/LEVERS.md item 23), and so would a word
+    route only where it forces the answer alone (a patch OR a word with too few examined samples answering to
+    the question alone to read two routes: the seventh round's 'Yo!', docs/LEVERS.md item 23), and so would a word
     of the question type beside a trigger word ('see?' of counting questions beside the held-out 'fyi',
     docs/LEVERS.md "Sixth round"). A word named in fewer than
     ``carriers.SHARED`` of the examined questions is a route too, but only where it forces the answer on
