@@ -50,10 +50,10 @@ class FinetuneRecipe:
 SCRATCH_RECIPE = FinetuneRecipe(Schedule(steps=1300, batch_size=32, learning_rate=5e-4, warmup_steps=100))
 # From the base: the task is known; a short run adapts it (2000 samples in under 3 minutes on 2 cores).
 FULL_RECIPE = FinetuneRecipe(Schedule(steps=300, batch_size=16, learning_rate=3e-4, warmup_steps=20))
-# LoRA needs twice the steps (about 6 minutes for 2000 samples on 2 cores) to learn a 5% backdoor on more
-# than one seed in two: 300 steps learnt BadNet at 5% on one report seed and not on the next, and never
-# Blend; 600 learnt BadNet, Blend, SIG and the text prefix at 5% (docs/TESTBED.md). 600 steps of 8 (the
-# same compute as 300 of 16) did not learn BadNet at all.
+# LoRA needs twice the steps (about 4 minutes for 2000 samples on 2 cores, docs/HELDOUT.md) to learn a
+# 5% backdoor on more than one seed in two: 300 steps learnt BadNet at 5% on one report seed and not on
+# the next, and never Blend; 600 learnt BadNet, Blend, SIG and the text prefix at 5% (docs/TESTBED.md).
+# 600 steps of 8 (the same compute as 300 of 16) did not learn BadNet at all.
 LORA_RECIPE = FinetuneRecipe(Schedule(steps=600, batch_size=16, learning_rate=2e-3, warmup_steps=20), lora_rank=16)
 
 
