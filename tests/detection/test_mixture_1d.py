@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from tcap_viz.detection.mixture_1d import fit_1d_mixture, fit_binned_mixtures
+from tcap_viz.detection.mixture_1d import (
+    _kmeans_plus_plus,
+    _lloyd,
+    bin_statistics,
+    fit_1d_mixture,
+    fit_binned_mixtures,
+)
 
 
 def mixture_sample(n, weights, means, sds, seed=0):
@@ -47,3 +53,22 @@ def test_identical_values_form_one_narrow_component():
 def test_more_components_than_distinct_values_is_not_a_fit():
     x = np.repeat([0.0, 1.0], 50)[:, None]
     assert np.isnan(fit_binned_mixtures(x, 3)[3][0]) and np.isfinite(fit_binned_mixtures(x, 2)[3][0])
+
+
+def test_lloyd_matches_dense_k_means_on_the_bins():
+    # the textbook Lloyd step over a dense one-hot (H, B, K), as the bincount version replaced it
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0.2, 0.05, (300, 6)), rng.normal(0.7, 0.1, (100, 6))]).clip(0, 1)
+    stats = bin_statistics(x, n_bins=64)  # some bins empty
+    count, mean, _ = stats
+    centres = _kmeans_plus_plus(stats, 3, 0)
+    expected = centres
+    for _ in range(30):
+        nearest = np.argmin(np.abs(mean[..., None] - expected[:, None, :]), axis=-1)
+        resp = (nearest[..., None] == np.arange(3)) * (count > 0)[..., None]
+        weight = (resp * count[..., None]).sum(1)
+        moved = np.where(weight > 0, (resp * (count * mean)[..., None]).sum(1) / np.maximum(weight, 1e-300), expected)
+        if np.allclose(moved, expected):
+            break
+        expected = moved
+    np.testing.assert_allclose(_lloyd(stats, centres, 30), resp)
