@@ -3,7 +3,7 @@
     python scripts/bench_detection.py [--samples 100000] [--layers 32] [--heads 32] [--sklearn-heads 64]
 
 Profiles of that size are made from the demo scan's real profiles (scanned first if needed):
-samples drawn with replacement, each of the demo's 32 heads copied to fill the layers x heads
+samples drawn with replacement, each of the demo's 96 heads copied to fill the layers x heads
 grid, with 1% multiplicative noise so no two heads are identical; a real 100k x 1024 extraction
 would take hours here and adds nothing to what this measures. The default detector (`mixture="auto"`,
 which fits every head at once at this size, with a plausibility vote the heads agree with: the
@@ -44,7 +44,7 @@ def synthetic_profiles(samples: int, layers: int, heads: int) -> tuple[np.ndarra
     demo = run.load_extraction()
     if demo is None:
         demo = scan(DEMO_MODEL, DEMO_DATA, run.path).extraction
-    source = demo.profiles.reshape(len(demo.profiles), -1, 3)  # (M, 32, 3)
+    source = demo.profiles.reshape(len(demo.profiles), -1, 3)  # (M, 96, 3)
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(source), samples)
     columns = np.arange(layers * heads) % source.shape[1]

@@ -281,7 +281,7 @@ def render(results: dict) -> str:
                   "", f"Target under 60 s with the default: "
                   f"{'met' if d['default_s'] + d.get('judging_s', 0) < 60 else 'MISSED'}; head by head "
                   f"it would be {'met' if d['sklearn_s_scaled'] < 60 else 'missed'}. `mixture=\"auto\"` fits head by "
-                  "head up to 4M samples x heads (the testbed's 2000 x 64: head by head, as docs/DETECTION.md measured), "
+                  "head up to 4M samples x heads (the testbed's 2000 x 96: head by head, as docs/DETECTION.md measured), "
                   "all at once above; docs/METHOD_CHOICES.md compares the two on the detection report's cases.", ""]
     if "carriers" in results:
         c = results["carriers"]
