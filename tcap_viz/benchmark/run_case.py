@@ -8,6 +8,7 @@ import hashlib
 import json
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,16 @@ def ablation(result, truth: np.ndarray) -> dict:
     return scores
 
 
+def _training_key(samples, recipe, base: Path) -> str:
+    """Identity of a fine-tune by what it learns from: the recipe, the base and every sample in order, its
+    image by content (each case has its own copy of the same clean images)."""
+    digest = hashlib.sha256(json.dumps([asdict(recipe), str(base)], default=str).encode())
+    for sample in samples:
+        digest.update(json.dumps([sample.system, sample.question, sample.response]).encode())
+        digest.update(hashlib.sha256(sample.image_path.read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
 def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finetune_kind: str = "lora",
              device: str | None = None, threads: int | None = None, steps: int | None = None,
              retrain: bool = True, size: tuple[int, int] = (2000, 200), command: str = "",
@@ -207,9 +218,14 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
         timing = work / "timing" / f"{out.name}.json"
         if not out.exists():
             started = time.time()
-            finetune(data, out, recipe, base=base, device=device, show_progress=False)
-            timing.parent.mkdir(parents=True, exist_ok=True)
-            timing.write_text(json.dumps({"seconds": round(time.time() - started, 1), "machine": machine(device)}))
+            try:
+                finetune(data, out, recipe, base=base, device=device, show_progress=False)
+            except OSError:  # another worker's case put the same retraining in place first: the same model
+                if not out.exists():
+                    raise
+            else:
+                timing.parent.mkdir(parents=True, exist_ok=True)
+                timing.write_text(json.dumps({"seconds": round(time.time() - started, 1), "machine": machine(device)}))
         return out, json.loads(timing.read_text())["seconds"] if timing.exists() else None
 
     def loaded(out: Path) -> MLLMAdapter:
@@ -217,8 +233,8 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
             return MLLMAdapter.load(base, device=device, dtype="float32", adapter=out)
         return MLLMAdapter.load(out, device=device, dtype="float32")
 
-    def quality(out: Path) -> dict:  # cached beside the results: generation is the slow part of a re-measure
-        cached = work / "quality" / f"{out.name}.json"
+    def quality(out: Path, key: str | None = None) -> dict:  # cached: generation is the slow part of a re-measure
+        cached = work / "quality" / f"{key or out.name}.json"
         if not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(model_quality(loaded(out), splits)))
@@ -244,10 +260,12 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
         table = scanned.samples
         keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
         truly_clean = {s.id for s in train if not s.poisoned}  # the reference: only the clean samples
-        # named by what was removed, so a changed detector never reuses a stale retraining
         removals = {key: hashlib.sha256(" ".join(sorted(s.id for s in train if s.id not in kept)).encode()).hexdigest()[:12]
                     for key, kept in (("retrained", keep), ("clean_only", truly_clean))}
-        retrains = {key: work / "models" / f"{name}-retrained-{removed}" for key, removed in removals.items()}
+        # a retraining is named by what it learns from, so a changed detector never reuses a stale one, and
+        # the cases of one seed and rate, whose clean samples are the same, share theirs (one fine-tune, not one a case)
+        retrains = {key: work / "models" / f"retrained-{_training_key([s for s in train if s.id in kept], recipe, base)}"
+                    for key, kept in (("retrained", keep), ("clean_only", truly_clean))}
         # without retrain, retrainings already made are still read (a re-measure does not lose them), and
         # the command that made them is kept, so the report quotes what reproduces them
         made = all(out.exists() for out in retrains.values())
@@ -266,7 +284,8 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
                     write_dataset([s for s in train if s.id in kept], cleaned)
                 # its images stay in the case's data folder, which this benchmark made
                 retrained, _ = trained(load_dataset(cleaned, allow_outside=True), out)
-                result[key] = quality(retrained) | {"removed": len(train) - len(kept), "removal": removals[key]}
+                result[key] = (quality(retrained, f"{name}-retrained-{removals[key]}")  # its own triggered test
+                               | {"removed": len(train) - len(kept), "removal": removals[key]})
     result_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(result_file, json.dumps(result, indent=1))
     return result

@@ -282,7 +282,7 @@ def test_results_kept_apart_render_alone_and_keep_their_retrainings_when_the_mod
                       n_train=60, n_test=8, results=committed)
     assert alone.results() == results and "| badnet-10 | 1 | 6 |" in alone.report()
 
-    shutil.copytree(bench.work, tmp_path / "work", ignore=shutil.ignore_patterns("*-retrained-*", "results"))
+    shutil.copytree(bench.work, tmp_path / "work", ignore=shutil.ignore_patterns("retrained-*", "*-retrained-*", "results"))
     changed = tcap_viz.benchmark.cases.DETECTION + " (changed)"
     monkeypatch.setattr(tcap_viz.benchmark.cases, "DETECTION", changed)
     monkeypatch.setattr(tcap_viz.benchmark.run_case, "DETECTION", changed)
@@ -293,7 +293,32 @@ def test_results_kept_apart_render_alone_and_keep_their_retrainings_when_the_mod
     assert poisoned["metrics"]["tcap"]["n_flagged"] == results[0]["metrics"]["tcap"]["n_flagged"]
     assert poisoned["retrained"] == results[0]["retrained"] and poisoned["clean_only"] == results[0]["clean_only"]
     assert poisoned["retrain_command"] == "tcap-viz report --cases badnet-10 clean"
-    assert not list((tmp_path / "work" / "models").glob("*-retrained-*"))  # nothing was trained again
+    assert not list((tmp_path / "work" / "models").glob("retrained-*"))  # nothing was trained again
+
+
+def test_cases_of_one_seed_and_rate_share_a_retraining_on_the_same_samples(measured, tmp_path, monkeypatch):
+    """Blend and BadNet at 10%, seed 0, poison the same positions of the same clean data: the reference
+    without the poisons is one model, fine-tuned once; each case still scores it on its own trigger."""
+    import shutil
+
+    import tcap_viz.model.finetune
+
+    bench, results = measured
+    shutil.copytree(bench.work, tmp_path / "work", ignore=shutil.ignore_patterns("results"))
+    made = []
+    finetune = tcap_viz.model.finetune.finetune
+    monkeypatch.setattr(tcap_viz.model.finetune, "finetune", lambda data, out, *a, **k: made.append(out.name)
+                        or finetune(data, out, *a, **k))
+    blend = Benchmark(tmp_path / "work", cases=["blend-10"], seeds=[0], base=bench.base, steps=2, n_train=60,
+                      n_test=8).run(device="cpu", show_progress=False)[0]
+    badnet = results[0]
+    assert blend["clean_only"]["removal"] == badnet["clean_only"]["removal"]
+    assert blend["clean_only"]["clean_accuracy"] == badnet["clean_only"]["clean_accuracy"]  # the same model
+    # its own customer model, then the reference is BadNet's; the retraining without what it flagged is new unless
+    # that was exactly the poisons (removing nothing keeps Blend's poisons, which BadNet's data does not have)
+    assert made[0] == "blend-10-s0-lora-2"
+    assert len(made) == 1 + (blend["retrained"]["removal"] != blend["clean_only"]["removal"])
+    assert all(name.startswith("retrained-") for name in made[1:])
 
 
 def test_the_report_s_descriptions_name_the_number_of_next_heads_the_scan_examines():
