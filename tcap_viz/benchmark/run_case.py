@@ -159,9 +159,14 @@ def ablation(result, truth: np.ndarray) -> dict:
 
 
 def _training_key(samples, recipe, base: Path) -> str:
-    """Identity of a fine-tune by what it learns from: the recipe, the base and every sample in order, its
-    image by content (each case has its own copy of the same clean images)."""
-    digest = hashlib.sha256(json.dumps([asdict(recipe), str(base)], default=str).encode())
+    """Identity of a fine-tune by what it learns from: the recipe, the base's files and every sample in order,
+    its image by content (each case has its own copy of the same clean images; a checkout's path is no part)."""
+    digest = hashlib.sha256(json.dumps(asdict(recipe), default=str).encode())
+    if base.is_dir():
+        for file in sorted(f for f in base.iterdir() if f.is_file()):
+            digest.update(file.name.encode() + hashlib.sha256(file.read_bytes()).digest())
+    else:
+        digest.update(str(base).encode())  # a hub id
     for sample in samples:
         digest.update(json.dumps([sample.system, sample.question, sample.response]).encode())
         digest.update(hashlib.sha256(sample.image_path.read_bytes()).digest())
