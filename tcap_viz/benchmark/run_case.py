@@ -265,12 +265,14 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
         table = scanned.samples
         keep = set(table.loc[~table["flagged"].fillna(False).astype(bool), "id"])
         truly_clean = {s.id for s in train if not s.poisoned}  # the reference: only the clean samples
+        kept_ids = {"retrained": keep, "clean_only": truly_clean}
         removals = {key: hashlib.sha256(" ".join(sorted(s.id for s in train if s.id not in kept)).encode()).hexdigest()[:12]
-                    for key, kept in (("retrained", keep), ("clean_only", truly_clean))}
+                    for key, kept in kept_ids.items()}
+        kept_samples = {key: [s for s in train if s.id in kept] for key, kept in kept_ids.items()}
         # a retraining is named by what it learns from, so a changed detector never reuses a stale one, and
         # the cases of one seed and rate, whose clean samples are the same, share theirs (one fine-tune, not one a case)
-        retrains = {key: work / "models" / f"retrained-{_training_key([s for s in train if s.id in kept], recipe, base)}"
-                    for key, kept in (("retrained", keep), ("clean_only", truly_clean))}
+        retrains = {key: work / "models" / f"retrained-{_training_key(kept, recipe, base)}"
+                    for key, kept in kept_samples.items()}
         # without retrain, retrainings already made are still read (a re-measure does not lose them), and
         # the command that made them is kept, so the report quotes what reproduces them
         made = all(out.exists() for out in retrains.values())
@@ -283,10 +285,11 @@ def run_case(work: Path, base: Path, variants: dict, case: str, seed: int, finet
         elif retrain or made:
             result["retrain_command"] = (previous.get("retrain_command") or previous.get("command")
                                          if made and "retrained" in previous else command)
-            for (key, out), kept in zip(retrains.items(), (keep, truly_clean)):
+            for key, out in retrains.items():
+                kept = kept_samples[key]
                 cleaned = work / "cleaned" / f"{name}-{removals[key]}" / "data.jsonl"
                 if not cleaned.exists():
-                    write_dataset([s for s in train if s.id in kept], cleaned)
+                    write_dataset(kept, cleaned)
                 # its images stay in the case's data folder, which this benchmark made
                 retrained, _ = trained(load_dataset(cleaned, allow_outside=True), out)
                 result[key] = (quality(retrained, f"{name}-retrained-{removals[key]}")  # its own triggered test
