@@ -367,3 +367,19 @@ def test_the_command_line_takes_the_rates_of_its_default_cases(tmp_path, capsys)
     main(["report", "--rates", "5", "--render", "--work", str(tmp_path)])
     missing = capsys.readouterr().out.split("## Not measured yet")[1]
     assert "badnet-5" in missing and "clean" in missing and "-10" not in missing
+
+
+def test_seeds_locating_the_same_cell_read_the_same_whatever_masking_it_costs():
+    """DETECTION.md said "1 of 2" for every BadNet case: the seeds' readings differed only in the nats."""
+    from tcap_viz.benchmark.report import _where
+
+    def located(cell: tuple[int, int], drop: float) -> dict:
+        occlusion = np.zeros((8, 8))
+        occlusion[cell] = drop
+        return {"settings": {"target": "blue"},
+                "modality": {"values": {"none": -6.0, "image": -0.5, "text": -6.0, "both": -0.5}, "n_samples": 6,
+                             "per_sample": None},
+                "where": {"occlusion": occlusion.tolist(), "words": [], "samples": 6}}
+
+    assert _where([located((7, 7), 3.1), located((7, 7), 2.4)]).endswith("masking it costs 3.10 nats). (2 of 2)")
+    assert _where([located((7, 7), 3.1), located((0, 0), 3.1)]).endswith("(1 of 2)")
