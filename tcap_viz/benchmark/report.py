@@ -394,6 +394,7 @@ def render(results: list[dict], cases: list[str], stale: list[tuple[str, int]] =
                          f"{_stat([r['model'].get('asr') for r in rs])} | {_stat([r['retrained'].get('asr') for r in rs])} | "
                          f"{_stat([r['clean_only'].get('asr') for r in rs])} |")
     lines += modality_section(by_case, measured, label)
+    lines += _per_run_table(by_case, measured, label)
     lines += ["", "## Against the targets", ""] + [f"- {line}" for line in target_notes(by_case, measured)]
     if stale:
         seeds: dict[str, list[int]] = {}
@@ -444,6 +445,29 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
                      f"{_stat([m['shares']['interaction'] for m in ms])} | "
                      + " / ".join(str(kinds.count(k)) for k in ("image", "text", "both", "neither"))
                      + f" | {_reading(by_case[case])} | {_where(by_case[case])} |")
+    return lines
+
+
+def _per_run_table(by_case: dict[str, list[dict]], measured: list[str], label) -> list[str]:
+    """Each seed's own numbers, which the means above hide: how far seeds spread, and which one missed."""
+    def pct(value: float | None) -> str:
+        return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+    columns = ["model clean acc", "model ASR", *DETECTORS.values(), "BYE AUROC", "heads only", "vote alone",
+               "retrained clean acc", "retrained ASR", "phi_text"]
+    lines = ["", "## Per run", "", ("In percent; F1, or the share of samples flagged on clean data; phi_text is the "
+                                    "question's share of the poisons' response (the modality table)."), "",
+             "| case | seed | " + " | ".join(columns) + " |", "|---" * (2 + len(columns)) + "|"]
+    for case in measured:
+        field = "flagged_fraction" if case == "clean" else "f1"
+        for r in by_case[case]:  # in the order of the seeds asked for
+            cells = [r["model"]["clean_accuracy"], r["model"].get("asr"),
+                     *[(_detector_metrics(r, k) or {}).get(field) for k in DETECTORS],
+                     (_detector_metrics(r, "baseline") or {}).get("auroc"),
+                     *[r["ablation"].get(name, {}).get(field) for name in ("heads only", "vote alone")],
+                     r.get("retrained", {}).get("clean_accuracy"), r.get("retrained", {}).get("asr"),
+                     r.get("modality", {}).get("shares", {}).get("text")]
+            lines.append(f"| {label(case)} | {r['settings'].get('seed', '-')} | " + " | ".join(pct(c) for c in cells) + " |")
     return lines
 
 

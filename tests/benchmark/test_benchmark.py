@@ -51,7 +51,7 @@ def test_the_report_has_every_table_and_marks_what_was_measured(measured):
     bench, _ = measured
     text = bench.report()
     for heading in ("## Detection F1", "## Precision, recall", "## Ablation", "## Do the flagged samples share one",
-                    "## Retrained", "## Which modality carries the backdoor", "## Against the targets"):
+                    "## Retrained", "## Which modality carries the backdoor", "## Per run", "## Against the targets"):
         assert heading in text
     assert "Produced by `tcap-viz report --cases badnet-10 clean` (2 cases) (in that order" in text and "60 training samples" in text
     assert "| badnet-10 | 1 | 6 |" in text and "| clean *dev* | 1 | 0 |" in text  # development cases are marked
@@ -383,3 +383,22 @@ def test_seeds_locating_the_same_cell_read_the_same_whatever_masking_it_costs():
 
     assert _where([located((7, 7), 3.1), located((7, 7), 2.4)]).endswith("masking it costs 3.10 nats). (2 of 2)")
     assert _where([located((7, 7), 3.1), located((0, 0), 3.1)]).endswith("(1 of 2)")
+
+
+def test_each_seed_s_own_numbers_are_listed_beside_the_means():
+    """The README quoted seeds' own numbers (a BYE AUROC, one seed's missed ASR) that no table of means showed."""
+    from tcap_viz.benchmark.report import _per_run_table
+
+    def run(seed: int, f1: float, auroc: float) -> dict:
+        scored = {"f1": f1, "auroc": auroc}
+        return {"settings": {"seed": seed}, "model": {"clean_accuracy": 0.9, "asr": 0.845 if seed == 2 else 1.0},
+                "metrics": {"tcap": scored, "baseline": scored, "activation_clustering": scored,
+                            "spectral_signatures": scored},
+                "ablation": {"paper": scored, "heads only": {"f1": 0.25}, "vote alone": {"f1": 1.0}},
+                "retrained": {"clean_accuracy": 0.905, "asr": 0.0},
+                "modality": {"shares": {"text": 0.949}}}
+
+    lines = _per_run_table({"dual_and-10": [run(1, 1.0, 0.25), run(2, 0.5, float("nan"))]}, ["dual_and-10"], str)
+    assert lines[-2] == ("| dual_and-10 | 1 | 90.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 25.0 | 25.0 | "
+                         "100.0 | 90.5 | 0.0 | 94.9 |")
+    assert lines[-1].startswith("| dual_and-10 | 2 | 90.0 | 84.5 | 50.0 |") and "| - | 25.0 |" in lines[-1]
