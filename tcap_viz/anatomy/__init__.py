@@ -162,6 +162,17 @@ class GroupAnatomy:
         every position question beside the development case 'right' by SIG read as where it hung)."""
         return [] if self.spread else self.trigger_words()
 
+    def location(self) -> tuple:
+        """What ``where`` names, without its numbers: the cell, the square of cells, the words, the phrase, a
+        pattern over the whole image, and whether the model barely answers to it. Two seeds locating the same
+        trigger give the same key, whatever masking it costs or how many samples each route holds."""
+        region = self.region()
+        block = self.block if region is None else None
+        words, phrase = tuple(self.named_words()), tuple(self.phrase)
+        spread = self.spread and not (region or block or words or phrase)
+        weak = self.modality is not None and self.modality.effect < MIN_EFFECT
+        return region, block, words, phrase, spread, weak
+
     def where(self) -> str:
         """Where the trigger sits, in plain words."""
         parts = []

@@ -481,9 +481,9 @@ def _where(results: list[dict]) -> str:
     """The first seed's trigger location, and on how many seeds it reads the same: the same place and words,
     whatever masking it costs or how many samples each route holds (every BadNet seed read "1 of 2" when
     the nats were compared too)."""
-    read = [poisons_anatomy(r).where() for r in results if "where" in r]
-    places = [re.sub(r"\d+\.\d+|over the \d+ samples", "#", line) for line in read]
-    return f"{read[0]} ({places.count(places[0])} of {len(read)})" if read else "-"
+    anatomies = [poisons_anatomy(r) for r in results if "where" in r]
+    places = [a.location() for a in anatomies]
+    return f"{anatomies[0].where()} ({places.count(places[0])} of {len(places)})" if anatomies else "-"
 
 
 def target_notes(by_case: dict[str, list[dict]], cases: list[str]) -> list[str]:

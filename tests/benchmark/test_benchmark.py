@@ -373,16 +373,18 @@ def test_seeds_locating_the_same_cell_read_the_same_whatever_masking_it_costs():
     """DETECTION.md said "1 of 2" for every BadNet case: the seeds' readings differed only in the nats."""
     from tcap_viz.benchmark.report import _where
 
-    def located(cell: tuple[int, int], drop: float) -> dict:
+    def located(cell: tuple[int, int], drop: float, answered: float = -0.5) -> dict:
         occlusion = np.zeros((8, 8))
         occlusion[cell] = drop
         return {"settings": {"target": "blue"},
-                "modality": {"values": {"none": -6.0, "image": -0.5, "text": -6.0, "both": -0.5}, "n_samples": 6,
-                             "per_sample": None},
+                "modality": {"values": {"none": -6.0, "image": answered, "text": -6.0, "both": answered},
+                             "n_samples": 6, "per_sample": None},
                 "where": {"occlusion": occlusion.tolist(), "words": [], "samples": 6}}
 
     assert _where([located((7, 7), 3.1), located((7, 7), 2.4)]).endswith("masking it costs 3.10 nats). (2 of 2)")
     assert _where([located((7, 7), 3.1), located((0, 0), 3.1)]).endswith("(1 of 2)")
+    # the same cell where one seed's model barely answers to it is another reading: a backdoor barely learnt
+    assert _where([located((7, 7), 3.1), located((7, 7), 3.1, answered=-5.9)]).endswith("(1 of 2)")
 
 
 def test_each_seed_s_own_numbers_are_listed_beside_the_means():
