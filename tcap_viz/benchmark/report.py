@@ -17,7 +17,16 @@ from tqdm.auto import tqdm
 from tcap_viz.atomic import atomic_write_text
 from tcap_viz.demo import BASE_MODEL
 
-from .cases import DETECTION, DEVELOPMENT, RATES, TARGETS, VARIANTS, case_names, case_settings, customer_recipe
+from .cases import (
+    DETECTION,
+    DEVELOPMENT,
+    RATES,
+    TARGETS,
+    VARIANTS,
+    case_names,
+    case_settings,
+    customer_recipe,
+)
 from .run_case import ABLATION, poisons_anatomy, poisons_modality, run_case
 
 #: metrics key -> column name; "paper" is read from the ablation
@@ -62,9 +71,9 @@ class Benchmark:
         """Measure every case and seed not cached yet (``workers`` at once, for a GPU machine);
         ``command``, what is running, is kept with each result and quoted by the report."""
         jobs = [(case, seed) for seed in self.seeds for case in self.cases]
-        common = dict(work=self.work, results=self.results_dir, base=self.base, variants=self.variants,
-                      finetune_kind=self.finetune, device=device, steps=self.steps, retrain=retrain, size=self.size,
-                      command=command)
+        common = {"work": self.work, "results": self.results_dir, "base": self.base, "variants": self.variants,
+                  "finetune_kind": self.finetune, "device": device, "steps": self.steps, "retrain": retrain,
+                  "size": self.size, "command": command}
         bar = tqdm(total=len(jobs), desc="benchmark cases", unit="case", disable=not show_progress)
         if workers == 1:
             for case, seed in jobs:
@@ -304,11 +313,11 @@ def render(results: list[dict], cases: list[str], stale: list[tuple[str, int]] =
         + " (in that order: those without `--no-retrain` made the retrainings the later ones read; each case's numbers are cached as JSON "
         "under the benchmark's folder, `runs/report/results/` by default; "
         "a run with other cases or seeds adds to it, and `--render` rewrites the report from all of them).",
-        f"A case: {first.get('n_train')} training samples of the customer shapes task, {first.get('n_test')} clean and "
-        f"{first.get('n_test')} triggered test samples; a "
-        f"{first.get('finetune', '-')} fine-tune of the shipped base model (`sample_data/base_model`) with the recipe of "
-        f"{schedule.get('steps')} steps, batch {schedule.get('batch_size')}, learning rate {schedule.get('learning_rate')}; "
-        "the scan in float32 with every detector at its defaults. Ground truth is used only to score.",
+        (f"A case: {first.get('n_train')} training samples of the customer shapes task, {first.get('n_test')} clean and "
+         f"{first.get('n_test')} triggered test samples; a "
+         f"{first.get('finetune', '-')} fine-tune of the shipped base model (`sample_data/base_model`) with the recipe of "
+         f"{schedule.get('steps')} steps, batch {schedule.get('batch_size')}, learning rate {schedule.get('learning_rate')}; "
+         "the scan in float32 with every detector at its defaults. Ground truth is used only to score."),
         f"Machines: {'; '.join(sorted({r['machine'] for r in results})) or '-'}. Fine-tune time per model there: "
         + (f"median {seconds[len(seconds) // 2]:.0f} s ({len(seconds)} timed; a model trained before with the same "
            "recipe is reused untimed)." if seconds else "not recorded."),
@@ -318,11 +327,11 @@ def render(results: list[dict], cases: list[str], stale: list[tuple[str, int]] =
          "reported on settings never tuned to it." if set(DEVELOPMENT) & set(measured) else
          "**Held out**: no case here is one the default's choices were made on ([`LEVERS.md`](LEVERS.md) names "
          "those); every row is reported on settings never tuned to it."),
-        "Detectors: *paper TCAP* is METHOD.md as written (`--preset paper`); *default* is the scan's (TCAP with the "
-        "base model's plausibility vote; where the heads decide alone, their finding confirmed by the trigger it "
-        "hangs on); *BYE* the attention-entropy baseline ([`BYE_FAITHFULNESS.md`]"
-        "(BYE_FAITHFULNESS.md)); *Act. Clustering* and *Spectral Sig.* the classic defences on the answer row's hidden "
-        "state, each response a class (tcap_viz/detection).",
+        ("Detectors: *paper TCAP* is METHOD.md as written (`--preset paper`); *default* is the scan's (TCAP with the "
+         "base model's plausibility vote; where the heads decide alone, their finding confirmed by the trigger it "
+         "hangs on); *BYE* the attention-entropy baseline ([`BYE_FAITHFULNESS.md`]"
+         "(BYE_FAITHFULNESS.md)); *Act. Clustering* and *Spectral Sig.* the classic defences on the answer row's hidden "
+         "state, each response a class (tcap_viz/detection)."),
         "",
         "Attacks, with the defaults of `tcap-viz make-data`:",
         "",
@@ -371,9 +380,9 @@ def render(results: list[dict], cases: list[str], stale: list[tuple[str, int]] =
     lines += _followed_table(results, cases)
     coherence = ("heads only", "default")
     lines += ["", "## Do the flagged samples share one answer? (the group-coherence lever)", "",
-              "Per seed: samples flagged, the share of them giving their most common answer, and how often that answer "
-              "occurs among the samples not flagged. A backdoor's target collapses its group onto one answer that is "
-              "rare elsewhere; a rule on it helps only if clean content groups do not do the same.", "",
+              ("Per seed: samples flagged, the share of them giving their most common answer, and how often that answer "
+               "occurs among the samples not flagged. A backdoor's target collapses its group onto one answer that is "
+               "rare elsewhere; a rule on it helps only if clean content groups do not do the same."), "",
               "| case | " + " | ".join(coherence) + " |", "|---" * (1 + len(coherence)) + "|"]
     for case in measured:
         lines.append(f"| {label(case)} | " + " | ".join(
@@ -381,10 +390,10 @@ def render(results: list[dict], cases: list[str], stale: list[tuple[str, int]] =
     retrained = [c for c in measured if any("retrained" in r for r in by_case[c])]
     if retrained:
         lines += ["", "## Retrained from the base without the flagged samples", "",
-                  "Beside it, the reference: the same fine-tune on only the truly clean samples (ground truth picks "
-                  "them; evaluation only).", "",
-                  "| case | removed (mean) | clean acc before | clean acc after | clean acc, clean-only reference | "
-                  "ASR before | ASR after | ASR, clean-only reference |", "|---|---|---|---|---|---|---|---|"]
+                  ("Beside it, the reference: the same fine-tune on only the truly clean samples (ground truth picks "
+                   "them; evaluation only)."), "",
+                  ("| case | removed (mean) | clean acc before | clean acc after | clean acc, clean-only reference | "
+                   "ASR before | ASR after | ASR, clean-only reference |"), "|---|---|---|---|---|---|---|---|"]
         for case in retrained:
             rs = [r for r in by_case[case] if "retrained" in r]
             lines.append(f"| {label(case)} | {_mean(r['retrained']['removed'] for r in rs):.0f} | "
@@ -417,25 +426,25 @@ def modality_section(by_case: dict[str, list[dict]], cases: list[str], label) ->
     if not rows:
         return []
     lines = ["", "## Which modality carries the backdoor (the modality-collapse paper's question)", "",
-             "On the first poisoned training samples of each case (ground truth picks them: this measures the backdoor "
-             "the model learnt, not the detector), v(S) is their mean log-probability per token of the target when only "
-             "the modalities in S keep their content (the image swapped for a clean sample's, the question for the "
-             "nearest clean question: `tcap_viz.anatomy.modality_attribution`). phi_image and phi_text are the exact "
-             "two-player Shapley values as shares of v(both) - v(none), the interaction CTI = v(both) - v(image) - "
-             "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
-             "other). Per sample, the modality carrying it (a share of 75% or more); where at least 2 samples each read "
-             "the image and the question, the backdoor goes two ways and is read as two routes. *Where*: the anatomy's "
-             "trigger location on the first 6 of them (of each route, for two routes), by the procedure that examines a scan's flagged group "
-             "(`tcap_viz.anatomy.examine`: the 8 x 8 image cell whose masking costs the target at least 0.1 nats and a "
-             "quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose deletion costs that much "
-             "beyond what it costs clean questions' own answers, over the 6, and costs those clean answers under 0.1 "
-             "nats; where no cell holds an image trigger, the pattern the poisons' images share and the square of cells "
-             "it sits in, when masking the square costs that much; where no one word's deletion costs anything, the "
-             "words the poisons' questions share that force the target), read with today's rules from the stored "
-             "drops (results stored before the square and the words were read without them), and on how many seeds "
-             "it reads the same.", "",
-             "| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
-             "neither | reading (first seed) | where (first seed; seeds reading the same) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             ("On the first poisoned training samples of each case (ground truth picks them: this measures the backdoor "
+              "the model learnt, not the detector), v(S) is their mean log-probability per token of the target when only "
+              "the modalities in S keep their content (the image swapped for a clean sample's, the question for the "
+              "nearest clean question: `tcap_viz.anatomy.modality_attribution`). phi_image and phi_text are the exact "
+              "two-player Shapley values as shares of v(both) - v(none), the interaction CTI = v(both) - v(image) - "
+              "v(text) + v(none) on the same scale (negative: either modality alone is enough; positive: they need each "
+              "other). Per sample, the modality carrying it (a share of 75% or more); where at least 2 samples each read "
+              "the image and the question, the backdoor goes two ways and is read as two routes. *Where*: the anatomy's "
+              "trigger location on the first 6 of them (of each route, for two routes), by the procedure that examines a scan's flagged group "
+              "(`tcap_viz.anatomy.examine`: the 8 x 8 image cell whose masking costs the target at least 0.1 nats and a "
+              "quarter of v(both) - v(none); the question words, in at least 2 of the 6, whose deletion costs that much "
+              "beyond what it costs clean questions' own answers, over the 6, and costs those clean answers under 0.1 "
+              "nats; where no cell holds an image trigger, the pattern the poisons' images share and the square of cells "
+              "it sits in, when masking the square costs that much; where no one word's deletion costs anything, the "
+              "words the poisons' questions share that force the target), read with today's rules from the stored "
+              "drops (results stored before the square and the words were read without them), and on how many seeds "
+              "it reads the same."), "",
+             ("| case | seeds | samples | v(both) - v(none), nats | phi_image | phi_text | CTI | samples: image / text / both / "
+              "neither | reading (first seed) | where (first seed; seeds reading the same) |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for case in rows:
         ms = [r["modality"] for r in by_case[case] if "modality" in r]
         kinds = [k for m in ms for k in m.get("sample_modalities", [])]
