@@ -176,26 +176,24 @@ class GroupAnatomy:
     def where(self) -> str:
         """Where the trigger sits, in plain words."""
         parts = []
-        region = self.region()
+        region, block, words, phrase, spread, weak = self.location()
         if region is not None:
             grid = self.occlusion.shape[0]
             parts.append(f"the image's {_place(region, grid)} (cell {region[0] + 1},{region[1] + 1} of {grid}x{grid}: "
                          f"masking it costs {self.occlusion[region]:.2f} nats{self._over('image')})")
-        if region is None and self.block is not None:
-            grid, (r, c, side) = self.occlusion.shape[0], self.block
-            parts.append(f"the image's {_place(_square_at(self.block, grid), grid)} (the {side}x{side} cells "
+        if block is not None:
+            grid, (r, c, side) = self.occlusion.shape[0], block
+            parts.append(f"the image's {_place(_square_at(block, grid), grid)} (the {side}x{side} cells "
                          f"from cell {r + 1},{c + 1} of {grid}x{grid}, where what its images share sits: masking them at "
                          f"once costs {self.block_drop:.2f} nats, no one cell alone does)")
-        words = self.named_words()
         if words:
             parts.append("the question's word" + ("s " if len(words) > 1 else " ") + ", ".join(repr(w) for w in words)
                          + (f" ({self._over('text')[2:]})" if self.routes else ""))
-        if self.phrase:
-            parts.append("the question's word" + ("s " if len(self.phrase) > 1 else " ")
-                         + ", ".join(repr(w) for w in self.phrase) + " (no one word alone: deleting it leaves the rest "
+        if phrase:
+            parts.append("the question's word" + ("s " if len(phrase) > 1 else " ")
+                         + ", ".join(repr(w) for w in phrase) + " (no one word alone: deleting it leaves the rest "
                          "of the trigger in place)")
-        weak = self.modality is not None and self.modality.effect < MIN_EFFECT
-        if not parts and self.spread:
+        if spread:
             return ("No single image region or question word holds it, but a pattern over the whole image does: the "
                     "group's images share it beyond the rest's (a blend, a sinusoid)"
                     + (f", though the model barely answers to it (v(both) - v(none) {self.modality.effect:.2f} nats): "
