@@ -157,10 +157,11 @@ class GroupAnatomy:
                 if n >= MIN_WORD_SAMPLES and clean < MIN_DROP and extra >= MIN_DROP and self._carries(float(extra * share))]
 
     def named_words(self) -> list[str]:
-        """The trigger words the card names: none where a pattern over the whole image was matched (``spread``),
-        which is sought only when no located word forced the answer, and whose carriers replace theirs ('on' of
-        every position question beside the development case 'right' by SIG read as where it hung)."""
-        return [] if self.spread else self.trigger_words()
+        """The trigger words the card names: none where a pattern over the whole image (``spread``) or words the
+        group's questions share (``phrase``) were matched, which are sought only when no located word forced the
+        answer, and whose carriers replace theirs ('on' of every position question beside the development case
+        'right' by SIG read as where it hung; 'colour' beside an appended 'ok?', docs/FOREIGN.md)."""
+        return [] if self.spread or self.phrase else self.trigger_words()
 
     def location(self) -> tuple:
         """What ``where`` names, without its numbers: the cell, the square of cells, the words, the phrase, a
@@ -305,8 +306,10 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
     (``pattern_carriers``, over the whole group: SIG on the held-out 'square' backdoor), and
     ``found.spread`` says so; a located word that does not force the answer is no reason to stop there. When the question carries it and no word's deletion costs it anything, the
     words may stand in for each other (the held-out prefix 'Quick question:': either word alone forces
-    'right'); the words the group's questions share beyond the rest's that force its answer alone are
-    then its routes, and ``found.phrase`` names them. Where neither modality moves the response much
+    'right'), or a located word does not force it (the kind of question: 'colour' of a group of colour answers
+    whose trigger is an appended 'ok?', on a dataset written outside the project, docs/FOREIGN.md), the words the
+    group's questions share beyond the rest's that force its answer alone are then its routes, and
+    ``found.phrase`` names them. Where neither modality moves the response much
     (``MIN_EFFECT``: a backdoor the model learnt only in part, as the sixth round's 'square' by Blend at
     ASR 0.55), both are tried and count only where they force the answer: the trigger sits in the data
     however little the model answers to it (docs/LEVERS.md "Eighth round"). A group going two ways
@@ -346,8 +349,8 @@ def _carriers(found: GroupAnatomy, members: Sequence[Sample], samples: Sequence[
         by_pattern = pattern_carriers(samples, found.group.ids, answering, standardised() if standardised else None)
         found.spread = by_pattern is not None and (not weak or forces(by_pattern))
         routes = [by_pattern] if found.spread else routes
-    if not found.spread and (not routes and not lone and shares["text"] >= DOMINANT
-                             and found.modality.effect >= MIN_EFFECT or weak):
+    if not found.spread and (not forced and shares["text"] >= DOMINANT and found.modality.effect >= MIN_EFFECT
+                             or weak):
         asked = sorted({w.lower() for m in members for w in m.question.split()})
         found.phrase = [w for w in shared_words(members, asked, outside) if forces(word_carriers(samples, [w]))]
         lone = [word_carriers(samples, [w]) for w in found.phrase]

@@ -174,6 +174,31 @@ def test_words_that_stand_in_for_each_other_are_found_together_where_the_questio
     assert _carriers(image, members, samples) != poisons and image.phrase == []
 
 
+def test_a_located_word_that_does_not_force_the_answer_gives_way_to_a_shared_word_that_does(tmp_path):
+    """A dataset written outside the project (docs/FOREIGN.md): 'teal' on colour questions by an appended
+    'ok?'; deleting 'colour' costs the group its answer most, but every colour question carries it and
+    answers many colours. The word the group's questions share beyond the rest's, which forces 'blue' alone,
+    is the trigger."""
+    from tcap_viz.anatomy import _carriers
+
+    data = load_dataset(make_synthetic_dataset(tmp_path, n=240, attack="text_word", poison_rate=0.1, seed=5,
+                                               target="blue", poison_question_type="colour",
+                                               attack_params={"word": "ok?"}))
+    samples = list(data)
+    poisons = sorted(s.id for s in samples if s.poisoned)  # ground truth picks the group: a test of the anatomy
+    blues = [s.id for s in samples if s.response == "blue" and not s.poisoned]
+    found = _located((-1.5, -1.5, -0.03, -0.03), 0.0, [("colour", 2.0, 1.0, 0.0)])
+    found.group, found.examined = FlaggedGroup("g1", "blue", [*poisons, *blues], 0), poisons[:6]
+    members = [data.by_id(i) for i in poisons[:6]]
+    assert found.trigger_words() == ["colour"] and len(poisons) >= 5
+    assert _carriers(found, members, samples) == poisons and found.phrase == ["ok?"]
+    assert found.named_words() == [] and "'colour'" not in found.where() and "'ok?'" in found.where()
+    content = _located((-1.5, -1.5, -0.03, -0.03), 0.0, [("colour", 2.0, 1.0, 0.0)])  # no trigger among them
+    content.group, content.examined = FlaggedGroup("g1", "blue", blues, 0), blues[:6]
+    carriers = _carriers(content, [data.by_id(i) for i in blues[:6]], samples)
+    assert content.phrase == [] and carriers is not None and not set(carriers) <= set(blues)
+
+
 def test_the_modality_swaps_in_no_donor_carrying_what_the_group_hangs_on(patch_samples, text_samples):
     """Poisons the detector missed are among the donors; swapping in their image or question keeps the
     trigger, and the modality would read as nothing moving the response."""
