@@ -5,7 +5,7 @@ output exists, so an interrupted check resumes; one JSON per case goes to --resu
 
     python scripts/foreign_check.py --cases none-0-s1 patch_word-5-s1 noise_blend-10-s1 --work runs/foreign \
         --results docs/results/foreign
-    python scripts/foreign_check.py --results docs/results/foreign --render docs/FOREIGN_RESULTS.md   # the table
+    python scripts/foreign_check.py --results docs/results/foreign --diagnose --render docs/FOREIGN_RESULTS.md
 """
 
 from __future__ import annotations
@@ -65,6 +65,46 @@ def run_case(case: str, work: Path, results: Path) -> dict:
     return record
 
 
+def diagnose(case: str, work: Path) -> dict:
+    """What the docs quote about why a case was found or missed, from the run folder and the data (ground truth
+    scores only): the plausibility vote's centre and spread and the target's mean z; the best single head's AUROC
+    over all samples and within the target answer; how many samples TCAP itself flagged of the poisoned type."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from tcap_viz.detection import PlausibilityVote
+    from tcap_viz.detection.tcap import head_statistic
+
+    run, data = work / "runs" / case, work / "data" / case
+    settings = json.loads((data / "settings.json").read_text())
+    profiles = np.load(run / "profiles.npz", allow_pickle=False)
+    records = {r["id"]: r for r in map(json.loads, (data / "train" / "data.jsonl").read_text().splitlines())}
+    ids = [str(i) for i in profiles["ids"]]
+    truth = np.array([records[i]["poisoned"] for i in ids])
+    answers = np.array([records[i]["conversations"][1]["value"] for i in ids])
+    vote = PlausibilityVote().fit(profiles["base_logprob"])
+    out = {"vote_median": vote.median_, "vote_scale": vote.scale_}
+    table = pd.read_csv(run / "samples.csv", dtype={"id": str})
+    tcap = table["tcap_posterior"].fillna(0).to_numpy() > 0.5 if "tcap_posterior" in table else table["flagged"]
+    types = table["id"].map(lambda i: records[i]["question_type"])
+    out["tcap_flagged_by_type"] = {str(k): int(v) for k, v in types[tcap].value_counts().items()}
+    if truth.any():
+        target = answers == settings["target"]
+        out["target_z"] = float(np.nanmean(vote.z_[target]))
+        shares = head_statistic(profiles["profiles"])
+        flat = shares.reshape(len(ids), -1)
+
+        def best(mask):
+            if len(set(truth[mask])) < 2:
+                return None
+            auc = np.array([roc_auc_score(truth[mask], column) for column in flat[mask].T])
+            return float(np.max(np.maximum(auc, 1 - auc)))
+
+        out["best_head_auroc"], out["best_head_auroc_within_target"] = best(np.ones(len(ids), bool)), best(target)
+    return out
+
+
 def _percent(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -97,6 +137,8 @@ def main(argv=None):
     parser.add_argument("--work", type=Path, default=Path("runs/foreign"))
     parser.add_argument("--results", type=Path, default=Path("docs/results/foreign"))
     parser.add_argument("--render", type=Path, help="write the results table here (markdown)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="add each result's diagnostics (diagnose) from its run folder under --work")
     args = parser.parse_args(argv)
     for case in args.cases:
         r = run_case(case, args.work, args.results)
@@ -104,6 +146,11 @@ def main(argv=None):
         print(f"{case}: acc {r['model']['clean_accuracy']:.3f} asr {r['model'].get('asr', float('nan')):.3f} "
               f"flagged {r['flagged']} (implausible {r['implausible']}) P {m.get('precision', 0):.2f} "
               f"R {m.get('recall', 0):.2f} F1 {m.get('f1', 0):.2f} dominant {r['dominant']}", flush=True)
+    if args.diagnose:
+        for path in sorted(args.results.glob("*.json")):
+            record = json.loads(path.read_text())
+            record["diagnostics"] = diagnose(record["case"], args.work)
+            path.write_text(json.dumps(record, indent=1))
     if args.render:
         args.render.write_text(render(args.results))
 

@@ -177,8 +177,8 @@ def test_words_that_stand_in_for_each_other_are_found_together_where_the_questio
 def test_a_located_word_that_does_not_force_the_answer_gives_way_to_a_shared_word_that_does(tmp_path):
     """A dataset written outside the project (docs/FOREIGN.md): 'teal' on colour questions by an appended
     'ok?'; deleting 'colour' costs the group its answer most, but every colour question carries it and
-    answers many colours. The word the group's questions share beyond the rest's, which forces 'blue' alone,
-    is the trigger."""
+    answers many colours. Here the same on the project's data ('blue' by 'ok?'): the word the group's
+    questions share beyond the rest's, which forces the answer alone, is the trigger."""
     from tcap_viz.anatomy import _carriers
 
     data = load_dataset(make_synthetic_dataset(tmp_path, n=240, attack="text_word", poison_rate=0.1, seed=5,
