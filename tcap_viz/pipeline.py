@@ -36,7 +36,7 @@ from tcap_viz.storage.run_dir import CONFIG, HEADS, METRICS, SAMPLES, RunDir
 
 EXTRACTION_VERSION = 2  # bump when extraction's numbers change, so old caches are not reused
 #: Part of an anatomy cache's key: raise it when tcap_viz.anatomy computes something else.
-ANATOMY_VERSION = 26
+ANATOMY_VERSION = 27
 #: What the confirmation of a finding of the heads alone read (the anatomy of TCAP's groups), in the run.
 CONFIRMATION_FILE = "confirmation.json"
 #: The anatomy of the flagged groups with an ordinary answer, followed to their trigger (``follow``).

@@ -192,8 +192,8 @@ class GroupAnatomy:
                          + (f" ({self._over('text')[2:]})" if self.routes else ""))
         if phrase:
             parts.append("the question's word" + ("s " if len(phrase) > 1 else " ")
-                         + ", ".join(repr(w) for w in phrase) + " (no one word alone: deleting it leaves the rest "
-                         "of the trigger in place)")
+                         + ", ".join(repr(w) for w in phrase) + " (shared by the group's questions beyond the rest's, "
+                         "each forcing the answer wherever it appears)")
         if spread:
             return ("No single image region or question word holds it, but a pattern over the whole image does: the "
                     "group's images share it beyond the rest's (a blend, a sinusoid)"

@@ -168,7 +168,7 @@ def test_words_that_stand_in_for_each_other_are_found_together_where_the_questio
     members = [data.by_id(i) for i in poisons[:6]]
     assert found.trigger_words() == [] and found.region() is None
     assert _carriers(found, members, samples) == poisons and found.phrase == ["question:", "quick"]
-    assert "'question:', 'quick' (no one word alone" in found.where() and found.to_dict()["phrase"] == found.phrase
+    assert "'question:', 'quick' (shared by the group's questions" in found.where() and found.to_dict()["phrase"] == found.phrase
     image = _located((-1.5, -0.03, -1.5, -0.03), 0.0, words)  # the image carries it: no words looked for
     image.group, image.examined = found.group, found.examined
     assert _carriers(image, members, samples) != poisons and image.phrase == []

@@ -343,7 +343,7 @@ def test_the_poisons_where_reads_a_stored_square_and_words_and_an_older_result_w
     assert "bottom-right corner (the 2x2 cells from cell 7,7" in poisons_anatomy(result).where()
     result["where"] |= {"spread": False, "block": None, "block_drop": None, "phrase": ["quick", "question:"]}
     result["modality"]["values"] |= {"image": -6.0, "text": -0.5}
-    assert "'quick', 'question:' (no one word alone" in poisons_anatomy(result).where()
+    assert "'quick', 'question:' (shared by the group's questions" in poisons_anatomy(result).where()
 
 
 def test_the_poisons_of_a_backdoor_going_two_ways_are_located_on_each_route(two_route_backdoor):
